@@ -1,0 +1,206 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/account"
+)
+
+func (s *Server) routes() {
+	if s.Accounts == nil {
+		return
+	}
+	s.mux.HandleFunc("POST /api/auth/signup", s.handle(s.signup))
+	s.mux.HandleFunc("POST /api/auth/login", s.handle(s.login))
+	s.mux.HandleFunc("POST /api/auth/refresh", s.handle(s.refresh))
+	s.mux.HandleFunc("GET /api/auth/me", s.handle(s.authed(s.me)))
+	s.mux.HandleFunc("GET /api/auth/sessions", s.handle(s.authed(s.sessions)))
+	s.mux.HandleFunc("DELETE /api/auth/sessions/{id}", s.handle(s.authed(s.deleteSession)))
+	s.mux.HandleFunc("POST /api/auth/logout", s.handle(s.authed(s.logout)))
+	s.mux.HandleFunc("POST /api/auth/logout-all", s.handle(s.authed(s.logoutAll)))
+	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handle(s.jwks))
+}
+
+type userJSON struct {
+	ID       string `json:"id"`
+	Email    string `json:"email"`
+	Name     string `json:"name"`
+	UserType string `json:"userType"`
+}
+
+func userOf(u *fluxauth.User) userJSON {
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, UserType: u.UserType}
+}
+
+// authResponse is the AuthResponse of SPEC.md; token is the legacy field old clients read.
+type authResponse struct {
+	Token        string   `json:"token"`
+	AccessToken  string   `json:"accessToken"`
+	RefreshToken string   `json:"refreshToken"`
+	ExpiresIn    int      `json:"expiresIn"`
+	TokenType    string   `json:"tokenType"`
+	User         userJSON `json:"user"`
+}
+
+func writeAuth(w http.ResponseWriter, status int, res *account.Result) {
+	writeJSON(w, status, authResponse{
+		Token: res.AccessToken, AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
+		ExpiresIn: res.ExpiresIn, TokenType: "Bearer", User: userOf(res.User),
+	})
+}
+
+// device collects what the request says about the client's device.
+func (s *Server) device(r *http.Request, name, fingerprint string) account.Device {
+	if h := r.Header.Get("X-Device-Fingerprint"); h != "" {
+		fingerprint = h
+	}
+	return account.Device{Name: name, Fingerprint: fingerprint, IP: s.clientIP(r), UserAgent: r.UserAgent()}
+}
+
+type signupRequest struct {
+	Email             string `json:"email"`
+	Password          string `json:"password"`
+	Name              string `json:"name"`
+	UserType          string `json:"userType"`
+	DeviceName        string `json:"deviceName"`
+	DeviceFingerprint string `json:"deviceFingerprint"`
+}
+
+func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
+	var req signupRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := s.Accounts.Signup(r.Context(), account.SignupInput{
+		Email: req.Email, Password: req.Password, Name: req.Name, UserType: req.UserType,
+		Device: s.device(r, req.DeviceName, req.DeviceFingerprint),
+	})
+	if err != nil {
+		return err
+	}
+	writeAuth(w, http.StatusCreated, res)
+	return nil
+}
+
+type loginRequest struct {
+	Email             string `json:"email"`
+	Password          string `json:"password"`
+	DeviceName        string `json:"deviceName"`
+	DeviceFingerprint string `json:"deviceFingerprint"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	var req loginRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := s.Accounts.Login(r.Context(), account.LoginInput{
+		Email: req.Email, Password: req.Password,
+		Device: s.device(r, req.DeviceName, req.DeviceFingerprint),
+	})
+	if err != nil {
+		return err
+	}
+	writeAuth(w, http.StatusOK, res)
+	return nil
+}
+
+type refreshRequest struct {
+	RefreshToken      string `json:"refreshToken"`
+	DeviceFingerprint string `json:"deviceFingerprint"`
+}
+
+func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
+	var req refreshRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := s.Accounts.Refresh(r.Context(), req.RefreshToken, s.device(r, "", req.DeviceFingerprint))
+	if err != nil {
+		return err
+	}
+	writeAuth(w, http.StatusOK, res)
+	return nil
+}
+
+// authedFunc is a handler that needs a verified caller.
+type authedFunc func(w http.ResponseWriter, r *http.Request, p *account.Principal) error
+
+func (s *Server) authed(fn authedFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.Accounts.Authenticate(r.Context(), r.Header.Get("Authorization"), s.device(r, "", ""))
+		if err != nil {
+			return err
+		}
+		return fn(w, r, p)
+	}
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	u, err := s.Accounts.Me(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]userJSON{"user": userOf(u)})
+	return nil
+}
+
+type sessionJSON struct {
+	ID         string    `json:"id"`
+	DeviceName string    `json:"deviceName"`
+	IPAddress  string    `json:"ipAddress"`
+	UserAgent  string    `json:"userAgent"`
+	CreatedAt  time.Time `json:"createdAt"`
+	LastUsedAt time.Time `json:"lastUsedAt"`
+	ExpiresAt  time.Time `json:"expiresAt"`
+	Current    bool      `json:"current"`
+}
+
+func (s *Server) sessions(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	list, err := s.Accounts.Sessions(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := make([]sessionJSON, 0, len(list))
+	for _, x := range list {
+		out = append(out, sessionJSON{
+			ID: x.ID, DeviceName: x.DeviceName, IPAddress: x.IPAddress, UserAgent: x.UserAgent,
+			CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt, Current: x.Current,
+		})
+	}
+	writeJSON(w, http.StatusOK, map[string][]sessionJSON{"sessions": out})
+	return nil
+}
+
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	if err := s.Accounts.RevokeSession(r.Context(), p, r.PathValue("id"), s.device(r, "", "")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	if err := s.Accounts.Logout(r.Context(), p, s.device(r, "", "")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	if err := s.Accounts.LogoutAll(r.Context(), p, s.device(r, "", "")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(s.Accounts.Tokens.JWKS())
+	return err
+}

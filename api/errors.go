@@ -1,0 +1,69 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+// statusOf is the one table that turns error codes into HTTP statuses.
+var statusOf = map[string]int{
+	fluxauth.EInvalidJSON:          http.StatusBadRequest,
+	fluxauth.EInvalidCredentials:   http.StatusUnauthorized,
+	fluxauth.EInvalidToken:         http.StatusUnauthorized,
+	fluxauth.ESessionRevoked:       http.StatusUnauthorized,
+	fluxauth.EInvalidRefreshToken:  http.StatusUnauthorized,
+	fluxauth.ERefreshTokenExpired:  http.StatusUnauthorized,
+	fluxauth.ERefreshTokenRevoked:  http.StatusUnauthorized,
+	fluxauth.ERefreshTokenReused:   http.StatusUnauthorized,
+	fluxauth.EInvalidIDToken:       http.StatusUnauthorized,
+	fluxauth.EForbidden:            http.StatusForbidden,
+	fluxauth.ENotFound:             http.StatusNotFound,
+	fluxauth.EProviderDisabled:     http.StatusNotFound,
+	fluxauth.EMethodNotAllowed:     http.StatusMethodNotAllowed,
+	fluxauth.EEmailTaken:           http.StatusConflict,
+	fluxauth.EAccountExists:        http.StatusConflict,
+	fluxauth.ERequestTooLarge:      http.StatusRequestEntityTooLarge,
+	fluxauth.EUnsupportedMediaType: http.StatusUnsupportedMediaType,
+	fluxauth.EValidation:           http.StatusUnprocessableEntity,
+	fluxauth.ERateLimited:          http.StatusTooManyRequests,
+	fluxauth.EInternal:             http.StatusInternalServerError,
+	fluxauth.EDatabaseUnavailable:  http.StatusServiceUnavailable,
+	fluxauth.EProviderUnavailable:  http.StatusServiceUnavailable,
+	fluxauth.EServiceUnavailable:   http.StatusServiceUnavailable,
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string            `json:"code"`
+	Message string            `json:"message"`
+	Fields  map[string]string `json:"fields,omitempty"`
+}
+
+// writeError answers with err as the standard error body. An error that is not a *fluxauth.Error is
+// internal: its text goes to the log with the request ID, never to the client. A failure to reach the
+// database becomes 503 database_unavailable.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var fe *fluxauth.Error
+	if !errors.As(err, &fe) {
+		if errors.Is(err, fluxauth.ErrUnavailable) {
+			fe = fluxauth.Wrap(fluxauth.EDatabaseUnavailable, "The service is temporarily unavailable.", err)
+		} else {
+			fe = fluxauth.Wrap(fluxauth.EInternal, "An internal error occurred.", err)
+		}
+	}
+	status, ok := statusOf[fe.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		s.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", fe.Code, "err", err)
+	} else if fe.Err != nil {
+		s.Logger.DebugContext(r.Context(), "request rejected", "code", fe.Code, "err", fe.Err)
+	}
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
+}

@@ -1,0 +1,227 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/revocation"
+	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/token"
+)
+
+// env is one fluxauth server under test with everything it is made of, so tests can reach behind
+// the API (the clock, the store, the logs).
+type env struct {
+	URL      string
+	Store    fluxauth.Store
+	Clock    *testenv.Clock
+	Accounts *account.Service
+	Logs     *syncBuffer
+	server   *httptest.Server
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type envOption func(*envConfig)
+
+type envConfig struct {
+	store    fluxauth.Store
+	keys     *token.KeySet
+	clock    *testenv.Clock
+	accounts func(*account.Service)
+}
+
+func withStore(s fluxauth.Store) envOption           { return func(c *envConfig) { c.store = s } }
+func withKeys(k *token.KeySet) envOption             { return func(c *envConfig) { c.keys = k } }
+func withClock(k *testenv.Clock) envOption           { return func(c *envConfig) { c.clock = k } }
+func withAccounts(f func(*account.Service)) envOption { return func(c *envConfig) { c.accounts = f } }
+
+// testHashParams are cheap argon2id parameters so tests run fast; production uses the defaults.
+var testHashParams = password.Params{Memory: 1024, Time: 1, Threads: 1}
+
+// newEnv starts a complete fluxauth server on loopback over a fresh SQLite database unless another
+// store is given.
+func newEnv(tb testing.TB, opts ...envOption) *env {
+	tb.Helper()
+	cfg := envConfig{}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.store == nil {
+		cfg.store = sqlite.MustOpenDB(tb)
+	}
+	if cfg.clock == nil {
+		cfg.clock = testenv.NewClock(time.Now())
+	}
+	if cfg.keys == nil {
+		ks, err := token.GenerateKeySet(cfg.clock, rand.Reader)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.keys = ks
+	}
+	issuer, err := token.NewIssuer(token.Config{Issuer: "http://fluxauth.test", Audience: "fluxstudio", Keys: cfg.keys, Clock: cfg.clock})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	acc := &account.Service{
+		Store: cfg.store, Passwords: password.New(testHashParams, 4, rand.Reader), Tokens: issuer,
+		Revocations: revocation.NewDB(cfg.store, 0, cfg.clock), Events: storeRecorder{cfg.store},
+		Clock: cfg.clock, Rand: rand.Reader, Logger: logger, Config: account.DefaultConfig(),
+	}
+	if cfg.accounts != nil {
+		cfg.accounts(acc)
+	}
+	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc}
+	ts := httptest.NewServer(srv.Handler())
+	tb.Cleanup(ts.Close)
+	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Logs: logs, server: ts}
+}
+
+type storeRecorder struct{ store fluxauth.EventStore }
+
+func (r storeRecorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
+	return r.store.InsertEvents(ctx, events...)
+}
+
+// response is a decoded HTTP answer.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r *response) json(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// errorCode returns the code of a standard error body, failing if the body is not one.
+func (r *response) errorCode(tb testing.TB) string {
+	tb.Helper()
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	r.json(tb, &body)
+	if body.Error.Code == "" || body.Error.Message == "" {
+		tb.Fatalf("not a standard error body: %s", r.Body)
+	}
+	return body.Error.Code
+}
+
+// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON.
+func (e *env) do(tb testing.TB, method, path string, body any, headers ...string) *response {
+	tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &response{Status: res.StatusCode, Header: res.Header, Body: data}
+}
+
+// authResponse mirrors SPEC.md's AuthResponse.
+type authResponse struct {
+	Token        string `json:"token"`
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	ExpiresIn    int    `json:"expiresIn"`
+	TokenType    string `json:"tokenType"`
+	User         struct {
+		ID       string `json:"id"`
+		Email    string `json:"email"`
+		Name     string `json:"name"`
+		UserType string `json:"userType"`
+	} `json:"user"`
+}
+
+// signup creates an account and returns its AuthResponse, failing unless it got 201.
+func (e *env) signup(tb testing.TB, email string, extra ...string) *authResponse {
+	tb.Helper()
+	body := map[string]string{"email": email, "password": "correct horse battery", "name": "Test User"}
+	for i := 0; i+1 < len(extra); i += 2 {
+		body[extra[i]] = extra[i+1]
+	}
+	res := e.do(tb, "POST", "/api/auth/signup", body)
+	if res.Status != http.StatusCreated {
+		tb.Fatalf("signup: %d %s", res.Status, res.Body)
+	}
+	var ar authResponse
+	res.json(tb, &ar)
+	return &ar
+}
+
+func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
+
+// events returns the audit log's events of one type, newest first.
+func (e *env) events(tb testing.TB, typ string) []*fluxauth.SecurityEvent {
+	tb.Helper()
+	evs, err := e.Store.ListEvents(context.Background(), fluxauth.EventFilter{Type: typ, Limit: 500})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return evs
+}

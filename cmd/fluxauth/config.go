@@ -1,0 +1,258 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluxstudio/fluxauth/api"
+)
+
+// Config is everything fluxauth reads from its environment and flags. Only this package reads it;
+// components get plain fields.
+type Config struct {
+	Addr            string
+	DatabaseURL     string
+	RedisURL        string
+	Issuer          string
+	Audience        string
+	LogLevel        string
+	LogFormat       string
+	AccessTTL       time.Duration
+	RefreshTTL      time.Duration
+	SessionMaxAge   time.Duration
+	RefreshGrace    time.Duration
+	JWTAlg          string
+	JWTSecret       string
+	SigningKeys     string
+	SignupUserTypes []string
+	TrustedProxies  *api.ProxyList
+	Argon2Memory    uint32
+	Argon2Time      uint32
+	Argon2Threads   uint8
+	HashWorkers     int
+	ShutdownTimeout time.Duration
+	NoMigrate       bool
+}
+
+// setting is one configuration variable: its environment name, its flag, its default and how to
+// parse it into Config.
+type setting struct {
+	env, flag, def, help string
+	parse                func(c *Config, v string) error
+}
+
+var settings = []setting{
+	{"FLUXAUTH_ADDR", "addr", "127.0.0.1:8080", "address to listen on (host:port)", func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("must be host:port, e.g. 127.0.0.1:8080 or :8080")
+		}
+		c.Addr = v
+		return nil
+	}},
+	{"FLUXAUTH_DATABASE_URL", "database-url", "sqlite:./fluxauth.db", "sqlite:PATH for embedded SQLite, postgres://… for PostgreSQL", func(c *Config, v string) error {
+		switch {
+		case strings.HasPrefix(v, "sqlite:"):
+			if strings.TrimPrefix(v, "sqlite:") == "" {
+				return fmt.Errorf("sqlite: needs a file path, e.g. sqlite:./fluxauth.db")
+			}
+		case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
+			if _, err := url.Parse(v); err != nil {
+				return fmt.Errorf("is not a valid postgres:// URL")
+			}
+		default:
+			return fmt.Errorf("must start with sqlite: or postgres://")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{"FLUXAUTH_REDIS_URL", "redis-url", "", "redis://… for rate limits and revocations shared by all instances; empty keeps them in process", func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+			return fmt.Errorf("must start with redis:// or rediss://")
+		}
+		c.RedisURL = v
+		return nil
+	}},
+	{"FLUXAUTH_ISSUER", "issuer", "", "the public URL of this service, used as the JWT iss (default: http:// + FLUXAUTH_ADDR)", func(c *Config, v string) error {
+		if v != "" {
+			if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
+				return fmt.Errorf("must be an absolute URL such as https://auth.example.com")
+			}
+		}
+		c.Issuer = v
+		return nil
+	}},
+	{"FLUXAUTH_AUDIENCE", "audience", "fluxstudio", "the JWT aud of access tokens", func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("must not be empty")
+		}
+		c.Audience = v
+		return nil
+	}},
+	{"FLUXAUTH_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
+		return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error")
+	}},
+	{"FLUXAUTH_LOG_FORMAT", "log-format", "text", "text or json", func(c *Config, v string) error {
+		return oneOf(&c.LogFormat, v, "text", "json")
+	}},
+	{"FLUXAUTH_ACCESS_TTL", "access-ttl", "15m", "lifetime of an access token (1m to 24h)", durationIn(func(c *Config) *time.Duration { return &c.AccessTTL }, time.Minute, 24*time.Hour)},
+	{"FLUXAUTH_REFRESH_TTL", "refresh-ttl", "168h", "lifetime of a refresh token, extended on each use", durationIn(func(c *Config) *time.Duration { return &c.RefreshTTL }, time.Minute, 8760*time.Hour)},
+	{"FLUXAUTH_SESSION_MAX_AGE", "session-max-age", "720h", "absolute limit of a session from sign-in", durationIn(func(c *Config) *time.Duration { return &c.SessionMaxAge }, time.Minute, 8760*time.Hour)},
+	{"FLUXAUTH_REFRESH_GRACE", "refresh-grace", "10s", "how long a just-spent refresh token still works (concurrent tabs)", durationIn(func(c *Config) *time.Duration { return &c.RefreshGrace }, 0, 5*time.Minute)},
+	{"FLUXAUTH_JWT_ALG", "jwt-alg", "ES256", "ES256 (keys, JWKS) or HS256 (shared secret for legacy verifiers)", func(c *Config, v string) error {
+		return oneOf(&c.JWTAlg, strings.ToUpper(v), "ES256", "HS256")
+	}},
+	{"FLUXAUTH_JWT_SECRET", "jwt-secret", "", "the HS256 secret, at least 32 bytes; required when FLUXAUTH_JWT_ALG=HS256", func(c *Config, v string) error {
+		c.JWTSecret = v
+		return nil
+	}},
+	{"FLUXAUTH_SIGNING_KEYS", "signing-keys", "", "the ES256 key file shared by every instance (default: fluxauth-keys.json beside the SQLite database; required with PostgreSQL)", func(c *Config, v string) error {
+		c.SigningKeys = v
+		return nil
+	}},
+	{"FLUXAUTH_SIGNUP_USER_TYPES", "signup-user-types", "client,designer", "the user types a client may choose at signup (never admin)", func(c *Config, v string) error {
+		c.SignupUserTypes = nil
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "" {
+				continue
+			}
+			if t == "admin" {
+				return fmt.Errorf("admin can never be self-assigned")
+			}
+			c.SignupUserTypes = append(c.SignupUserTypes, t)
+		}
+		if len(c.SignupUserTypes) == 0 {
+			return fmt.Errorf("must list at least one user type")
+		}
+		return nil
+	}},
+	{"FLUXAUTH_TRUSTED_PROXIES", "trusted-proxies", "", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed", func(c *Config, v string) error {
+		pl, err := api.ParseProxyList(v)
+		c.TrustedProxies = pl
+		return err
+	}},
+	{"FLUXAUTH_ARGON2_MEMORY", "argon2-memory", "19456", "argon2id memory in KiB (OWASP: 19456)", uintIn(func(c *Config, n uint64) { c.Argon2Memory = uint32(n) }, 8192, 4<<20)},
+	{"FLUXAUTH_ARGON2_TIME", "argon2-time", "2", "argon2id iterations", uintIn(func(c *Config, n uint64) { c.Argon2Time = uint32(n) }, 1, 100)},
+	{"FLUXAUTH_ARGON2_THREADS", "argon2-threads", "1", "argon2id parallelism", uintIn(func(c *Config, n uint64) { c.Argon2Threads = uint8(n) }, 1, 64)},
+	{"FLUXAUTH_HASH_WORKERS", "hash-workers", "0", "password hashes computed at once (0 = one per CPU)", uintIn(func(c *Config, n uint64) { c.HashWorkers = int(n) }, 0, 1024)},
+	{"FLUXAUTH_SHUTDOWN_TIMEOUT", "shutdown-timeout", "15s", "how long graceful shutdown waits for in-flight requests", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+func durationIn(field func(*Config) *time.Duration, min, max time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("must be a duration such as 15m or 168h")
+		}
+		if d < min || d > max {
+			return fmt.Errorf("must be between %s and %s", min, max)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func uintIn(set func(*Config, uint64), min, max uint64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("must be a whole number from %d to %d", min, max)
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+// registerFlags adds a flag for every setting to fs; the returned map holds the values of the flags
+// that were given.
+func registerFlags(fs *flag.FlagSet) map[string]*string {
+	given := map[string]*string{}
+	for _, s := range settings {
+		s := s
+		fs.Func(s.flag, s.help+" ("+s.env+")", func(v string) error {
+			given[s.env] = &v
+			return nil
+		})
+	}
+	return given
+}
+
+// loadConfig resolves every setting (flag, else environment, else default), validates them all and
+// reports every problem at once, each naming its variable.
+func loadConfig(given map[string]*string, getenv func(string) string) (*Config, error) {
+	c := &Config{}
+	var problems []string
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if f, ok := given[s.env]; ok {
+			v = *f
+		}
+		if err := s.parse(c, strings.TrimSpace(v)); err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q: %v", s.env, redactValue(s.env, v), err))
+		}
+	}
+	problems = append(problems, c.crossCheck()...)
+	if len(problems) > 0 {
+		return nil, errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return c, nil
+}
+
+// redactValue keeps secrets out of error messages.
+func redactValue(env, v string) string {
+	if env == "FLUXAUTH_JWT_SECRET" {
+		return "[redacted]"
+	}
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return v
+}
+
+// crossCheck validates rules that span several settings.
+func (c *Config) crossCheck() []string {
+	var p []string
+	if c.JWTAlg == "HS256" && len(c.JWTSecret) < 32 {
+		p = append(p, "FLUXAUTH_JWT_SECRET: must be at least 32 bytes when FLUXAUTH_JWT_ALG=HS256")
+	}
+	if c.JWTAlg == "ES256" && c.SigningKeys == "" && c.DatabaseURL != "" && !c.sqlite() {
+		p = append(p, "FLUXAUTH_SIGNING_KEYS: required with PostgreSQL so every instance signs with the same keys (create one with: fluxauth keys rotate --signing-keys PATH)")
+	}
+	if c.SessionMaxAge != 0 && c.RefreshTTL > c.SessionMaxAge {
+		p = append(p, "FLUXAUTH_REFRESH_TTL: must not exceed FLUXAUTH_SESSION_MAX_AGE")
+	}
+	if c.Issuer == "" && c.Addr != "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	if c.SigningKeys == "" && c.sqlite() {
+		c.SigningKeys = filepath.Join(filepath.Dir(c.sqlitePath()), "fluxauth-keys.json")
+	}
+	return p
+}
+
+func (c *Config) sqlite() bool { return strings.HasPrefix(c.DatabaseURL, "sqlite:") }
+
+func (c *Config) sqlitePath() string { return strings.TrimPrefix(c.DatabaseURL, "sqlite:") }

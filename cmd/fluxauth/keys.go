@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/token"
+)
+
+func cmdKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "rotate" {
+		return errors.New("usage: fluxauth keys rotate [--signing-keys PATH]")
+	}
+	cfg, _, err := parseConfig("keys rotate", args[1:], getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.JWTAlg == "HS256" {
+		return errors.New("keys rotate: FLUXAUTH_JWT_ALG=HS256 signs with FLUXAUTH_JWT_SECRET; there is no key file to rotate")
+	}
+	if cfg.SigningKeys == "" {
+		return errors.New("FLUXAUTH_SIGNING_KEYS: name the key file to rotate")
+	}
+	// Retired keys stay long enough to verify every token they signed.
+	ks, err := token.RotateKeyFile(cfg.SigningKeys, fluxauth.SystemClock{}, rand.Reader, cfg.AccessTTL+token.MaxLeeway)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "new signing key %s is current; keys in use: %v\n", ks.CurrentKID(), ks.KIDs())
+	return nil
+}

@@ -1,0 +1,184 @@
+// Command fluxauth is FluxStudio's authentication service: one binary that serves the API, migrates
+// its database and manages users and signing keys.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+const usage = `fluxauth — FluxStudio's authentication service
+
+Usage:
+  fluxauth serve [flags]                 run the HTTP API (migrates first unless --no-migrate)
+  fluxauth migrate up|down|status        apply, roll back one, or list migrations
+  fluxauth users set-type EMAIL TYPE     set a user's userType (e.g. admin)
+  fluxauth keys rotate                   add a new signing key; older keys keep verifying
+  fluxauth version                       print the version
+
+Every flag has an environment variable (FLUXAUTH_…); flags win. Run "fluxauth serve -h" for the list.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it with their own arguments, environment and output.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, rest, getenv, stderr)
+	case "migrate":
+		err = cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "users":
+		err = cmdUsers(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		err = cmdKeys(ctx, rest, getenv, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "fluxauth", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "fluxauth: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "fluxauth:", err)
+		return 1
+	}
+	return 0
+}
+
+// parseConfig parses a subcommand's flags and the environment into a validated Config. extra may
+// register subcommand-only flags.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
+	fs := flag.NewFlagSet("fluxauth "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	given := registerFlags(fs)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	cfg, err := loadConfig(given, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, fs.Args(), nil
+}
+
+func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New("migrate needs up, down or status")
+	}
+	action := args[0]
+	cfg, _, err := parseConfig("migrate "+action, args[1:], getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch action {
+	case "up":
+		applied, err := db.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		if len(applied) == 0 {
+			fmt.Fprintln(stdout, "already up to date")
+		}
+		for _, n := range applied {
+			fmt.Fprintln(stdout, "applied", n)
+		}
+	case "down":
+		name, err := db.MigrateDown(ctx)
+		if err != nil {
+			return err
+		}
+		if name == "" {
+			fmt.Fprintln(stdout, "nothing to roll back")
+		} else {
+			fmt.Fprintln(stdout, "rolled back", name)
+		}
+	case "status":
+		list, err := db.MigrationStatus(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tNAME\tSTATE\tAPPLIED AT")
+		for _, m := range list {
+			state, at := "pending", ""
+			if m.Applied {
+				state, at = "applied", m.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%03d\t%s\t%s\t%s\n", m.Version, m.Name, state, at)
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("unknown migrate action %q: use up, down or status", action)
+	}
+	return nil
+}
+
+func cmdUsers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "set-type" {
+		return errors.New("usage: fluxauth users set-type EMAIL TYPE")
+	}
+	cfg, rest, err := parseConfig("users set-type", args[1:], getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 2 || strings.TrimSpace(rest[0]) == "" || strings.TrimSpace(rest[1]) == "" {
+		return errors.New("usage: fluxauth users set-type EMAIL TYPE")
+	}
+	email, userType := strings.TrimSpace(rest[0]), strings.TrimSpace(rest[1])
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.MigrateUp(ctx); err != nil {
+		return err
+	}
+	err = db.SetUserType(ctx, email, userType, fluxauth.SystemClock{}.Now())
+	if errors.Is(err, fluxauth.ErrNotFound) {
+		return fmt.Errorf("no user with email %s", email)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is now %s\n", email, userType)
+	return nil
+}

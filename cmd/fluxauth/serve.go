@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/revocation"
+	"github.com/fluxstudio/fluxauth/token"
+)
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	} else {
+		h = slog.NewTextHandler(w, opts)
+	}
+	return slog.New(api.NewLogHandler(h))
+}
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	var noMigrate bool
+	cfg, _, err := parseConfig("serve", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply pending migrations at start")
+	})
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	clock := fluxauth.SystemClock{}
+
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if !noMigrate {
+		applied, err := db.MigrateUp(ctx)
+		if err != nil {
+			return err
+		}
+		for _, name := range applied {
+			logger.Info("migration applied", "name", name)
+		}
+	}
+
+	issuer, keys, err := newIssuer(cfg, clock)
+	if err != nil {
+		return err
+	}
+	hasher := password.New(password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}, cfg.HashWorkers, rand.Reader)
+
+	var revocations account.Revocations = revocation.NewDB(db, 500*time.Millisecond, clock)
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("FLUXAUTH_REDIS_URL: %v", err)
+		}
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		revocations = &revocation.Redis{Client: rdb, Prefix: "fluxauth:", Clock: clock, Fallback: revocation.NewDB(db, 500*time.Millisecond, clock)}
+	}
+
+	accounts := &account.Service{
+		Store: db, Passwords: hasher, Tokens: issuer, Revocations: revocations,
+		Events: storeRecorder{db}, Clock: clock, Rand: rand.Reader, Logger: logger,
+		Config: account.Config{
+			RefreshTTL: cfg.RefreshTTL, SessionMaxAge: cfg.SessionMaxAge, RefreshGrace: cfg.RefreshGrace,
+			SignupUserTypes: cfg.SignupUserTypes, FingerprintRevoke: true,
+		},
+	}
+	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, TrustedProxies: cfg.TrustedProxies}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("FLUXAUTH_ADDR: %v", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          log.New(slogWriter{logger}, "", 0),
+	}
+	if keys != nil {
+		go reloadKeys(ctx, keys, logger)
+	}
+	logger.Info("fluxauth listening", "addr", ln.Addr().String(), "version", version, "database", databaseKind(cfg), "redis", cfg.RedisURL != "")
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func databaseKind(cfg *Config) string {
+	if cfg.sqlite() {
+		return "sqlite"
+	}
+	return "postgres"
+}
+
+// newIssuer builds the access-token issuer: ES256 with the shared key file, or the legacy HS256
+// secret. The key set is returned so serve can pick up rotations made by "fluxauth keys rotate".
+func newIssuer(cfg *Config, clock fluxauth.Clock) (*token.Issuer, *token.KeySet, error) {
+	tc := token.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL, Clock: clock, Rand: rand.Reader}
+	var keys *token.KeySet
+	if cfg.JWTAlg == "HS256" {
+		tc.HMACSecret = []byte(cfg.JWTSecret)
+	} else {
+		var err error
+		keys, err = token.LoadOrCreateKeyFile(cfg.SigningKeys, clock, rand.Reader)
+		if err != nil {
+			return nil, nil, fmt.Errorf("FLUXAUTH_SIGNING_KEYS: %w", err)
+		}
+		tc.Keys = keys
+	}
+	issuer, err := token.NewIssuer(tc)
+	return issuer, keys, err
+}
+
+// reloadKeys picks up keys rotated into the shared file while serving.
+func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			changed, err := keys.Reload()
+			if err != nil {
+				logger.Error("signing keys: reload failed; keeping the keys in use", "err", err)
+			} else if changed {
+				logger.Info("signing keys reloaded", "current_kid", keys.CurrentKID())
+			}
+		}
+	}
+}
+
+// storeRecorder writes events straight to the store.
+type storeRecorder struct{ store fluxauth.EventStore }
+
+func (r storeRecorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
+	return r.store.InsertEvents(ctx, events...)
+}
+
+// slogWriter routes net/http's internal error log (TLS handshake errors and the like) into slog.
+type slogWriter struct{ logger *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.logger.Warn("http server", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}

@@ -1,0 +1,110 @@
+// Package fluxauth holds the domain of FluxStudio's authentication service: its types, the contracts
+// that storage and other components implement, and the one error type that carries a stable code.
+// It imports only the standard library.
+package fluxauth
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. They are part of the API: clients branch on them, so they never change meaning.
+// Only the api package maps them to HTTP statuses.
+const (
+	EInvalidJSON          = "invalid_json"
+	EValidation           = "validation_failed"
+	EInvalidCredentials   = "invalid_credentials"
+	EInvalidToken         = "invalid_token"
+	ESessionRevoked       = "session_revoked"
+	EInvalidRefreshToken  = "invalid_refresh_token"
+	ERefreshTokenExpired  = "refresh_token_expired"
+	ERefreshTokenRevoked  = "refresh_token_revoked"
+	ERefreshTokenReused   = "refresh_token_reused"
+	EInvalidIDToken       = "invalid_id_token"
+	EForbidden            = "forbidden"
+	ENotFound             = "not_found"
+	EMethodNotAllowed     = "method_not_allowed"
+	EEmailTaken           = "email_taken"
+	EAccountExists        = "account_exists"
+	EProviderDisabled     = "provider_disabled"
+	ERequestTooLarge      = "request_too_large"
+	ERateLimited          = "rate_limited"
+	EInternal             = "internal"
+	EDatabaseUnavailable  = "database_unavailable"
+	EProviderUnavailable  = "provider_unavailable"
+	EServiceUnavailable   = "service_unavailable"
+	EUnsupportedMediaType = "unsupported_media_type"
+)
+
+// Error is an error a client may see: a stable code and a message safe to show. Anything else that
+// reaches the HTTP layer is treated as internal and its text is never sent.
+type Error struct {
+	Code    string
+	Message string
+	// Fields holds per-field problems for validation_failed, keyed by the JSON field name.
+	Fields map[string]string
+	// Err is the underlying cause, for logs only.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Code + ": " + e.Message + ": " + e.Err.Error()
+	}
+	return e.Code + ": " + e.Message
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errorf returns an *Error with the given code and a formatted safe message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Wrap returns an *Error with code and message that keeps cause for the logs.
+func Wrap(code, message string, cause error) *Error {
+	return &Error{Code: code, Message: message, Err: cause}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EInternal for any other error, and ""
+// for nil.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}
+
+// ErrorMessage returns the safe message of err: the *Error's message, or a generic text otherwise.
+func ErrorMessage(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return "An internal error occurred."
+}
+
+// ValidationError collects per-field problems; its Err returns nil when there were none.
+type ValidationError struct{ fields map[string]string }
+
+// Add records a problem with field, keeping the first one reported for it.
+func (v *ValidationError) Add(field, problem string) {
+	if v.fields == nil {
+		v.fields = map[string]string{}
+	}
+	if _, ok := v.fields[field]; !ok {
+		v.fields[field] = problem
+	}
+}
+
+// Err returns a validation_failed *Error listing every field problem, or nil.
+func (v *ValidationError) Err() error {
+	if len(v.fields) == 0 {
+		return nil
+	}
+	return &Error{Code: EValidation, Message: "The request has invalid fields.", Fields: v.fields}
+}

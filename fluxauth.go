@@ -1,0 +1,214 @@
+package fluxauth
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by stores when a looked-up row does not exist. It is not an *Error: callers
+// decide what a missing row means to a client.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned by stores when a unique constraint would be violated.
+var ErrConflict = errors.New("conflict")
+
+// ErrUnavailable wraps failures to reach a dependency (the database, Redis), so callers can answer
+// 503 instead of 500.
+var ErrUnavailable = errors.New("unavailable")
+
+// User types. Admin is never self-assigned.
+const (
+	UserTypeClient = "client"
+	UserTypeAdmin  = "admin"
+)
+
+// User is an account.
+type User struct {
+	ID       string
+	Email    string // trimmed; compared case-insensitively
+	Name     string
+	UserType string
+	// PasswordHash is the PHC-style argon2id string or a legacy bcrypt hash; empty for accounts that
+	// only sign in with Google or Apple.
+	PasswordHash string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Identity links a user to an external provider's subject.
+type Identity struct {
+	Provider  string // "google" or "apple"
+	Subject   string
+	UserID    string
+	Email     string
+	CreatedAt time.Time
+}
+
+// RefreshToken is one link of a session's rotation chain. The session is the chain: every token of
+// it shares SessionID, and at most one of them (the tip) is neither spent nor revoked.
+type RefreshToken struct {
+	ID        string
+	SessionID string
+	ParentID  string // "" for the first token of a session
+	UserID    string
+	// TokenHash is the hex SHA-256 of the token; the token itself is never stored.
+	TokenHash         string
+	DeviceName        string
+	DeviceFingerprint string
+	IPAddress         string
+	UserAgent         string
+	// SessionCreatedAt is when the session began; the absolute session limit counts from it.
+	SessionCreatedAt time.Time
+	CreatedAt        time.Time
+	LastUsedAt       time.Time
+	ExpiresAt        time.Time
+	SpentAt          time.Time // zero while unspent: set when rotated into its successor
+	RevokedAt        time.Time // zero while not revoked
+	RevokeReason     string
+}
+
+// Spent reports whether the token has been rotated.
+func (t *RefreshToken) Spent() bool { return !t.SpentAt.IsZero() }
+
+// Revoked reports whether the token's session was ended.
+func (t *RefreshToken) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Severity levels of security events.
+const (
+	SeverityInfo     = "info"
+	SeverityWarning  = "warning"
+	SeverityCritical = "critical"
+)
+
+// Security event types.
+const (
+	EventSignup                    = "signup"
+	EventLoginSuccess              = "login_success"
+	EventFailedLogin               = "failed_login"
+	EventMultipleDeviceLogin       = "multiple_device_login"
+	EventDeviceFingerprintMismatch = "device_fingerprint_mismatch"
+	EventSuspiciousTokenUsage      = "suspicious_token_usage"
+	EventSessionHijackAttempt      = "session_hijack_attempt"
+	EventRateLimitExceeded         = "rate_limit_exceeded"
+	EventTokenRevoked              = "token_revoked"
+)
+
+// SecurityEvent is one row of the audit log.
+type SecurityEvent struct {
+	ID        string
+	Type      string
+	Severity  string
+	UserID    string
+	TokenID   string
+	IPAddress string
+	UserAgent string
+	Metadata  map[string]any
+	CreatedAt time.Time
+}
+
+// EventFilter selects security events, newest first. Zero fields do not filter.
+type EventFilter struct {
+	Type     string
+	Severity string
+	UserID   string
+	IP       string
+	Since    time.Time // inclusive
+	Until    time.Time // exclusive
+	// Before is the keyset cursor: only events strictly older than (CreatedAt, ID) are returned.
+	BeforeTime time.Time
+	BeforeID   string
+	Limit      int
+}
+
+// UserStore keeps accounts and their external identities.
+type UserStore interface {
+	// CreateUser inserts u, assigning nothing: the caller sets ID and times. ErrConflict when the email
+	// is taken (case-insensitively).
+	CreateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	// UserByEmail matches case-insensitively.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// SetUserType changes the type of the user with email; ErrNotFound when there is none.
+	SetUserType(ctx context.Context, email, userType string, at time.Time) error
+	// CreateIdentity inserts id; ErrConflict when (provider, subject) exists.
+	CreateIdentity(ctx context.Context, id *Identity) error
+	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
+}
+
+// Tx is the view of the store inside Store.Update: everything in it commits or rolls back together.
+type Tx interface {
+	CreateUser(ctx context.Context, u *User) error
+	CreateIdentity(ctx context.Context, id *Identity) error
+	// LockSession holds the session's lock until the transaction ends, so operations on one session's
+	// chain run one after another across goroutines and instances.
+	LockSession(ctx context.Context, sessionID string) error
+	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
+	RefreshTokenByID(ctx context.Context, id string) (*RefreshToken, error)
+	// ChildOf returns the token that parentID was rotated into; ErrNotFound if none.
+	ChildOf(ctx context.Context, parentID string) (*RefreshToken, error)
+	// SessionTip returns the session's live token (not spent, not revoked); ErrNotFound if none.
+	SessionTip(ctx context.Context, sessionID string) (*RefreshToken, error)
+	InsertRefreshToken(ctx context.Context, t *RefreshToken) error
+	// SpendRefreshToken marks the token rotated at time at, and records its last use then.
+	SpendRefreshToken(ctx context.Context, id string, at time.Time) error
+	// RevokeSession marks every not yet revoked token of the session revoked; it returns the number of
+	// tokens it changed.
+	RevokeSession(ctx context.Context, sessionID string, at time.Time, reason string) (int, error)
+	// ActiveSessions returns the live tip of each of the user's sessions whose tip has not expired at
+	// now, newest activity first.
+	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*RefreshToken, error)
+	InsertEvents(ctx context.Context, events ...*SecurityEvent) error
+}
+
+// SessionStore reads sessions outside a transaction.
+type SessionStore interface {
+	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
+	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*RefreshToken, error)
+	// SessionRevoked reports whether the session has been revoked. ErrNotFound if it never existed.
+	SessionRevoked(ctx context.Context, sessionID string) (bool, error)
+}
+
+// EventStore keeps the audit log.
+type EventStore interface {
+	InsertEvents(ctx context.Context, events ...*SecurityEvent) error
+	// ListEvents returns the events matching f, newest first (by CreatedAt, then ID).
+	ListEvents(ctx context.Context, f EventFilter) ([]*SecurityEvent, error)
+}
+
+// Store is a complete storage backend. The sqlite and postgres packages implement it, and the
+// storetest package is the contract they both pass.
+type Store interface {
+	UserStore
+	SessionStore
+	EventStore
+	// Update runs fn in one transaction; it commits when fn returns nil. Writes never fail because of
+	// concurrency (no "database is locked", no deadlock): the implementation serialises or retries.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Clock tells the time; tests inject a fixed or stepping one.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the real clock, in UTC.
+type SystemClock struct{}
+
+// Now returns the current UTC time.
+func (SystemClock) Now() time.Time { return time.Now().UTC() }
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the request's ID, which every log line of the request includes.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the ID WithRequestID stored, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
