@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func readAll(tb testing.TB, res *http.Response) string {
@@ -14,4 +16,13 @@ func readAll(tb testing.TB, res *http.Response) string {
 		tb.Fatal(err)
 	}
 	return string(b)
+}
+
+func bcryptHash(tb testing.TB, pw string) string {
+	tb.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(h)
 }
