@@ -52,9 +52,12 @@ type Revocations interface {
 	IsRevoked(ctx context.Context, sessionID string) (bool, error)
 }
 
-// Recorder receives security events that are not part of a write transaction.
+// Recorder keeps security events and passes them on to live subscribers.
 type Recorder interface {
+	// Record keeps events that are not part of a write transaction.
 	Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error
+	// Committed passes on events already written inside a committed transaction.
+	Committed(events ...*fluxauth.SecurityEvent)
 }
 
 // Service applies the rules. Build it with every field set.
@@ -160,7 +163,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 	}
 	dev := in.Device.normalized()
 	var res *Result
-	err = s.Store.Update(ctx, func(tx fluxauth.Tx) error {
+	err = s.update(ctx, func(tx fluxauth.Tx) error {
 		if err := tx.CreateUser(ctx, u); err != nil {
 			if errors.Is(err, fluxauth.ErrConflict) {
 				return fluxauth.Errorf(fluxauth.EEmailTaken, "An account with this email already exists.")
@@ -258,7 +261,7 @@ func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason s
 func (s *Service) login(ctx context.Context, u *fluxauth.User, dev Device, event string, meta map[string]any) (*Result, error) {
 	now := s.Clock.Now()
 	var res *Result
-	err := s.Store.Update(ctx, func(tx fluxauth.Tx) error {
+	err := s.update(ctx, func(tx fluxauth.Tx) error {
 		var err error
 		res, err = s.startSession(ctx, tx, u, dev, now, event, meta)
 		return err

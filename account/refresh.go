@@ -30,7 +30,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 		failure error // committed together with the revocation it caused
 		revoked string
 	)
-	err := s.Store.Update(ctx, func(tx fluxauth.Tx) error {
+	err := s.update(ctx, func(tx fluxauth.Tx) error {
 		next, failure, revoked = nil, nil, ""
 		rt, err := tx.RefreshTokenByHash(ctx, hash)
 		if errors.Is(err, fluxauth.ErrNotFound) {

@@ -119,7 +119,7 @@ func (s *Service) revokeSessions(ctx context.Context, userID string, ids []strin
 	ids = slices.Compact(ids)
 	now := s.Clock.Now()
 	var done []string
-	err := s.Store.Update(ctx, func(tx fluxauth.Tx) error {
+	err := s.update(ctx, func(tx fluxauth.Tx) error {
 		done = done[:0]
 		for _, id := range ids {
 			if err := tx.LockSession(ctx, id); err != nil {

@@ -1,0 +1,78 @@
+package password
+
+import (
+	"context"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// The login goal in SPEC.md is cores ÷ hash time: BenchmarkVerify gives the hash time and
+// BenchmarkVerifyParallel the throughput the pool actually reaches (verifies/s).
+
+func BenchmarkHash(b *testing.B) {
+	h := New(DefaultParams(), 0, nil)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Hash(ctx, "correct horse battery staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	h := New(DefaultParams(), 0, nil)
+	encoded := mustHash(b, h, "correct horse battery staple")
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _, err := h.Verify(ctx, encoded, "correct horse battery staple"); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func BenchmarkVerifyParallel(b *testing.B) {
+	h := New(DefaultParams(), 0, nil) // pool of GOMAXPROCS
+	encoded := mustHash(b, h, "correct horse battery staple")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(4) // more callers than slots, as under load: the pool, not the caller count, sets the pace
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if ok, _, err := h.Verify(ctx, encoded, "correct horse battery staple"); err != nil || !ok {
+				b.Error(ok, err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "verifies/s")
+}
+
+// BenchmarkVerifyBcryptCost10 is what a not-yet-upgraded legacy account costs, for comparison with
+// VerifyDummy (which always costs an argon2id verification).
+func BenchmarkVerifyBcryptCost10(b *testing.B) {
+	h := New(DefaultParams(), 0, nil)
+	encoded, err := bcrypt.GenerateFromPassword([]byte("correct horse battery staple"), 10)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if ok, _, err := h.Verify(ctx, string(encoded), "correct horse battery staple"); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+	}
+}
+
+func BenchmarkCheckPolicy(b *testing.B) {
+	CheckPolicy("warm the list") // build the lookup set outside the measurement
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckPolicy("Correct Horse Battery Staple"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

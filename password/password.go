@@ -1,0 +1,267 @@
+// Package password owns everything fluxauth does with a user's password: hashing it with argon2id,
+// verifying it against argon2id or the old app's bcrypt hashes (and saying when a hash should be
+// upgraded), the bounded pool that caps how many hashes run at once, the dummy verification that makes
+// an unknown email cost the same as a wrong password, and the NIST SP 800-63B policy a new password
+// must meet.
+//
+// The common-password list (common-passwords.txt) is the first 10,000 entries, in frequency order, of
+// the "passwords" list in zxcvbn 4.4.2 (npm package zxcvbn, lib/frequency_lists.js, MIT licence,
+// Copyright (c) 2012-2016 Dan Wheeler and Dropbox, Inc.), itself drawn from Mark Burnett's 10 million
+// password corpus (xato.net, public domain). It is stored lowercase, one password a line.
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Lengths of what Hash writes. Verify accepts other lengths within sane bounds (hashes made
+// elsewhere), and reports them as needing a rehash.
+const (
+	saltLen = 16
+	keyLen  = 32
+)
+
+// Ceilings on the cost of a stored hash. Nothing fluxauth writes comes near them; they exist so that a
+// corrupt or hostile row in the users table cannot make one verification allocate gigabytes or spin
+// for minutes while holding a pool slot.
+const (
+	maxMemory     = 1 << 20 // KiB: 1 GiB
+	maxTime       = 64
+	maxBcryptCost = 16 // about 64× the usual cost 10: seconds, not hours
+)
+
+// ErrMalformedHash is returned by Verify when the stored hash is not an argon2id PHC string or a bcrypt
+// hash it can check. It means bad data in storage, never a wrong password; the message it carries
+// never includes the hash or the password.
+var ErrMalformedHash = errors.New("password: malformed hash")
+
+// Params are the argon2id cost parameters.
+type Params struct {
+	Memory  uint32 // KiB
+	Time    uint32 // passes over memory
+	Threads uint8  // lanes
+}
+
+// DefaultParams returns OWASP's recommended argon2id configuration: 19 MiB, 2 passes, 1 lane.
+func DefaultParams() Params { return Params{Memory: 19456, Time: 2, Threads: 1} }
+
+// Validate reports whether p can be used to hash, so cmd/ can reject a bad configuration at start-up
+// rather than at the first login.
+func (p Params) Validate() error {
+	var problems []string
+	if p.Time < 1 || p.Time > maxTime {
+		problems = append(problems, fmt.Sprintf("time must be between 1 and %d", maxTime))
+	}
+	if p.Threads < 1 {
+		problems = append(problems, "threads must be at least 1")
+	}
+	// argon2 needs 8 KiB per lane; below that x/crypto silently rounds up, which would make the
+	// encoded m= lie about the work done.
+	if p.Memory < 8*uint32(p.Threads) || p.Memory > maxMemory {
+		problems = append(problems, fmt.Sprintf("memory must be between 8 KiB per thread and %d KiB", maxMemory))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("password: invalid argon2id parameters: %s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Hasher hashes and verifies passwords. At most a fixed number of hash computations run at once,
+// across all its methods; the rest wait their turn, or give up when their context ends. It is safe for
+// concurrent use. Make one with New: the zero value has no pool.
+type Hasher struct {
+	params Params
+	slots  chan struct{} // the pool: a computation holds one element while it runs
+
+	randMu sync.Mutex // lets tests inject a reader that is not safe for concurrent use
+	rand   io.Reader
+
+	dummy string // an argon2id hash at params that no password matches; see VerifyDummy
+
+	// Limits on stored hashes; the package ceilings, lowered by the fuzz test so that it can feed
+	// anything to Verify without the machine running out of memory.
+	limitMemory, limitTime uint32
+	limitBcryptCost        int
+
+	// testHook, when set, observes the pool; tests use it to count and hold computations.
+	testHook func(poolEvent)
+}
+
+type poolEvent int
+
+const (
+	eventWaiting  poolEvent = iota // a computation is about to wait for a slot
+	eventStarted                   // it holds a slot and is about to compute
+	eventFinished                  // it is done computing and about to give the slot back
+)
+
+// New returns a Hasher that hashes with params (DefaultParams when params is the zero value), runs at
+// most workers computations at once (runtime.GOMAXPROCS(0) when workers <= 0: more would only queue
+// for the CPU while holding their memory), and draws salts from rand (crypto/rand when nil).
+// New panics if params are invalid: configuration is validated in cmd/ with Params.Validate first.
+func New(params Params, workers int, rand io.Reader) *Hasher {
+	if params == (Params{}) {
+		params = DefaultParams()
+	}
+	if err := params.Validate(); err != nil {
+		panic(err)
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if rand == nil {
+		rand = cryptoRand
+	}
+	return &Hasher{
+		params: params,
+		slots:  make(chan struct{}, workers),
+		rand:   rand,
+		// The dummy's salt and key need not be random or real: verifying against it costs one argon2id
+		// computation at params whatever they are, and no password can derive an all-zero key.
+		dummy:           encodeArgon2id(params, make([]byte, saltLen), make([]byte, keyLen)),
+		limitMemory:     maxMemory,
+		limitTime:       maxTime,
+		limitBcryptCost: maxBcryptCost,
+	}
+}
+
+var cryptoRand = rand.Reader
+
+// Params returns the parameters new hashes are made with.
+func (h *Hasher) Params() Params { return h.params }
+
+// Hash returns the argon2id PHC string of pw with a fresh salt, for example
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>. It waits for a pool slot, and returns ctx.Err() without
+// hashing if ctx ends first.
+func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
+	salt := make([]byte, saltLen)
+	h.randMu.Lock()
+	_, err := io.ReadFull(h.rand, salt)
+	h.randMu.Unlock()
+	if err != nil {
+		return "", fmt.Errorf("password: reading salt: %w", err)
+	}
+	var key []byte
+	err = h.compute(ctx, func() {
+		key = argon2.IDKey([]byte(pw), salt, h.params.Time, h.params.Memory, h.params.Threads, keyLen)
+	})
+	if err != nil {
+		return "", err
+	}
+	return encodeArgon2id(h.params, salt, key), nil
+}
+
+// Verify reports whether pw matches encodedHash, an argon2id PHC string or a legacy bcrypt hash
+// ($2a$, $2b$, $2y$). When it matches, needsRehash says the caller should store a fresh Hash of pw:
+// always for bcrypt, and for argon2id hashes made with other parameters or lengths than h's.
+// A wrong password is ok == false with a nil error. A hash Verify cannot check is an error wrapping
+// ErrMalformedHash; a context that ends while waiting for the pool returns ctx.Err().
+func (h *Hasher) Verify(ctx context.Context, encodedHash, pw string) (ok, needsRehash bool, err error) {
+	if isBcrypt(encodedHash) {
+		return h.verifyBcrypt(ctx, encodedHash, pw)
+	}
+	d, err := decodeArgon2id(encodedHash)
+	if err != nil {
+		return false, false, err
+	}
+	if d.params.Memory > h.limitMemory || d.params.Time > h.limitTime {
+		return false, false, fmt.Errorf("%w: argon2id cost above the accepted maximum", ErrMalformedHash)
+	}
+	var key []byte
+	err = h.compute(ctx, func() {
+		key = argon2.IDKey([]byte(pw), d.salt, d.params.Time, d.params.Memory, d.params.Threads, uint32(len(d.key)))
+	})
+	if err != nil {
+		return false, false, err
+	}
+	if subtle.ConstantTimeCompare(key, d.key) != 1 {
+		return false, false, nil
+	}
+	return true, d.params != h.params || len(d.salt) != saltLen || len(d.key) != keyLen, nil
+}
+
+// VerifyDummy spends what Verify spends on a wrong password for an argon2id hash at h's parameters,
+// and throws the result away. The account service calls it when no account has the email (or the
+// account has no password), so that such a login takes as long as a wrong password and cannot be told
+// apart by its timing. It returns only ctx.Err().
+func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
+	_, _, err := h.Verify(ctx, h.dummy, pw)
+	return err
+}
+
+func isBcrypt(s string) bool {
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
+}
+
+// bcryptLen is the length of every bcrypt hash: "$2b$", two cost digits, "$", 22 salt and 31 hash
+// characters. x/crypto ignores anything past it, so Verify checks the length itself.
+const bcryptLen = 60
+
+func (h *Hasher) verifyBcrypt(ctx context.Context, encodedHash, pw string) (ok, needsRehash bool, err error) {
+	if len(encodedHash) != bcryptLen {
+		return false, false, fmt.Errorf("%w: bcrypt hash of the wrong length", ErrMalformedHash)
+	}
+	cost, err := bcrypt.Cost([]byte(encodedHash))
+	if err != nil {
+		return false, false, fmt.Errorf("%w: bcrypt cost", ErrMalformedHash)
+	}
+	if cost > h.limitBcryptCost {
+		return false, false, fmt.Errorf("%w: bcrypt cost above the accepted maximum", ErrMalformedHash)
+	}
+	var cmpErr error
+	if err := h.compute(ctx, func() {
+		cmpErr = bcrypt.CompareHashAndPassword([]byte(encodedHash), []byte(pw))
+	}); err != nil {
+		return false, false, err
+	}
+	switch {
+	case cmpErr == nil:
+		return true, true, nil
+	case errors.Is(cmpErr, bcrypt.ErrMismatchedHashAndPassword):
+		return false, false, nil
+	default:
+		// x/crypto's bcrypt errors describe the hash, not the password, but keep our own words.
+		return false, false, fmt.Errorf("%w: bcrypt salt or hash", ErrMalformedHash)
+	}
+}
+
+// compute runs fn while holding a pool slot. A caller whose ctx has already ended never computes, even
+// when a slot is free.
+func (h *Hasher) compute(ctx context.Context, fn func()) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.hook(eventWaiting)
+	select {
+	case h.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-h.slots }()
+	// select picks at random when a slot frees up just as ctx ends; do not spend a hash on a caller
+	// that has gone.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h.hook(eventStarted)
+	fn()
+	h.hook(eventFinished)
+	return nil
+}
+
+func (h *Hasher) hook(e poolEvent) {
+	if h.testHook != nil {
+		h.testHook(e)
+	}
+}
