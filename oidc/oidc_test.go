@@ -1,0 +1,511 @@
+package oidc_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/oidc"
+	"github.com/fluxstudio/fluxauth/oidc/oidctest"
+)
+
+// clock is a settable fluxauth.Clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// setup starts an issuer and a verifier named name that trusts it, with the issuer's ClientID and
+// both sharing one clock.
+func setup(tb testing.TB, name string) (*oidctest.Issuer, *oidc.Verifier, *clock) {
+	tb.Helper()
+	iss := oidctest.NewIssuer(tb)
+	clk := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	iss.Now = clk.Now
+	v := oidc.NewVerifier(name, oidc.Config{
+		Issuer:    iss.URL(),
+		ClientIDs: []string{oidctest.ClientID},
+		Clock:     clk,
+	})
+	return iss, v, clk
+}
+
+func verify(tb testing.TB, v *oidc.Verifier, token, nonce string) (*oidc.Claims, error) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return v.Verify(ctx, token, nonce)
+}
+
+func mustVerify(tb testing.TB, v *oidc.Verifier, token, nonce string) *oidc.Claims {
+	tb.Helper()
+	c, err := verify(tb, v, token, nonce)
+	if err != nil {
+		tb.Fatalf("Verify: %v", err)
+	}
+	return c
+}
+
+// wantRefused checks that err is a *fluxauth.Error with code and Reason reason, and that its safe
+// message does not leak the cause.
+func wantRefused(tb testing.TB, err error, code, reason string) {
+	tb.Helper()
+	if err == nil {
+		tb.Fatalf("Verify succeeded, want %s (%s)", code, reason)
+	}
+	var fe *fluxauth.Error
+	if !errors.As(err, &fe) {
+		tb.Fatalf("error %v is not a *fluxauth.Error", err)
+	}
+	if fe.Code != code || oidc.Reason(err) != reason {
+		tb.Fatalf("got code %q reason %q (%v), want %q %q", fe.Code, oidc.Reason(err), err, code, reason)
+	}
+	if fe.Err == nil {
+		tb.Fatalf("error %v keeps no cause for the logs", err)
+	}
+	if strings.Contains(fe.Message, fe.Err.Error()) {
+		tb.Fatalf("safe message %q contains the cause", fe.Message)
+	}
+}
+
+func wantInvalid(tb testing.TB, err error, reason string) {
+	tb.Helper()
+	wantRefused(tb, err, fluxauth.EInvalidIDToken, reason)
+}
+
+func wantUnavailable(tb testing.TB, err error) {
+	tb.Helper()
+	wantRefused(tb, err, fluxauth.EProviderUnavailable, oidc.ReasonUnavailable)
+}
+
+func TestValidTokenYieldsItsClaims(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	got := mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	want := oidc.Claims{Subject: oidctest.Subject, Email: "user@example.com", EmailVerified: true, Name: "Test User"}
+	if *got != want {
+		t.Fatalf("claims %+v, want %+v", *got, want)
+	}
+}
+
+func TestNewVerifierDoesNotContactTheProvider(t *testing.T) {
+	iss, _, _ := setup(t, oidc.Google)
+	if n := iss.DiscoveryRequests() + iss.JWKSRequests(); n != 0 {
+		t.Fatalf("%d requests before the first Verify, want 0", n)
+	}
+}
+
+func TestDiscoveryAndKeysAreFetchedOnceAcrossVerifications(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	for range 5 {
+		mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	}
+	if d, k := iss.DiscoveryRequests(), iss.JWKSRequests(); d != 1 || k != 1 {
+		t.Fatalf("%d discovery and %d JWKS requests, want 1 and 1", d, k)
+	}
+}
+
+func TestConcurrentFirstUseSharesOneDiscovery(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	token := iss.Sign(t, iss.Claims())
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			_, err := v.Verify(context.Background(), token, "")
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	}
+	if d := iss.DiscoveryRequests(); d != 1 {
+		t.Fatalf("%d discovery requests, want 1", d)
+	}
+}
+
+func TestExpiredTokenIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	claims["exp"] = iss.Now().Add(-time.Second).Unix()
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonExpired)
+}
+
+func TestTokenExpiresOnTheInjectedClock(t *testing.T) {
+	iss, v, clk := setup(t, oidc.Google)
+	token := iss.Sign(t, iss.Claims())
+	mustVerify(t, v, token, "")
+	clk.Add(time.Hour)
+	_, err := verify(t, v, token, "")
+	wantInvalid(t, err, oidc.ReasonExpired)
+}
+
+func TestTokenWithoutExpIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	delete(claims, "exp")
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonExpired)
+}
+
+func TestTokenNotYetValidIsRefusedBeyondTheSkewAllowance(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	claims["nbf"] = iss.Now().Add(2 * time.Minute).Unix()
+	mustVerify(t, v, iss.Sign(t, claims), "")
+	claims["nbf"] = iss.Now().Add(10 * time.Minute).Unix()
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonNotYetValid)
+}
+
+func TestWrongAudienceIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	claims["aud"] = "someone-elses-app"
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonAudience)
+}
+
+func TestAnyConfiguredClientIDIsAnAcceptedAudience(t *testing.T) {
+	iss := oidctest.NewIssuer(t)
+	v := oidc.NewVerifier(oidc.Google, oidc.Config{
+		Issuer:    iss.URL(),
+		ClientIDs: []string{"web-client", "ios-client", "android-client"},
+	})
+	for _, aud := range []any{"web-client", "ios-client", []string{"other", "android-client"}} {
+		claims := iss.Claims()
+		claims["aud"] = aud
+		mustVerify(t, v, iss.Sign(t, claims), "")
+	}
+}
+
+func TestWrongIssuerIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	claims["iss"] = "https://evil.example.com"
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonIssuer)
+}
+
+func TestGoogleIssuerWithoutSchemeIsAccepted(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	claims["iss"] = strings.TrimPrefix(iss.URL(), "http://")
+	mustVerify(t, v, iss.Sign(t, claims), "")
+}
+
+func TestAppleIssuerWithoutSchemeIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	claims["iss"] = strings.TrimPrefix(iss.URL(), "http://")
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonIssuer)
+}
+
+func TestTokenSignedWithAnUnpublishedKeyIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "") // keys cached: the forgery's kid is known
+	_, err := verify(t, v, iss.SignWithForeignKey(t, iss.Claims()), "")
+	wantInvalid(t, err, oidc.ReasonSignature)
+}
+
+func TestForgedTokenAtFirstUseIsRefusedAsSignature(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	_, err := verify(t, v, iss.SignWithForeignKey(t, iss.Claims()), "")
+	wantInvalid(t, err, oidc.ReasonSignature)
+}
+
+func TestTamperedPayloadIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	parts := strings.Split(iss.Sign(t, iss.Claims()), ".")
+	claims := iss.Claims()
+	claims["sub"] = "someone-else"
+	parts[1] = b64JSON(t, claims)
+	_, err := verify(t, v, strings.Join(parts, "."), "")
+	wantInvalid(t, err, oidc.ReasonSignature)
+}
+
+func TestKeyRotationIsPickedUpByRefetchingTheKeys(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	iss.RotateKey(t)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	if k := iss.JWKSRequests(); k != 2 {
+		t.Fatalf("%d JWKS requests, want 2 (first use, then the unknown kid)", k)
+	}
+}
+
+func TestAppleNonceMatchesTheHashOfTheRawNonce(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	claims["nonce"] = sha256Hex("raw-nonce")
+	token := iss.Sign(t, claims)
+	mustVerify(t, v, token, "raw-nonce")
+
+	_, err := verify(t, v, token, "other-nonce")
+	wantInvalid(t, err, oidc.ReasonNonce)
+}
+
+func TestAppleNonceClaimEqualToTheRawNonceIsRefused(t *testing.T) {
+	// Whoever saw the token knows its nonce claim; only the app knows the preimage.
+	iss, v, _ := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	claims["nonce"] = "raw-nonce"
+	_, err := verify(t, v, iss.Sign(t, claims), "raw-nonce")
+	wantInvalid(t, err, oidc.ReasonNonce)
+}
+
+func TestGoogleNonceMatchesAsGiven(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	claims["nonce"] = "raw-nonce"
+	token := iss.Sign(t, claims)
+	mustVerify(t, v, token, "raw-nonce")
+	_, err := verify(t, v, token, "other-nonce")
+	wantInvalid(t, err, oidc.ReasonNonce)
+}
+
+func TestMissingNonceClaimIsRefusedWhenANonceIsGiven(t *testing.T) {
+	for _, name := range []string{oidc.Google, oidc.Apple} {
+		t.Run(name, func(t *testing.T) {
+			iss, v, _ := setup(t, name)
+			_, err := verify(t, v, iss.Sign(t, iss.Claims()), "raw-nonce")
+			wantInvalid(t, err, oidc.ReasonNonce)
+		})
+	}
+}
+
+func TestNonceClaimIsIgnoredWhenNoNonceIsGiven(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	claims["nonce"] = sha256Hex("raw-nonce")
+	mustVerify(t, v, iss.Sign(t, claims), "")
+}
+
+func TestEmailVerifiedIsReadFromBoolOrString(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	for _, tc := range []struct {
+		claim any // nil: absent
+		want  bool
+	}{
+		{true, true},
+		{false, false},
+		{"true", true},
+		{"false", false},
+		{"yes", false},
+		{nil, false},
+	} {
+		claims := iss.Claims()
+		if tc.claim == nil {
+			delete(claims, "email_verified")
+		} else {
+			claims["email_verified"] = tc.claim
+		}
+		if got := mustVerify(t, v, iss.Sign(t, claims), "").EmailVerified; got != tc.want {
+			t.Errorf("email_verified %#v read as %v, want %v", tc.claim, got, tc.want)
+		}
+	}
+}
+
+func TestTokenWithoutSubjectIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	claims := iss.Claims()
+	delete(claims, "sub")
+	_, err := verify(t, v, iss.Sign(t, claims), "")
+	wantInvalid(t, err, oidc.ReasonSubject)
+}
+
+func TestUnsignedTokenIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	token := b64JSON(t, map[string]any{"alg": "none", "typ": "JWT", "kid": "oidctest-key-1"}) + "." + b64JSON(t, iss.Claims()) + "."
+	_, err := verify(t, v, token, "")
+	wantInvalid(t, err, oidc.ReasonAlgorithm)
+}
+
+func TestHS256TokenKeyedWithThePublicKeyIsRefused(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	// The classic confusion attack: HMAC keyed with the provider's public key, which anyone has.
+	pub := publicKeyMaterial(t, iss)
+	signing := b64JSON(t, map[string]any{"alg": "HS256", "typ": "JWT", "kid": "oidctest-key-1"}) + "." + b64JSON(t, iss.Claims())
+	mac := hmac.New(sha256.New, pub)
+	mac.Write([]byte(signing))
+	token := signing + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	_, err := verify(t, v, token, "")
+	wantInvalid(t, err, oidc.ReasonAlgorithm)
+}
+
+func TestGarbageIsRefusedAsMalformed(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	for _, token := range []string{"", "not-a-jwt", "a.b.c", b64JSON(t, map[string]any{"alg": "RS256"}) + ".!!.sig"} {
+		_, err := verify(t, v, token, "")
+		wantInvalid(t, err, oidc.ReasonMalformed)
+	}
+	if k := iss.JWKSRequests(); k != 0 {
+		t.Fatalf("garbage caused %d JWKS requests, want 0", k)
+	}
+}
+
+func TestProviderDownAtFirstUseIsUnavailableThenRecovers(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	token := iss.Sign(t, iss.Claims())
+	iss.Stop(t)
+	_, err := verify(t, v, token, "")
+	wantUnavailable(t, err)
+
+	iss.Start(t)
+	mustVerify(t, v, token, "")
+}
+
+func TestProviderAnswering5xxAtDiscoveryIsUnavailableThenRecovers(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	token := iss.Sign(t, iss.Claims())
+	iss.Fail(http.StatusServiceUnavailable)
+	_, err := verify(t, v, token, "")
+	wantUnavailable(t, err)
+
+	iss.Fail(0)
+	mustVerify(t, v, token, "")
+}
+
+func TestKeyFetchFailureIsUnavailableNotInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		down func(testing.TB, *oidctest.Issuer)
+	}{
+		{"refused connection", func(tb testing.TB, iss *oidctest.Issuer) { iss.Stop(tb) }},
+		{"503", func(_ testing.TB, iss *oidctest.Issuer) { iss.Fail(http.StatusServiceUnavailable) }},
+		{"404", func(_ testing.TB, iss *oidctest.Issuer) { iss.Fail(http.StatusNotFound) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss, v, _ := setup(t, oidc.Google)
+			mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+			iss.RotateKey(t) // the next token names a kid that is not cached: a fetch is needed
+			token := iss.Sign(t, iss.Claims())
+			tc.down(t, iss)
+			_, err := verify(t, v, token, "")
+			wantUnavailable(t, err)
+		})
+	}
+}
+
+func TestCachedKeysVerifyWhileTheProviderIsDown(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	token := iss.Sign(t, iss.Claims())
+	iss.Stop(t)
+	mustVerify(t, v, token, "")
+}
+
+func TestFirstUseWaitsNoLongerThanTheCallersContext(t *testing.T) {
+	// A provider that accepts connections but never answers.
+	hung := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	})}
+	iss := oidctest.NewIssuer(t)
+	iss.Stop(t)
+	ln := listenAt(t, strings.TrimPrefix(iss.URL(), "http://"))
+	go srv.Serve(ln)
+	t.Cleanup(func() { close(hung); srv.Close() })
+
+	v := oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: iss.URL(), ClientIDs: []string{oidctest.ClientID}})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := v.Verify(ctx, iss.Sign(t, iss.Claims()), "")
+	wantUnavailable(t, err)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Verify took %v with a 100ms context", d)
+	}
+}
+
+func TestProviderWithoutClientIDsIsDisabled(t *testing.T) {
+	iss := oidctest.NewIssuer(t)
+	v := oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: iss.URL(), ClientIDs: []string{"", "  "}})
+	if v.Enabled() {
+		t.Fatal("Enabled with no client ids")
+	}
+	_, err := verify(t, v, iss.Sign(t, iss.Claims()), "")
+	wantRefused(t, err, fluxauth.EProviderDisabled, oidc.ReasonDisabled)
+	if n := iss.DiscoveryRequests(); n != 0 {
+		t.Fatalf("a disabled provider made %d discovery requests", n)
+	}
+}
+
+func TestReasonOfAForeignErrorIsEmpty(t *testing.T) {
+	if r := oidc.Reason(errors.New("boom")); r != "" {
+		t.Fatalf("Reason = %q, want empty", r)
+	}
+	if r := oidc.Reason(nil); r != "" {
+		t.Fatalf("Reason(nil) = %q, want empty", r)
+	}
+}
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func b64JSON(tb testing.TB, v any) string {
+	tb.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// publicKeyMaterial returns the issuer's published JWKS: public bytes anyone can key an HMAC with.
+func publicKeyMaterial(tb testing.TB, iss *oidctest.Issuer) []byte {
+	tb.Helper()
+	resp, err := http.Get(iss.URL() + oidctest.JWKSPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func listenAt(tb testing.TB, addr string) net.Listener {
+	tb.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ln
+}
