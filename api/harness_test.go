@@ -17,6 +17,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/revocation"
@@ -31,6 +32,7 @@ type env struct {
 	Store    fluxauth.Store
 	Clock    *testenv.Clock
 	Accounts *account.Service
+	Recorder *audit.Recorder
 	Logs     *syncBuffer
 	server   *httptest.Server
 }
@@ -61,9 +63,9 @@ type envConfig struct {
 	accounts func(*account.Service)
 }
 
-func withStore(s fluxauth.Store) envOption           { return func(c *envConfig) { c.store = s } }
-func withKeys(k *token.KeySet) envOption             { return func(c *envConfig) { c.keys = k } }
-func withClock(k *testenv.Clock) envOption           { return func(c *envConfig) { c.clock = k } }
+func withStore(s fluxauth.Store) envOption            { return func(c *envConfig) { c.store = s } }
+func withKeys(k *token.KeySet) envOption              { return func(c *envConfig) { c.keys = k } }
+func withClock(k *testenv.Clock) envOption            { return func(c *envConfig) { c.clock = k } }
 func withAccounts(f func(*account.Service)) envOption { return func(c *envConfig) { c.accounts = f } }
 
 // testHashParams are cheap argon2id parameters so tests run fast; production uses the defaults.
@@ -96,24 +98,20 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	recorder := audit.New(cfg.store, logger, audit.Config{FlushInterval: time.Millisecond})
+	tb.Cleanup(func() { recorder.Close(context.Background()) })
 	acc := &account.Service{
 		Store: cfg.store, Passwords: password.New(testHashParams, 4, rand.Reader), Tokens: issuer,
-		Revocations: revocation.NewDB(cfg.store, 0, cfg.clock), Events: storeRecorder{cfg.store},
+		Revocations: revocation.NewDB(cfg.store, 0, cfg.clock), Events: recorder,
 		Clock: cfg.clock, Rand: rand.Reader, Logger: logger, Config: account.DefaultConfig(),
 	}
 	if cfg.accounts != nil {
 		cfg.accounts(acc)
 	}
-	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc}
+	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore)}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
-	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Logs: logs, server: ts}
-}
-
-type storeRecorder struct{ store fluxauth.EventStore }
-
-func (r storeRecorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
-	return r.store.InsertEvents(ctx, events...)
+	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Logs: logs, server: ts}
 }
 
 // response is a decoded HTTP answer.
@@ -216,9 +214,12 @@ func (e *env) signup(tb testing.TB, email string, extra ...string) *authResponse
 
 func bearer(tok string) []string { return []string{"Authorization", "Bearer " + tok} }
 
-// events returns the audit log's events of one type, newest first.
+// events returns the audit log's events of one type, newest first, once the queue is written.
 func (e *env) events(tb testing.TB, typ string) []*fluxauth.SecurityEvent {
 	tb.Helper()
+	if err := e.Recorder.Flush(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	evs, err := e.Store.ListEvents(context.Background(), fluxauth.EventFilter{Type: typ, Limit: 500})
 	if err != nil {
 		tb.Fatal(err)

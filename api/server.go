@@ -34,6 +34,8 @@ type Server struct {
 	DB Pinger
 	// Accounts is the auth rules; nil disables the /api/auth routes (used by foundation tests).
 	Accounts *account.Service
+	// Admin serves the admin API; nil disables it.
+	Admin AdminStore
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies *ProxyList
 	// Degraded, when set, lists dependencies that are degraded but not fatal (e.g. Redis); /readyz
@@ -60,6 +62,7 @@ func (s *Server) Handler() http.Handler {
 	s.mux.HandleFunc("GET /healthz", s.handle(s.healthz))
 	s.mux.HandleFunc("GET /readyz", s.handle(s.readyz))
 	s.routes()
+	s.adminRoutes()
 	s.mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return fluxauth.Errorf(fluxauth.ENotFound, "No such endpoint.")
 	}))

@@ -11,6 +11,7 @@ import (
 // database is a Store that also owns its schema.
 type database interface {
 	fluxauth.Store
+	fluxauth.AdminStore
 	MigrateUp(ctx context.Context) ([]string, error)
 	MigrateDown(ctx context.Context) (string, error)
 	MigrationStatus(ctx context.Context) ([]sqlite.MigrationStatus, error)

@@ -19,6 +19,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/token"
@@ -81,15 +82,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		revocations = &revocation.Redis{Client: rdb, Prefix: "fluxauth:", Clock: clock, Fallback: revocation.NewDB(db, 500*time.Millisecond, clock)}
 	}
 
+	recorder := audit.New(db, logger, audit.Config{})
 	accounts := &account.Service{
 		Store: db, Passwords: hasher, Tokens: issuer, Revocations: revocations,
-		Events: storeRecorder{db}, Clock: clock, Rand: rand.Reader, Logger: logger,
+		Events: recorder, Clock: clock, Rand: rand.Reader, Logger: logger,
 		Config: account.Config{
 			RefreshTTL: cfg.RefreshTTL, SessionMaxAge: cfg.SessionMaxAge, RefreshGrace: cfg.RefreshGrace,
 			SignupUserTypes: cfg.SignupUserTypes, FingerprintRevoke: true,
 		},
 	}
-	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, TrustedProxies: cfg.TrustedProxies}
+	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -123,6 +125,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("graceful shutdown: %w", err)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	// Requests are done; the events they queued are written before the database closes.
+	if err := recorder.Close(shutCtx); err != nil {
 		return err
 	}
 	logger.Info("stopped")
@@ -172,13 +178,6 @@ func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
 			}
 		}
 	}
-}
-
-// storeRecorder writes events straight to the store.
-type storeRecorder struct{ store fluxauth.EventStore }
-
-func (r storeRecorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
-	return r.store.InsertEvents(ctx, events...)
 }
 
 // slogWriter routes net/http's internal error log (TLS handshake errors and the like) into slog.

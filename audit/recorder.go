@@ -1,0 +1,271 @@
+// Package audit records security events durably and hands them to live subscribers (the dashboard,
+// alerting). Requests enqueue events and go on; a background writer inserts them in batches, so
+// recording costs a request well under a millisecond while no event is lost: the queue is bounded
+// (a full queue makes callers wait rather than drop), critical events are written through before the
+// request answers, a request's cancellation does not cancel its events, and Close drains the queue.
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+// Inserter is where events are kept.
+type Inserter interface {
+	InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent) error
+}
+
+// Config tunes the recorder; zero values take the defaults.
+type Config struct {
+	QueueSize     int           // events waiting to be written (default 10,000)
+	BatchSize     int           // events per INSERT (default 500)
+	FlushInterval time.Duration // longest an event waits for its batch (default 50ms)
+	RetryInterval time.Duration // pause after a failed write before trying again (default 1s)
+}
+
+// Recorder implements account.Recorder.
+type Recorder struct {
+	store  Inserter
+	log    *slog.Logger
+	cfg    Config
+	queue  chan item
+	closed chan struct{}
+	done   chan struct{}
+	once   sync.Once
+	// failing is set while the store refuses writes: new events are then refused (503) instead of
+	// piling up in memory behind a database that may not come back.
+	failing atomic.Bool
+
+	mu   sync.Mutex
+	subs map[*subscription]struct{}
+}
+
+// New starts a recorder writing to store. Call Close to drain it.
+func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 10000
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 50 * time.Millisecond
+	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = time.Second
+	}
+	r := &Recorder{
+		store: store, log: logger, cfg: cfg,
+		queue:  make(chan item, cfg.QueueSize),
+		closed: make(chan struct{}),
+		done:   make(chan struct{}),
+		subs:   map[*subscription]struct{}{},
+	}
+	go r.run()
+	return r
+}
+
+// ErrClosed is returned by Record after Close.
+var ErrClosed = errors.New("audit: recorder closed")
+
+// Record keeps events. Critical ones are written before Record returns; the rest are queued. A
+// queue that is full makes Record wait (the request is slowed, not the event dropped). When the
+// database is failing, Record returns an error wrapping fluxauth.ErrUnavailable.
+func (r *Recorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
+	// The request may be cancelled the moment it has answered; its events must survive that.
+	ctx = context.WithoutCancel(ctx)
+	select {
+	case <-r.closed:
+		return ErrClosed
+	default:
+	}
+	var critical []*fluxauth.SecurityEvent
+	for _, ev := range events {
+		if ev.Severity == fluxauth.SeverityCritical {
+			critical = append(critical, ev)
+		}
+	}
+	if len(critical) > 0 {
+		if err := r.store.InsertEvents(ctx, critical...); err != nil {
+			return fmt.Errorf("audit: write critical event: %w", err)
+		}
+		r.publish(critical)
+	}
+	if r.failing.Load() {
+		return fmt.Errorf("%w: audit log is not accepting events", fluxauth.ErrUnavailable)
+	}
+	for _, ev := range events {
+		if ev.Severity == fluxauth.SeverityCritical {
+			continue
+		}
+		select {
+		case r.queue <- item{ev: ev}:
+		case <-r.closed:
+			return ErrClosed
+		}
+	}
+	return nil
+}
+
+// item is a queued event, or a flush marker whose done is closed once everything queued before it
+// has been written.
+type item struct {
+	ev   *fluxauth.SecurityEvent
+	done chan struct{}
+}
+
+// Flush waits until every event queued before the call has been written.
+func (r *Recorder) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case r.queue <- item{done: done}:
+	case <-r.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Committed hands events that were written inside another transaction to the subscribers.
+func (r *Recorder) Committed(events ...*fluxauth.SecurityEvent) { r.publish(events) }
+
+// Close stops accepting events and waits until every queued event is written or ctx ends.
+func (r *Recorder) Close(ctx context.Context) error {
+	r.once.Do(func() { close(r.closed) })
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("audit: %d events not written before shutdown deadline: %w", len(r.queue), ctx.Err())
+	}
+}
+
+func (r *Recorder) run() {
+	defer close(r.done)
+	batch := make([]*fluxauth.SecurityEvent, 0, r.cfg.BatchSize)
+	var waiters []chan struct{}
+	flush := func() {
+		r.write(batch)
+		batch = batch[:0]
+		for _, w := range waiters {
+			close(w)
+		}
+		waiters = waiters[:0]
+	}
+	add := func(it item) {
+		if it.done != nil {
+			waiters = append(waiters, it.done)
+			flush()
+			return
+		}
+		batch = append(batch, it.ev)
+		if len(batch) == r.cfg.BatchSize {
+			flush()
+		}
+	}
+	timer := time.NewTicker(r.cfg.FlushInterval)
+	defer timer.Stop()
+	for {
+		select {
+		case it := <-r.queue:
+			add(it)
+		case <-timer.C:
+			if len(batch) > 0 {
+				flush()
+			}
+		case <-r.closed:
+			// Drain whatever is queued, then stop.
+			for {
+				select {
+				case it := <-r.queue:
+					add(it)
+					continue
+				default:
+				}
+				break
+			}
+			flush()
+			return
+		}
+	}
+}
+
+// write inserts one batch, retrying until it succeeds: a batch is only ever dropped if the process
+// is stopped while the database is down, and then it is logged as lost.
+func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
+	if len(batch) == 0 {
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := r.store.InsertEvents(ctx, batch...)
+		cancel()
+		if err == nil {
+			if r.failing.Swap(false) {
+				r.log.Info("audit log writable again")
+			}
+			r.publish(batch)
+			return
+		}
+		if !r.failing.Swap(true) {
+			r.log.Error("audit log write failed; retrying", "events", len(batch), "err", err)
+		}
+		select {
+		case <-r.closed:
+			if attempt >= 3 {
+				r.log.Error("audit events lost at shutdown: the database refused them", "events", len(batch), "err", err)
+				return
+			}
+		default:
+		}
+		time.Sleep(r.cfg.RetryInterval)
+	}
+}
+
+type subscription struct {
+	ch chan fluxauth.SecurityEvent
+}
+
+// Subscribe returns a channel that receives every event once it is recorded, and a function that
+// ends the subscription. A subscriber that falls more than buf events behind misses events: the
+// database, not the stream, is the record.
+func (r *Recorder) Subscribe(buf int) (<-chan fluxauth.SecurityEvent, func()) {
+	s := &subscription{ch: make(chan fluxauth.SecurityEvent, buf)}
+	r.mu.Lock()
+	r.subs[s] = struct{}{}
+	r.mu.Unlock()
+	return s.ch, func() {
+		r.mu.Lock()
+		if _, ok := r.subs[s]; ok {
+			delete(r.subs, s)
+			close(s.ch)
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *Recorder) publish(events []*fluxauth.SecurityEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.subs {
+		for _, ev := range events {
+			select {
+			case s.ch <- *ev:
+			default:
+			}
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth/postgres"
+)
+
+// binary is fluxauth built once for the tests that run it as a process.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fluxauth-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "fluxauth")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build fluxauth: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func envFunc(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigReportsEveryProblemAtOnceNamingItsVariable(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve"}, envFunc(
+		"FLUXAUTH_ADDR", "nonsense",
+		"FLUXAUTH_DATABASE_URL", "mysql://x",
+		"FLUXAUTH_LOG_LEVEL", "loud",
+		"FLUXAUTH_ACCESS_TTL", "forever",
+		"FLUXAUTH_JWT_ALG", "HS256",
+		"FLUXAUTH_JWT_SECRET", "too-short-secret",
+	), io.Discard, &stderr)
+	if code == 0 {
+		t.Fatal("bad configuration was accepted")
+	}
+	for _, name := range []string{"FLUXAUTH_ADDR", "FLUXAUTH_DATABASE_URL", "FLUXAUTH_LOG_LEVEL", "FLUXAUTH_ACCESS_TTL", "FLUXAUTH_JWT_SECRET"} {
+		if !strings.Contains(stderr.String(), name) {
+			t.Errorf("error does not name %s:\n%s", name, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "too-short-secret") {
+		t.Error("the secret was printed")
+	}
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	cfg, _, err := parseConfig("serve", []string{"--log-level", "debug"}, envFunc("FLUXAUTH_LOG_LEVEL", "error"), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LogLevel != "debug" {
+		t.Fatalf("log level %q", cfg.LogLevel)
+	}
+}
+
+func TestDefaultsNeedNoConfiguration(t *testing.T) {
+	cfg, _, err := parseConfig("serve", nil, envFunc(), io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:8080" || cfg.DatabaseURL != "sqlite:./fluxauth.db" || cfg.SigningKeys != "fluxauth-keys.json" || cfg.Issuer != "http://127.0.0.1:8080" {
+		t.Fatalf("defaults %+v", cfg)
+	}
+}
+
+func TestPostgresRequiresASharedKeyFile(t *testing.T) {
+	_, _, err := parseConfig("serve", nil, envFunc("FLUXAUTH_DATABASE_URL", "postgres://localhost/x"), io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "FLUXAUTH_SIGNING_KEYS") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestBadConfigurationExitsWithinASecond(t *testing.T) {
+	start := time.Now()
+	cmd := exec.Command(binary, "serve")
+	cmd.Env = append(os.Environ(), "FLUXAUTH_DATABASE_URL=oracle://nope")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatal("exited 0")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %s", d)
+	}
+	if !strings.Contains(string(out), "FLUXAUTH_DATABASE_URL") {
+		t.Fatalf("output: %s", out)
+	}
+}
+
+// freeAddr returns a loopback address nobody listens on.
+func freeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startServe runs "fluxauth serve" in dir and waits until /healthz answers.
+func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
+	tb.Helper()
+	addr := freeAddr(tb)
+	cmd := exec.Command(binary, "serve")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append([]string{"FLUXAUTH_ADDR=" + addr}, env...)...)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	for time.Since(start) < 5*time.Second {
+		res, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return cmd, "http://" + addr, &logs
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatalf("serve did not answer /healthz within 5 s:\n%s", logs.String())
+	return nil, "", nil
+}
+
+func TestServeStartsWithNoConfigurationAndShutsDownGracefully(t *testing.T) {
+	dir := t.TempDir()
+	cmd, url, logs := startServe(t, dir)
+	for _, f := range []string{"fluxauth.db", "fluxauth-keys.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("%s not created: %v", f, err)
+		}
+	}
+	// An in-flight request: its body arrives after SIGTERM, and it must still be answered.
+	pr, pw := io.Pipe()
+	done := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", url+"/api/auth/login", pr)
+		req.ContentLength = -1
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	pw.Write([]byte(`{"email":"nobody@example.com",`))
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	pw.Write([]byte(`"password":"whatever pass"}`))
+	pw.Close()
+	res := <-done
+	if res == nil || res.StatusCode != 401 {
+		t.Fatalf("in-flight request not answered: %+v\n%s", res, logs)
+	}
+	res.Body.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve exited with %v:\n%s", err, logs)
+	}
+	if strings.Contains(logs.String(), "whatever pass") {
+		t.Fatal("a password reached the log")
+	}
+}
+
+func runCLI(tb testing.TB, dir string, env []string, args ...string) (string, error) {
+	tb.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestMigrateStatusListsAppliedMigrations(t *testing.T) {
+	dialects := map[string]func(t *testing.T) []string{
+		"sqlite": func(t *testing.T) []string { return nil },
+		"postgres": func(t *testing.T) []string {
+			return []string{"FLUXAUTH_DATABASE_URL=" + postgres.CreateTestDatabase(t), "FLUXAUTH_SIGNING_KEYS=" + filepath.Join(t.TempDir(), "keys.json")}
+		},
+	}
+	for name, envOf := range dialects {
+		t.Run(name, func(t *testing.T) {
+			dir, env := t.TempDir(), envOf(t)
+			out, err := runCLI(t, dir, env, "migrate", "status")
+			if err != nil || !strings.Contains(out, "001") || !strings.Contains(out, "pending") {
+				t.Fatalf("status before: %v\n%s", err, out)
+			}
+			if out, err := runCLI(t, dir, env, "migrate", "up"); err != nil || !strings.Contains(out, "001_create_refresh_tokens") {
+				t.Fatalf("up: %v\n%s", err, out)
+			}
+			out, err = runCLI(t, dir, env, "migrate", "status")
+			if err != nil || strings.Contains(out, "pending") || !strings.Contains(out, "002_create_security_events") || !strings.Contains(out, "applied") {
+				t.Fatalf("status after: %v\n%s", err, out)
+			}
+			if out, err := runCLI(t, dir, env, "migrate", "down"); err != nil || !strings.Contains(out, "rolled back") {
+				t.Fatalf("down: %v\n%s", err, out)
+			}
+			if out, err := runCLI(t, dir, env, "migrate", "status"); err != nil || !strings.Contains(out, "pending") {
+				t.Fatalf("status after down: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+func TestUsersSetType(t *testing.T) {
+	dir := t.TempDir()
+	cmd, url, _ := startServe(t, dir)
+	res, err := http.Post(url+"/api/auth/signup", "application/json",
+		strings.NewReader(`{"email":"boss@example.com","password":"correct horse battery","name":"Boss"}`))
+	if err != nil || res.StatusCode != 201 {
+		t.Fatalf("signup: %v %v", err, res)
+	}
+	res.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	out, err := runCLI(t, dir, nil, "users", "set-type", "BOSS@example.com", "admin")
+	if err != nil || !strings.Contains(out, "admin") {
+		t.Fatalf("set-type: %v %s", err, out)
+	}
+	out, err = runCLI(t, dir, nil, "users", "set-type", "ghost@example.com", "admin")
+	if err == nil || !strings.Contains(out, "no user with email ghost@example.com") {
+		t.Fatalf("unknown email: %v %s", err, out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := runCLI(t, t.TempDir(), nil, "version")
+	if err != nil || !strings.HasPrefix(out, "fluxauth ") {
+		t.Fatalf("%v %s", err, out)
+	}
+}

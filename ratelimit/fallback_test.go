@@ -1,0 +1,195 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/ratelimit"
+)
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func isUnavailable(err error) bool { return errors.Is(err, fluxauth.ErrUnavailable) }
+
+// instance is one fluxauth instance's limiter: Redis at url, falling back to its own memory.
+type instance struct {
+	*ratelimit.Fallback
+	log *logRecorder
+}
+
+func newInstance(tb testing.TB, url, prefix string, clock fluxauth.Clock) instance {
+	tb.Helper()
+	rec := &logRecorder{}
+	shared := ratelimit.NewRedis(mustRedisClient(tb, url), ratelimit.RedisConfig{Prefix: prefix, Timeout: 25 * time.Millisecond})
+	return instance{ratelimit.NewFallback(shared, ratelimit.NewMemory(clock), slog.New(rec), clock), rec}
+}
+
+// awaitRecovery steps the clock a probe interval at a time until f uses Redis again. Real time
+// passes too: the Redis client re-dials a restarted server on its own schedule.
+func awaitRecovery(tb testing.TB, f *ratelimit.Fallback, clock *testenv.Clock) {
+	tb.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.Degraded() {
+		if time.Now().After(deadline) {
+			tb.Fatal("still degraded 10s after Redis came back")
+		}
+		clock.Advance(ratelimit.DefaultProbeEvery)
+		if _, err := f.Allow(context.Background(), "probe", ratelimit.Limit{Rate: 1000, Period: time.Second}); err != nil {
+			tb.Fatal(err)
+		}
+		if f.Degraded() {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func TestFallbackServesFromMemoryAndWarnsOnceAMinuteWhileRedisIsUnreachable(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	closed := "redis://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/0"
+	f := newInstance(t, closed, "fluxauth:rl:", clock)
+	l := ratelimit.Limit{Rate: 3, Period: time.Hour}
+
+	if n := allowedOf(t, f, "login:ip:10.0.0.1", l, 10); n != 3 {
+		t.Fatalf("allowed %d of 10 with Redis unreachable, want 3 (the limit, from memory)", n)
+	}
+	if !f.Degraded() {
+		t.Fatal("not degraded with Redis unreachable")
+	}
+	if n := f.log.count(slog.LevelWarn); n != 1 {
+		t.Fatalf("%d warnings, want 1", n)
+	}
+	// Probes keep failing every second; the warning waits for the minute.
+	for range 59 {
+		clock.Advance(time.Second)
+		allowedOf(t, f, "login:ip:10.0.0.1", l, 1)
+	}
+	if n := f.log.count(slog.LevelWarn); n != 1 {
+		t.Fatalf("%d warnings within the first minute, want 1", n)
+	}
+	clock.Advance(time.Second)
+	allowedOf(t, f, "login:ip:10.0.0.1", l, 1)
+	if n := f.log.count(slog.LevelWarn); n != 2 {
+		t.Fatalf("%d warnings after a minute, want 2", n)
+	}
+}
+
+func TestFallbackReturnsToTheSharedLimitWhenARestartedRedisAnswers(t *testing.T) {
+	srv := startRedisServer(t)
+	clock := testenv.NewClock(time.Now())
+	prefix := "fluxauth:rl:"
+	a := newInstance(t, srv.URL(), prefix, clock)
+	b := newInstance(t, srv.URL(), prefix, clock)
+	l := ratelimit.Limit{Rate: 4, Period: time.Hour}
+
+	// Up: one global limit.
+	if n := allowedOf(t, a, "k1", l, 3) + allowedOf(t, b, "k1", l, 3); n != 4 {
+		t.Fatalf("allowed %d of 6 across two instances with Redis up, want 4", n)
+	}
+
+	srv.Stop()
+	// Down: each instance limits on its own.
+	if n := allowedOf(t, a, "k2", l, 6); n != 4 {
+		t.Fatalf("instance a allowed %d of 6 with Redis down, want 4", n)
+	}
+	if n := allowedOf(t, b, "k2", l, 6); n != 4 {
+		t.Fatalf("instance b allowed %d of 6 with Redis down, want 4", n)
+	}
+	if !a.Degraded() || !b.Degraded() {
+		t.Fatal("not degraded with Redis down")
+	}
+
+	srv.Start() // same port, empty
+	allowedOf(t, a, "k2", l, 1)
+	if !a.Degraded() {
+		t.Fatal("probed Redis before the probe interval passed")
+	}
+	awaitRecovery(t, a.Fallback, clock)
+	awaitRecovery(t, b.Fallback, clock)
+	if n := allowedOf(t, a, "k3", l, 3) + allowedOf(t, b, "k3", l, 3); n != 4 {
+		t.Fatalf("allowed %d of 6 across two instances after recovery, want 4 (one shared limit again)", n)
+	}
+	if a.log.count(slog.LevelInfo) != 1 {
+		t.Fatalf("%d recovery notices, want 1", a.log.count(slog.LevelInfo))
+	}
+}
+
+func TestFallbackBypassesAFrozenRedisWithinTheTimeout(t *testing.T) {
+	srv := startRedisServer(t)
+	clock := testenv.NewClock(time.Now())
+	f := newInstance(t, srv.URL(), "fluxauth:rl:", clock)
+	l := ratelimit.Limit{Rate: 100, Period: time.Second}
+	allowedOf(t, f, "warm", l, 1) // open a connection while Redis answers
+
+	srv.Freeze()
+	start := time.Now()
+	if n := allowedOf(t, f, "k", l, 1); n != 1 {
+		t.Fatal("request refused while Redis is frozen")
+	}
+	// 25ms timeout; generous margin for -race and a loaded machine, far below go-redis's 3s default.
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("first call with Redis frozen took %v, want about the 25ms timeout", d)
+	}
+	if !f.Degraded() {
+		t.Fatal("not degraded with Redis frozen")
+	}
+	start = time.Now()
+	allowedOf(t, f, "k", l, 100)
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Fatalf("100 calls between probes took %v: they should not wait for Redis", d)
+	}
+
+	srv.Thaw()
+	awaitRecovery(t, f.Fallback, clock)
+}
+
+func TestFallbackResetClearsTheLocalCountsFromAnOutage(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	f := newInstance(t, "redis://127.0.0.1:"+strconv.Itoa(freePort(t))+"/0", "fluxauth:rl:", clock)
+	lo := ratelimit.Lockout{Limiter: f, Limit: ratelimit.DefaultRules().Lockout}
+	key := ratelimit.LockoutKey("user-7")
+	for range 10 {
+		lo.Attempt(context.Background(), key)
+	}
+	if r, _ := lo.Check(context.Background(), key); r.Allowed {
+		t.Fatal("not locked after 10 failures during the outage")
+	}
+	if err := lo.Reset(context.Background(), key); err != nil {
+		t.Fatalf("reset during the outage: %v", err)
+	}
+	if r, _ := lo.Check(context.Background(), key); !r.Allowed || r.Remaining != 10 {
+		t.Fatalf("after reset: %+v, want 10 attempts", r)
+	}
+}
+
+func TestFallbackRejectsAnInvalidLimitWithoutGoingDegraded(t *testing.T) {
+	rdb := mustSharedRedis(t)
+	clock := testenv.NewClock(time.Now())
+	f := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb)}), ratelimit.NewMemory(clock), discardLogger(), clock)
+	if _, err := f.Allow(context.Background(), "k", ratelimit.Limit{Rate: -1, Period: time.Second}); err == nil {
+		t.Fatal("no error for a negative rate")
+	}
+	if f.Degraded() {
+		t.Fatal("a bad limit marked Redis degraded")
+	}
+}
+
+func TestFallbackPassesACancelledRequestBackWithoutGoingDegraded(t *testing.T) {
+	rdb := mustSharedRedis(t)
+	clock := testenv.NewClock(time.Now())
+	f := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb)}), ratelimit.NewMemory(clock), discardLogger(), clock)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.Allow(ctx, "k", ratelimit.Limit{Rate: 1, Period: time.Second}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Allow with a cancelled context: %v, want context.Canceled", err)
+	}
+	if f.Degraded() {
+		t.Fatal("a client going away marked Redis degraded")
+	}
+}
