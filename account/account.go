@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
@@ -30,16 +31,20 @@ type Config struct {
 	// FingerprintRevoke ends a session whose refresh presents a different device fingerprint; when
 	// false the mismatch is only recorded.
 	FingerprintRevoke bool
+	// SuspiciousRefreshRate is the refresh rate of one session above which suspicious_token_usage is
+	// recorded (not refused); zero disables the check.
+	SuspiciousRefreshRate ratelimit.Limit
 }
 
 // DefaultConfig returns the defaults documented in the README.
 func DefaultConfig() Config {
 	return Config{
-		RefreshTTL:        168 * time.Hour,
-		SessionMaxAge:     720 * time.Hour,
-		RefreshGrace:      10 * time.Second,
-		SignupUserTypes:   []string{"client", "designer"},
-		FingerprintRevoke: true,
+		RefreshTTL:            168 * time.Hour,
+		SessionMaxAge:         720 * time.Hour,
+		RefreshGrace:          10 * time.Second,
+		SignupUserTypes:       []string{"client", "designer"},
+		FingerprintRevoke:     true,
+		SuspiciousRefreshRate: ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
 	}
 }
 
@@ -71,6 +76,9 @@ type Service struct {
 	Rand        io.Reader
 	Logger      *slog.Logger
 	Config      Config
+	// Limiter enforces Rules; nil disables rate limiting.
+	Limiter ratelimit.Limiter
+	Rules   ratelimit.Rules
 }
 
 // Result is what a successful signup, login, refresh or external sign-in returns.
@@ -81,6 +89,8 @@ type Result struct {
 	ExpiresIn    int // seconds
 	SessionID    string
 	Created      bool // a new account was made
+	// RateLimit is the tightest rate-limit decision the request passed, for the RateLimit headers.
+	RateLimit *ratelimit.Result
 }
 
 // Principal is the caller proven by a valid access token.
@@ -152,6 +162,10 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
+	var rl limits
+	if err := s.allow(ctx, &rl, "signup:ip", s.Rules.Signup, in.Device, in.Device.IP); err != nil {
+		return nil, err
+	}
 	hash, err := s.Passwords.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
@@ -178,6 +192,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 		return nil, err
 	}
 	res.Created = true
+	res.RateLimit = rl.tightest
 	return res, nil
 }
 
@@ -204,8 +219,22 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		return nil, err
 	}
 	dev := in.Device.normalized()
+	var rl limits
+	if err := s.allow(ctx, &rl, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
+		return nil, err
+	}
+	if err := s.allow(ctx, &rl, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
+		return nil, err
+	}
 	u, err := s.Store.UserByEmail(ctx, in.Email)
 	if err != nil && !errors.Is(err, fluxauth.ErrNotFound) {
+		return nil, err
+	}
+	userID := ""
+	if u != nil {
+		userID = u.ID
+	}
+	if err := s.attemptLogin(ctx, &rl, in.Email, userID, dev); err != nil {
 		return nil, err
 	}
 	if u == nil || u.PasswordHash == "" {
@@ -213,9 +242,8 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 			return nil, err
 		}
 		reason := "unknown_email"
-		userID := ""
 		if u != nil {
-			reason, userID = "no_password", u.ID
+			reason = "no_password"
 		}
 		if err := s.recordFailedLogin(ctx, userID, in.Email, reason, dev); err != nil {
 			return nil, err
@@ -232,10 +260,16 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		}
 		return nil, errInvalidCredentials
 	}
+	s.loginSucceeded(ctx, in.Email)
 	if rehash {
 		s.upgradeHash(ctx, u, in.Password)
 	}
-	return s.login(ctx, u, dev, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
+	res, err := s.login(ctx, u, dev, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
+	if err != nil {
+		return nil, err
+	}
+	res.RateLimit = rl.tightest
+	return res, nil
 }
 
 // upgradeHash rehashes a legacy or outdated hash with the current parameters. Failing it must not

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
@@ -25,6 +26,10 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	dev.Name = "" // a refresh keeps the session's device name
 	dev = dev.normalized()
 	now := s.Clock.Now()
+	var rl limits
+	if err := s.allow(ctx, &rl, "refresh:ip", s.Rules.RefreshIP, dev, dev.IP); err != nil {
+		return nil, err
+	}
 	var (
 		next    *fluxauth.RefreshToken
 		failure error // committed together with the revocation it caused
@@ -75,6 +80,26 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 		if !now.Before(current.ExpiresAt) {
 			return errRefreshExpired
 		}
+		if err := s.allow(ctx, &rl, "refresh:session", s.Rules.RefreshSession, dev, current.SessionID); err != nil {
+			return err
+		}
+		if dev.Fingerprint != "" && current.DeviceFingerprint != "" && dev.Fingerprint != current.DeviceFingerprint {
+			mismatch := s.event(fluxauth.EventDeviceFingerprintMismatch, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
+				map[string]any{"sessionId": current.SessionID, "policy": s.fingerprintPolicy()})
+			if s.Config.FingerprintRevoke {
+				revoked = current.SessionID
+				failure = fluxauth.Errorf(fluxauth.ERefreshTokenRevoked, "The session has been ended for safety; sign in again.")
+				return s.revokeLocked(ctx, tx, current, now, "fingerprint_mismatch", "system", dev, mismatch,
+					s.event(fluxauth.EventSessionHijackAttempt, fluxauth.SeverityCritical, current.UserID, current.ID, dev,
+						map[string]any{"reason": "fingerprint_mismatch", "sessionId": current.SessionID}))
+			}
+			if err := tx.InsertEvents(ctx, mismatch); err != nil {
+				return err
+			}
+		}
+		if err := s.watchRefresh(ctx, tx, current, dev); err != nil {
+			return err
+		}
 		if err := tx.SpendRefreshToken(ctx, current.ID, now); err != nil {
 			return err
 		}
@@ -107,7 +132,48 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	} else if err != nil {
 		return nil, err
 	}
-	return s.result(u, next, raw)
+	res, err := s.result(u, next, raw)
+	if err != nil {
+		return nil, err
+	}
+	res.RateLimit = rl.tightest
+	return res, nil
+}
+
+func (s *Service) fingerprintPolicy() string {
+	if s.Config.FingerprintRevoke {
+		return "revoke"
+	}
+	return "record"
+}
+
+// watchRefresh records suspicious_token_usage for a refresh that comes from a new IP address and a
+// new user agent at once (a token carried to another machine), and for a session refreshed faster
+// than Config.SuspiciousRefreshRate. Both are recorded, not refused: either can be innocent.
+func (s *Service) watchRefresh(ctx context.Context, tx fluxauth.Tx, current *fluxauth.RefreshToken, dev Device) error {
+	if current.IPAddress != "" && current.UserAgent != "" && dev.IP != "" && dev.UserAgent != "" &&
+		current.IPAddress != dev.IP && current.UserAgent != dev.UserAgent {
+		if err := tx.InsertEvents(ctx, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
+			map[string]any{"reason": "new_ip_and_user_agent", "sessionId": current.SessionID,
+				"previousIp": current.IPAddress, "previousUserAgent": current.UserAgent})); err != nil {
+			return err
+		}
+	}
+	l := s.Config.SuspiciousRefreshRate
+	if s.Limiter == nil || l.IsZero() {
+		return nil
+	}
+	key := ratelimit.Key("refresh:watch", current.SessionID)
+	res, err := s.Limiter.Allow(ctx, key, l)
+	if err != nil || res.Allowed {
+		return err
+	}
+	once, err := s.Limiter.Allow(ctx, ratelimit.Key("event", key), ratelimit.Limit{Rate: 1, Period: l.Period, Burst: 1})
+	if err != nil || !once.Allowed {
+		return err
+	}
+	return tx.InsertEvents(ctx, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
+		map[string]any{"reason": "refresh_rate", "sessionId": current.SessionID, "limit": l.String()}))
 }
 
 var errRefreshExpired = fluxauth.Errorf(fluxauth.ERefreshTokenExpired, "The session has expired; sign in again.")

@@ -45,6 +45,7 @@ type authResponse struct {
 }
 
 func writeAuth(w http.ResponseWriter, status int, res *account.Result) {
+	setRateLimitHeaders(w.Header(), res.RateLimit)
 	writeJSON(w, status, authResponse{
 		Token: res.AccessToken, AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
 		ExpiresIn: res.ExpiresIn, TokenType: "Bearer", User: userOf(res.User),

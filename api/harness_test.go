@@ -20,6 +20,7 @@ import (
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite"
 	"github.com/fluxstudio/fluxauth/token"
@@ -105,10 +106,23 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		Revocations: revocation.NewDB(cfg.store, 0, cfg.clock), Events: recorder,
 		Clock: cfg.clock, Rand: rand.Reader, Logger: logger, Config: account.DefaultConfig(),
 	}
+	// Generous limits so tests that sign many users up from one address are not refused; the rate
+	// limit tests install the defaults explicitly.
+	acc.Limiter = ratelimit.NewMemory(cfg.clock)
+	acc.Rules = ratelimit.DefaultRules()
+	acc.Rules.Signup = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	acc.Rules.LoginIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	acc.Rules.LoginIPEmail = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	acc.Rules.RefreshIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
 	if cfg.accounts != nil {
 		cfg.accounts(acc)
 	}
-	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore)}
+	// Tests speak for other clients through X-Forwarded-For, as a load balancer on loopback would.
+	proxies, err := api.ParseProxyList("127.0.0.1/32, ::1/128")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), TrustedProxies: proxies}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
 	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Logs: logs, server: ts}

@@ -1,0 +1,631 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+// AlgES256 is the only asymmetric algorithm the key set holds; AlgHS256 is the legacy shared-secret mode.
+const (
+	AlgES256 = "ES256"
+	AlgHS256 = "HS256"
+)
+
+// UnknownKIDReloadInterval bounds how often a file-backed KeySet re-reads its file because a token
+// named a kid it does not know. Without the bound, anyone could make every request read the disk by
+// sending made-up kids; with it, a key rotated in by another instance is picked up within seconds.
+const UnknownKIDReloadInterval = 5 * time.Second
+
+// keyFileVersion is the format version written to and required of key files.
+const keyFileVersion = 1
+
+// maxKeyFileSize guards against reading something that is plainly not a key file.
+const maxKeyFileSize = 1 << 20
+
+const redacted = "[redacted]"
+
+// keyFile is the on-disk format:
+//
+//	{
+//	  "version": 1,
+//	  "keys": [
+//	    {"kid": "…", "alg": "ES256", "current": true, "createdAt": "2025-01-02T03:04:05Z",
+//	     "privateKey": "-----BEGIN PRIVATE KEY-----\n…PKCS#8…\n-----END PRIVATE KEY-----\n"},
+//	    {"kid": "…", "alg": "ES256", "createdAt": "…", "retiredAt": "…", "privateKey": "…"}
+//	  ]
+//	}
+//
+// Exactly one key is current (it signs); the others only verify until they are pruned.
+type keyFile struct {
+	Version int            `json:"version"`
+	Keys    []keyFileEntry `json:"keys"`
+}
+
+type keyFileEntry struct {
+	KID        string    `json:"kid"`
+	Alg        string    `json:"alg"`
+	Current    bool      `json:"current,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+	RetiredAt  time.Time `json:"retiredAt,omitzero"`
+	PrivateKey string    `json:"privateKey"` // PKCS#8 PEM
+}
+
+func (e keyFileEntry) String() string {
+	return fmt.Sprintf("keyFileEntry{kid: %q, current: %t, privateKey: %s}", e.KID, e.Current, redacted)
+}
+func (e keyFileEntry) GoString() string { return e.String() }
+
+// LogValue matters here more than String: slog's JSON handler would otherwise marshal the entry with
+// its json tags, private key included.
+func (e keyFileEntry) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// signingKey is one parsed key of the set.
+type signingKey struct {
+	kid       string
+	priv      *ecdsa.PrivateKey
+	pub       *ecdsa.PublicKey
+	createdAt time.Time
+}
+
+func (k *signingKey) String() string {
+	return fmt.Sprintf("signingKey{kid: %q, privateKey: %s}", k.kid, redacted)
+}
+func (k *signingKey) GoString() string     { return k.String() }
+func (k *signingKey) LogValue() slog.Value { return slog.StringValue(k.String()) }
+
+// keyState is an immutable snapshot of the set; Reload swaps in a new one, so verification reads it
+// without locks.
+type keyState struct {
+	current *signingKey
+	byKID   map[string]*signingKey
+	kids    []string // current first, then newest first
+	jwks    []byte
+	digest  [sha256.Size]byte // of the file contents, so Reload can tell whether anything changed
+}
+
+// KeySet holds the ES256 signing keys: the current one, which signs, and retired ones that still
+// verify tokens issued before a rotation. A KeySet loaded from a file is shared by every instance
+// that points at the file; Reload (and, rate-limited, a token with an unknown kid) picks up a rotation
+// made by another process. The zero KeySet is not usable; build one with LoadKeyFile,
+// LoadOrCreateKeyFile, RotateKeyFile or GenerateKeySet.
+type KeySet struct {
+	path  string // "" for a set that lives only in memory
+	clock fluxauth.Clock
+	state atomic.Pointer[keyState]
+
+	reloadMu        sync.Mutex
+	lastKIDReloadAt time.Time // guarded by reloadMu
+}
+
+// LoadKeyFile reads the key file at path. It never creates one: production points every instance at
+// a file made beforehand, and an instance that silently made its own keys would issue tokens the
+// others reject.
+func LoadKeyFile(path string, clock fluxauth.Clock) (*KeySet, error) {
+	if clock == nil {
+		clock = fluxauth.SystemClock{}
+	}
+	st, err := readKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	ks := &KeySet{path: path, clock: clock}
+	ks.state.Store(st)
+	return ks, nil
+}
+
+// LoadOrCreateKeyFile reads the key file at path, or creates it with one new P-256 key when it does
+// not exist. Processes that start at once on a fresh path all end up with the same single key: the
+// file appears atomically (hard link of a complete temporary file) and a process that loses the race
+// reads the winner's file. r supplies randomness (nil means crypto/rand); note that since Go 1.26
+// ecdsa key generation draws from the system CSPRNG whatever r is.
+func LoadOrCreateKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySet, error) {
+	if clock == nil {
+		clock = fluxauth.SystemClock{}
+	}
+	ks, err := LoadKeyFile(path, clock)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return ks, err
+	}
+	entry, err := newKeyEntry(clock.Now(), r)
+	if err != nil {
+		return nil, err
+	}
+	data, err := marshalKeyFile(&keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}})
+	if err != nil {
+		return nil, err
+	}
+	err = createFileExclusive(path, data)
+	if err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, err
+	}
+	// Whether we wrote the file or another process did, the file is now the truth.
+	return loadAfterCreate(path, clock, err != nil)
+}
+
+// loadAfterCreate reads a file just created. Only when the exclusive create fell back to O_EXCL
+// (no hard links on this filesystem) can a loser see the winner's file half written; it retries
+// briefly in that case.
+func loadAfterCreate(path string, clock fluxauth.Clock, lost bool) (*KeySet, error) {
+	for attempt := 0; ; attempt++ {
+		ks, err := LoadKeyFile(path, clock)
+		if err == nil || !lost || !errors.Is(err, errIncompleteKeyFile) || attempt >= 40 {
+			return ks, err
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// GenerateKeySet returns a set holding one new key that lives only in memory, for tests and for
+// single-process setups that accept tokens becoming invalid at restart.
+func GenerateKeySet(clock fluxauth.Clock, r io.Reader) (*KeySet, error) {
+	if clock == nil {
+		clock = fluxauth.SystemClock{}
+	}
+	entry, err := newKeyEntry(clock.Now(), r)
+	if err != nil {
+		return nil, err
+	}
+	st, err := parseKeyFile(&keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}})
+	if err != nil {
+		return nil, err
+	}
+	ks := &KeySet{clock: clock}
+	ks.state.Store(st)
+	return ks, nil
+}
+
+// RotateKeyFile adds a new key to the file at path and makes it current; the previous current key is
+// retired now and keeps verifying. Keys retired longer than retention ago are dropped: pass the
+// longest access-token lifetime plus the verification leeway (Issuer.KeyRetention), so no key leaves
+// while a token it signed can still be accepted. A missing file is created first. Concurrent
+// rotations of one file are serialised by a lock on path+".lock", so none loses another's key.
+// Running services see the new key after their next Reload.
+func RotateKeyFile(path string, clock fluxauth.Clock, r io.Reader, retention time.Duration) (*KeySet, error) {
+	if clock == nil {
+		clock = fluxauth.SystemClock{}
+	}
+	if retention < 0 {
+		return nil, fmt.Errorf("token: key retention %v is negative", retention)
+	}
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("token: lock key file for rotation: %w", err)
+	}
+	defer unlock()
+
+	if _, err := LoadOrCreateKeyFile(path, clock, r); err != nil {
+		return nil, err
+	}
+	kf, err := readKeyFileRaw(path)
+	if err != nil {
+		return nil, err
+	}
+	now := clock.Now().UTC()
+	entry, err := newKeyEntry(now, r)
+	if err != nil {
+		return nil, err
+	}
+	keys := []keyFileEntry{entry}
+	for _, k := range kf.Keys {
+		if k.Current || k.RetiredAt.IsZero() {
+			k.Current, k.RetiredAt = false, now
+		}
+		if now.Sub(k.RetiredAt) > retention {
+			continue // retired long enough that every token it signed has expired
+		}
+		keys = append(keys, k)
+	}
+	kf.Keys = keys
+	data, err := marshalKeyFile(kf)
+	if err != nil {
+		return nil, err
+	}
+	if err := replaceFile(path, data); err != nil {
+		return nil, err
+	}
+	return LoadKeyFile(path, clock)
+}
+
+// Reload re-reads the key file and reports whether its contents changed. On error the set keeps the
+// keys it had, so a half-deployed or unreadable file never takes signing down. The service calls it
+// periodically (every 30 s is plenty) so that every instance starts signing with a rotated-in key;
+// verification does not wait for that, because a token with an unknown kid triggers a rate-limited
+// reload on its own. Reload of an in-memory set does nothing.
+func (ks *KeySet) Reload() (changed bool, err error) {
+	if ks.path == "" {
+		return false, nil
+	}
+	ks.reloadMu.Lock()
+	defer ks.reloadMu.Unlock()
+	return ks.reloadLocked()
+}
+
+// reloadLocked does Reload's work with reloadMu held, so two reloads cannot interleave and leave the
+// older file's keys in place.
+func (ks *KeySet) reloadLocked() (changed bool, err error) {
+	st, err := readKeyFile(ks.path)
+	if err != nil {
+		return false, err
+	}
+	old := ks.state.Load()
+	if old != nil && old.digest == st.digest {
+		return false, nil
+	}
+	ks.state.Store(st)
+	return true, nil
+}
+
+// CurrentKID returns the kid that new tokens are signed with.
+func (ks *KeySet) CurrentKID() string { return ks.state.Load().current.kid }
+
+// KIDs returns the kids of every key in the set, the current one first.
+func (ks *KeySet) KIDs() []string { return slices.Clone(ks.state.Load().kids) }
+
+// JWKS returns the JSON Web Key Set of the public keys, {"keys":[…]}, each with kty EC, crv P-256, x,
+// y, kid, alg ES256 and use sig. It contains no private material.
+func (ks *KeySet) JWKS() []byte { return slices.Clone(ks.state.Load().jwks) }
+
+func (ks *KeySet) current() *signingKey { return ks.state.Load().current }
+
+// verificationKey returns the key with kid, reloading a file-backed set at most once per
+// UnknownKIDReloadInterval when the kid is unknown.
+func (ks *KeySet) verificationKey(kid string) (*signingKey, error) {
+	if k := ks.state.Load().byKID[kid]; k != nil {
+		return k, nil
+	}
+	if ks.path == "" {
+		return nil, errUnknownKID
+	}
+	ks.reloadMu.Lock()
+	defer ks.reloadMu.Unlock()
+	// A request that waited for the lock may find the key loaded by the one before it.
+	if k := ks.state.Load().byKID[kid]; k != nil {
+		return k, nil
+	}
+	now := ks.clock.Now()
+	if !ks.lastKIDReloadAt.IsZero() && now.Sub(ks.lastKIDReloadAt) < UnknownKIDReloadInterval {
+		return nil, errUnknownKID
+	}
+	ks.lastKIDReloadAt = now
+	if _, err := ks.reloadLocked(); err != nil {
+		return nil, fmt.Errorf("%w (key file reload failed: %v)", errUnknownKID, err)
+	}
+	if k := ks.state.Load().byKID[kid]; k != nil {
+		return k, nil
+	}
+	return nil, errUnknownKID
+}
+
+// String describes the set without key material.
+func (ks *KeySet) String() string {
+	if ks == nil {
+		return "token.KeySet(nil)"
+	}
+	st := ks.state.Load()
+	if st == nil {
+		return "token.KeySet{}"
+	}
+	return fmt.Sprintf("token.KeySet{path: %q, current: %q, kids: %q, privateKeys: %s}",
+		ks.path, st.current.kid, st.kids, redacted)
+}
+
+// GoString keeps %#v from printing the private keys.
+func (ks *KeySet) GoString() string { return ks.String() }
+
+// LogValue keeps slog from printing the private keys.
+func (ks *KeySet) LogValue() slog.Value {
+	if ks == nil || ks.state.Load() == nil {
+		return slog.StringValue("token.KeySet(empty)")
+	}
+	st := ks.state.Load()
+	return slog.GroupValue(
+		slog.String("path", ks.path),
+		slog.String("current", st.current.kid),
+		slog.Any("kids", st.kids),
+		slog.String("privateKeys", redacted),
+	)
+}
+
+var (
+	errUnknownKID        = errors.New("unknown kid")
+	errIncompleteKeyFile = errors.New("key file is empty or incomplete")
+)
+
+func newKeyEntry(now time.Time, r io.Reader) (keyFileEntry, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), r)
+	if err != nil {
+		return keyFileEntry{}, fmt.Errorf("token: generate P-256 key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return keyFileEntry{}, fmt.Errorf("token: encode private key: %w", err)
+	}
+	kid, err := thumbprint(&priv.PublicKey)
+	if err != nil {
+		return keyFileEntry{}, err
+	}
+	return keyFileEntry{
+		KID:        kid,
+		Alg:        AlgES256,
+		Current:    true,
+		CreatedAt:  now.UTC(),
+		PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+	}, nil
+}
+
+func marshalKeyFile(kf *keyFile) ([]byte, error) {
+	data, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("token: encode key file: %w", err)
+	}
+	return append(data, '\n'), nil
+}
+
+func readKeyFileRaw(path string) (*keyFile, error) {
+	kf, _, err := readKeyFileBytes(path)
+	return kf, err
+}
+
+func readKeyFileBytes(path string) (*keyFile, [sha256.Size]byte, error) {
+	var digest [sha256.Size]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, digest, fmt.Errorf("token: open key file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileSize+1))
+	if err != nil {
+		return nil, digest, fmt.Errorf("token: read key file %s: %w", path, err)
+	}
+	if len(data) > maxKeyFileSize {
+		return nil, digest, fmt.Errorf("token: key file %s is larger than %d bytes", path, maxKeyFileSize)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, digest, fmt.Errorf("token: key file %s: %w", path, errIncompleteKeyFile)
+	}
+	var kf keyFile
+	if err := json.Unmarshal(data, &kf); err != nil {
+		// json errors name offsets and types, never the text they choke on, so no key leaks here.
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, digest, fmt.Errorf("token: key file %s: %w: %v", path, errIncompleteKeyFile, err)
+		}
+		return nil, digest, fmt.Errorf("token: key file %s is not valid: %v", path, err)
+	}
+	return &kf, sha256.Sum256(data), nil
+}
+
+func readKeyFile(path string) (*keyState, error) {
+	kf, digest, err := readKeyFileBytes(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := parseKeyFile(kf)
+	if err != nil {
+		return nil, fmt.Errorf("token: key file %s: %w", path, err)
+	}
+	st.digest = digest
+	return st, nil
+}
+
+// parseKeyFile validates kf and builds the verification snapshot. Its errors describe which key is
+// wrong by position and kid only.
+func parseKeyFile(kf *keyFile) (*keyState, error) {
+	if kf.Version != keyFileVersion {
+		return nil, fmt.Errorf("unsupported version %d (want %d)", kf.Version, keyFileVersion)
+	}
+	if len(kf.Keys) == 0 {
+		return nil, errors.New("holds no keys")
+	}
+	st := &keyState{byKID: make(map[string]*signingKey, len(kf.Keys))}
+	var others []*signingKey
+	for i, e := range kf.Keys {
+		k, err := parseEntry(e)
+		if err != nil {
+			return nil, fmt.Errorf("key %d (kid %q): %w", i, e.KID, err)
+		}
+		if _, dup := st.byKID[k.kid]; dup {
+			return nil, fmt.Errorf("key %d: kid %q appears twice", i, k.kid)
+		}
+		st.byKID[k.kid] = k
+		if e.Current {
+			if st.current != nil {
+				return nil, fmt.Errorf("keys %q and %q are both current", st.current.kid, k.kid)
+			}
+			st.current = k
+		} else {
+			others = append(others, k)
+		}
+	}
+	if st.current == nil {
+		return nil, errors.New("no key is marked current")
+	}
+	slices.SortStableFunc(others, func(a, b *signingKey) int { return b.createdAt.Compare(a.createdAt) })
+	keys := append([]*signingKey{st.current}, others...)
+	jwks := jwkSet{Keys: make([]jwk, 0, len(keys))}
+	for _, k := range keys {
+		st.kids = append(st.kids, k.kid)
+		j, err := publicJWK(k.kid, k.pub)
+		if err != nil {
+			return nil, err
+		}
+		jwks.Keys = append(jwks.Keys, j)
+	}
+	var err error
+	if st.jwks, err = json.Marshal(jwks); err != nil {
+		return nil, fmt.Errorf("encode JWKS: %w", err)
+	}
+	return st, nil
+}
+
+func parseEntry(e keyFileEntry) (*signingKey, error) {
+	if e.KID == "" {
+		return nil, errors.New("kid is empty")
+	}
+	if e.Alg != AlgES256 {
+		return nil, fmt.Errorf("alg %q is not %s", e.Alg, AlgES256)
+	}
+	if e.Current && !e.RetiredAt.IsZero() {
+		return nil, errors.New("current key has a retiredAt time")
+	}
+	block, rest := pem.Decode([]byte(e.PrivateKey))
+	if block == nil || block.Type != "PRIVATE KEY" || len(strings.TrimSpace(string(rest))) != 0 {
+		return nil, errors.New("privateKey is not one PKCS#8 PEM block")
+	}
+	parsed, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("privateKey: %w", err)
+	}
+	priv, ok := parsed.(*ecdsa.PrivateKey)
+	if !ok || priv.Curve != elliptic.P256() {
+		return nil, errors.New("privateKey is not a P-256 ECDSA key")
+	}
+	return &signingKey{kid: e.KID, priv: priv, pub: &priv.PublicKey, createdAt: e.CreatedAt}, nil
+}
+
+type jwkSet struct {
+	Keys []jwk `json:"keys"`
+}
+
+type jwk struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	Kid string `json:"kid"`
+	Alg string `json:"alg"`
+	Use string `json:"use"`
+}
+
+// coordinates returns the fixed-length (32-byte) x and y of a P-256 key, base64url-encoded as RFC
+// 7518 requires; big.Int.Bytes would drop leading zeros and break other verifiers one key in 128.
+func coordinates(pub *ecdsa.PublicKey) (x, y string, err error) {
+	b, err := pub.Bytes()
+	if err != nil || len(b) != 65 {
+		return "", "", fmt.Errorf("token: encode public key: %v", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[1:33]), base64.RawURLEncoding.EncodeToString(b[33:]), nil
+}
+
+func publicJWK(kid string, pub *ecdsa.PublicKey) (jwk, error) {
+	x, y, err := coordinates(pub)
+	if err != nil {
+		return jwk{}, err
+	}
+	return jwk{Kty: "EC", Crv: "P-256", X: x, Y: y, Kid: kid, Alg: AlgES256, Use: "sig"}, nil
+}
+
+// thumbprint is the RFC 7638 JWK thumbprint, used as kid: it is derived from the public key, so it is
+// unique per key and needs no bookkeeping.
+func thumbprint(pub *ecdsa.PublicKey) (string, error) {
+	x, y, err := coordinates(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + x + `","y":"` + y + `"}`))
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// writeTemp writes data to a new 0600 file beside path and returns its name.
+func writeTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("token: write key file: %w", err)
+	}
+	name := f.Name()
+	err = f.Chmod(0o600)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(name)
+		return "", fmt.Errorf("token: write key file: %w", err)
+	}
+	return name, nil
+}
+
+// createFileExclusive makes path appear with data, complete, or fails with fs.ErrExist when it is
+// already there. A hard link of a finished temporary file does both at once; filesystems without
+// hard links fall back to O_EXCL, where a racing reader may briefly see a partial file.
+func createFileExclusive(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	lerr := os.Link(tmp, path)
+	if lerr == nil || errors.Is(lerr, fs.ErrExist) {
+		if lerr == nil {
+			syncDir(path)
+		}
+		return lerr
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("token: write key file: %w", err)
+	}
+	syncDir(path)
+	return nil
+}
+
+// replaceFile swaps in data atomically: readers see the old file or the new one, never a mix.
+func replaceFile(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("token: replace key file: %w", err)
+	}
+	syncDir(path)
+	return nil
+}
+
+// syncDir makes a rename or link durable; where directories cannot be synced there is nothing more
+// to do, so errors are ignored.
+func syncDir(path string) {
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
