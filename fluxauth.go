@@ -212,3 +212,25 @@ func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
+
+// EventSummary counts the audit log over a window.
+type EventSummary struct {
+	Since      time.Time
+	ByType     map[string]int
+	BySeverity map[string]int
+	// TopFailedLoginIPs are the addresses with the most failed_login events, most first.
+	TopFailedLoginIPs []IPCount
+	ActiveSessions    int
+}
+
+// IPCount is one row of a top-addresses table.
+type IPCount struct {
+	IP    string
+	Count int
+}
+
+// AdminStore answers the admin API's aggregate questions.
+type AdminStore interface {
+	// SummarizeEvents counts events created at or after since, and the sessions live at now.
+	SummarizeEvents(ctx context.Context, since, now time.Time, topIPs int) (*EventSummary, error)
+}

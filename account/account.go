@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/token"
@@ -76,6 +77,8 @@ type Service struct {
 	Rand        io.Reader
 	Logger      *slog.Logger
 	Config      Config
+	// Providers verify Google and Apple ID tokens, keyed by oidc.Google and oidc.Apple.
+	Providers map[string]*oidc.Verifier
 	// Limiter enforces Rules; nil disables rate limiting.
 	Limiter ratelimit.Limiter
 	Rules   ratelimit.Rules

@@ -15,6 +15,8 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/auth/signup", s.handle(s.signup))
 	s.mux.HandleFunc("POST /api/auth/login", s.handle(s.login))
 	s.mux.HandleFunc("POST /api/auth/refresh", s.handle(s.refresh))
+	s.mux.HandleFunc("POST /api/auth/google", s.handle(s.google))
+	s.mux.HandleFunc("POST /api/auth/apple", s.handle(s.apple))
 	s.mux.HandleFunc("GET /api/auth/me", s.handle(s.authed(s.me)))
 	s.mux.HandleFunc("GET /api/auth/sessions", s.handle(s.authed(s.sessions)))
 	s.mux.HandleFunc("DELETE /api/auth/sessions/{id}", s.handle(s.authed(s.deleteSession)))

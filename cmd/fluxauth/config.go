@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
 // Config is everything fluxauth reads from its environment and flags. Only this package reads it;
@@ -38,7 +40,22 @@ type Config struct {
 	Argon2Threads   uint8
 	HashWorkers     int
 	ShutdownTimeout time.Duration
-	NoMigrate       bool
+
+	GoogleClientIDs []string
+	AppleClientIDs  []string
+	GoogleIssuer    string
+	AppleIssuer     string
+
+	Rules                 ratelimit.Rules
+	SuspiciousRefreshRate ratelimit.Limit
+	FingerprintRevoke     bool
+	RedisTimeout          time.Duration
+	RevocationCacheTTL    time.Duration
+
+	TokenRetention time.Duration
+	EventRetention time.Duration
+	CleanupAt      string // "HH:MM" UTC, or "off"
+	CleanupBatch   int
 }
 
 // setting is one configuration variable: its environment name, its flag, its default and how to
@@ -142,7 +159,76 @@ var settings = []setting{
 	{"FLUXAUTH_ARGON2_TIME", "argon2-time", "2", "argon2id iterations", uintIn(func(c *Config, n uint64) { c.Argon2Time = uint32(n) }, 1, 100)},
 	{"FLUXAUTH_ARGON2_THREADS", "argon2-threads", "1", "argon2id parallelism", uintIn(func(c *Config, n uint64) { c.Argon2Threads = uint8(n) }, 1, 64)},
 	{"FLUXAUTH_HASH_WORKERS", "hash-workers", "0", "password hashes computed at once (0 = one per CPU)", uintIn(func(c *Config, n uint64) { c.HashWorkers = int(n) }, 0, 1024)},
+	{"FLUXAUTH_GOOGLE_CLIENT_IDS", "google-client-ids", "", "comma-separated Google OAuth client ids (web, iOS, Android) accepted as aud; empty disables Google sign-in", func(c *Config, v string) error {
+		c.GoogleClientIDs = splitList(v)
+		return nil
+	}},
+	{"FLUXAUTH_APPLE_CLIENT_IDS", "apple-client-ids", "", "comma-separated Apple service/bundle ids accepted as aud; empty disables Apple sign-in", func(c *Config, v string) error {
+		c.AppleClientIDs = splitList(v)
+		return nil
+	}},
+	{"FLUXAUTH_GOOGLE_ISSUER", "google-issuer", "https://accounts.google.com", "Google's OIDC issuer (discovery and keys are fetched from it)", absoluteURL(func(c *Config) *string { return &c.GoogleIssuer })},
+	{"FLUXAUTH_APPLE_ISSUER", "apple-issuer", "https://appleid.apple.com", "Apple's OIDC issuer", absoluteURL(func(c *Config) *string { return &c.AppleIssuer })},
+	{"FLUXAUTH_RATE_LOGIN_IP_EMAIL", "rate-login-ip-email", "5/1m", "login attempts per client IP and email (RATE/PERIOD[:BURST], or off)", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.LoginIPEmail })},
+	{"FLUXAUTH_RATE_LOGIN_IP", "rate-login-ip", "20/1m", "login attempts per client IP", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.LoginIP })},
+	{"FLUXAUTH_RATE_SIGNUP_IP", "rate-signup-ip", "5/1h", "signups per client IP", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Signup })},
+	{"FLUXAUTH_RATE_REFRESH_SESSION", "rate-refresh-session", "60/1m", "refreshes per session", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshSession })},
+	{"FLUXAUTH_RATE_REFRESH_IP", "rate-refresh-ip", "300/1m", "refreshes per client IP", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshIP })},
+	{"FLUXAUTH_RATE_IDTOKEN_IP", "rate-idtoken-ip", "20/1m", "Google/Apple sign-ins per client IP", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.IDTokenIP })},
+	{"FLUXAUTH_LOCKOUT", "lockout", "1/15m:10", "failed logins per account: 10 in a row lock it for 15 minutes; a success clears it", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
+	{"FLUXAUTH_SUSPICIOUS_REFRESH_RATE", "suspicious-refresh-rate", "10/1m", "refreshes of one session above which suspicious_token_usage is recorded", limit(func(c *Config) *ratelimit.Limit { return &c.SuspiciousRefreshRate })},
+	{"FLUXAUTH_FINGERPRINT_MISMATCH", "fingerprint-mismatch", "revoke", "revoke (end the session) or record, when a refresh presents another device fingerprint", func(c *Config, v string) error {
+		var p string
+		err := oneOf(&p, v, "revoke", "record")
+		c.FingerprintRevoke = p == "revoke"
+		return err
+	}},
+	{"FLUXAUTH_REDIS_TIMEOUT", "redis-timeout", "25ms", "how long a rate-limit check waits for Redis before the in-process limiter answers", durationIn(func(c *Config) *time.Duration { return &c.RedisTimeout }, time.Millisecond, 10*time.Second)},
+	{"FLUXAUTH_REVOCATION_CACHE_TTL", "revocation-cache-ttl", "500ms", "without Redis, how long an instance trusts its last look at a session's revocation", durationIn(func(c *Config) *time.Duration { return &c.RevocationCacheTTL }, 0, time.Second)},
+	{"FLUXAUTH_TOKEN_RETENTION", "token-retention", "168h", "how long expired or revoked refresh tokens are kept (forensics) before cleanup deletes them", durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
+	{"FLUXAUTH_EVENT_RETENTION", "event-retention", "2160h", "how long security events are kept", durationIn(func(c *Config) *time.Duration { return &c.EventRetention }, time.Hour, 87600*time.Hour)},
+	{"FLUXAUTH_CLEANUP_AT", "cleanup-at", "03:00", "daily cleanup time (HH:MM, UTC) inside serve; off disables it", func(c *Config, v string) error {
+		if v != "off" {
+			if _, err := time.Parse("15:04", v); err != nil {
+				return fmt.Errorf("must be HH:MM (UTC) or off")
+			}
+		}
+		c.CleanupAt = v
+		return nil
+	}},
+	{"FLUXAUTH_CLEANUP_BATCH", "cleanup-batch", "10000", "rows deleted per statement by cleanup", uintIn(func(c *Config, n uint64) { c.CleanupBatch = int(n) }, 1, 1000000)},
 	{"FLUXAUTH_SHUTDOWN_TIMEOUT", "shutdown-timeout", "15s", "how long graceful shutdown waits for in-flight requests", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func absoluteURL(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("must be an absolute http(s) URL")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func limit(field func(*Config) *ratelimit.Limit) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		l, err := ratelimit.ParseLimit(v)
+		if err != nil {
+			return fmt.Errorf("must be RATE/PERIOD[:BURST] such as 5/1m or 10/1h:20, or off")
+		}
+		*field(c) = l
+		return nil
+	}
 }
 
 func oneOf(dst *string, v string, allowed ...string) error {
@@ -243,6 +329,11 @@ func (c *Config) crossCheck() []string {
 	}
 	if c.SessionMaxAge != 0 && c.RefreshTTL > c.SessionMaxAge {
 		p = append(p, "FLUXAUTH_REFRESH_TTL: must not exceed FLUXAUTH_SESSION_MAX_AGE")
+	}
+	if c.Argon2Memory != 0 {
+		if err := (password.Params{Memory: c.Argon2Memory, Time: c.Argon2Time, Threads: c.Argon2Threads}).Validate(); err != nil {
+			p = append(p, "FLUXAUTH_ARGON2_MEMORY/FLUXAUTH_ARGON2_TIME/FLUXAUTH_ARGON2_THREADS: "+err.Error())
+		}
 	}
 	if c.Issuer == "" && c.Addr != "" {
 		c.Issuer = "http://" + c.Addr

@@ -20,7 +20,9 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/token"
 )
@@ -70,16 +72,31 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	hasher := password.New(password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}, cfg.HashWorkers, rand.Reader)
 
-	var revocations account.Revocations = revocation.NewDB(db, 500*time.Millisecond, clock)
-	var rdb *redis.Client
+	dbRevocations := revocation.NewDB(db, cfg.RevocationCacheTTL, clock)
+	var revocations account.Revocations = dbRevocations
+	var limiter ratelimit.Limiter = ratelimit.NewMemory(clock)
+	var degraded func() []string
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return fmt.Errorf("FLUXAUTH_REDIS_URL: %v", err)
 		}
-		rdb = redis.NewClient(opts)
+		// Timeouts are per call (the rate limiter's is FLUXAUTH_REDIS_TIMEOUT); a few idle
+		// connections spare the first requests a cold dial.
+		opts.ContextTimeoutEnabled = true
+		opts.MinIdleConns = 4
+		redis.SetLogger(redisLogger{logger})
+		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		revocations = &revocation.Redis{Client: rdb, Prefix: "fluxauth:", Clock: clock, Fallback: revocation.NewDB(db, 500*time.Millisecond, clock)}
+		revocations = &revocation.Redis{Client: rdb, Prefix: "fluxauth:", Clock: clock, Fallback: dbRevocations}
+		fallback := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Timeout: cfg.RedisTimeout}), limiter, logger, clock)
+		limiter = fallback
+		degraded = func() []string {
+			if fallback.Degraded() {
+				return []string{"redis"}
+			}
+			return nil
+		}
 	}
 
 	recorder := audit.New(db, logger, audit.Config{})
@@ -88,10 +105,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		Events: recorder, Clock: clock, Rand: rand.Reader, Logger: logger,
 		Config: account.Config{
 			RefreshTTL: cfg.RefreshTTL, SessionMaxAge: cfg.SessionMaxAge, RefreshGrace: cfg.RefreshGrace,
-			SignupUserTypes: cfg.SignupUserTypes, FingerprintRevoke: true,
+			SignupUserTypes: cfg.SignupUserTypes, FingerprintRevoke: cfg.FingerprintRevoke,
+			SuspiciousRefreshRate: cfg.SuspiciousRefreshRate,
+		},
+		Limiter: limiter, Rules: cfg.Rules,
+		Providers: map[string]*oidc.Verifier{
+			oidc.Google: oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: cfg.GoogleIssuer, ClientIDs: cfg.GoogleClientIDs, Clock: clock}),
+			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
 		},
 	}
-	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies}
+	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies, Degraded: degraded}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -178,6 +201,14 @@ func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
 			}
 		}
 	}
+}
+
+// redisLogger sends go-redis's own messages (one per failed dial) to debug level: during an outage
+// the rate limiter's once-a-minute warning is the signal, not a flood of dial errors.
+type redisLogger struct{ logger *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
 }
 
 // slogWriter routes net/http's internal error log (TLS handshake errors and the like) into slog.

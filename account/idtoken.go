@@ -1,0 +1,151 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/oidc"
+)
+
+// IDTokenInput is a sign-in with an ID token that an app obtained from Google's or Apple's SDK.
+type IDTokenInput struct {
+	Provider string // oidc.Google or oidc.Apple
+	IDToken  string
+	Nonce    string // the raw nonce the app sent to the provider, when it used one
+	Name     string // Apple sends the user's name only to the app, on the first sign-in
+	Device   Device
+}
+
+// SignInWithIDToken verifies the ID token and signs its owner in, creating the account on first
+// sign-in. An identity is linked to an existing account with the same email only when the provider
+// vouches that the email is verified; otherwise nothing changes and account_exists is returned, so
+// nobody can take over an account by registering its address with a provider.
+func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Result, error) {
+	v := s.Providers[in.Provider]
+	if v == nil || !v.Enabled() {
+		return nil, fluxauth.Errorf(fluxauth.EProviderDisabled, "Sign-in with %s is not enabled.", providerTitle(in.Provider))
+	}
+	dev := in.Device.normalized()
+	var rl limits
+	if err := s.allow(ctx, &rl, "idtoken:ip", s.Rules.IDTokenIP, dev, dev.IP); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.IDToken) == "" {
+		var ve fluxauth.ValidationError
+		ve.Add("idToken", "is required")
+		return nil, ve.Err()
+	}
+	claims, err := v.Verify(ctx, in.IDToken, in.Nonce)
+	if err != nil {
+		if fluxauth.ErrorCode(err) == fluxauth.EInvalidIDToken {
+			if rerr := s.record(ctx, &fluxauth.SecurityEvent{
+				Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning,
+				Metadata: map[string]any{"reason": "invalid_id_token", "provider": in.Provider, "detail": oidc.Reason(err)},
+			}, dev); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, err
+	}
+	// A concurrent first sign-in of the same subject or email may win the insert; the second pass
+	// then finds what it created.
+	for attempt := 0; ; attempt++ {
+		res, err := s.signInIdentity(ctx, in, claims, dev)
+		if errors.Is(err, fluxauth.ErrConflict) && attempt < 2 {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		res.RateLimit = rl.tightest
+		return res, nil
+	}
+}
+
+func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.Claims, dev Device) (*Result, error) {
+	meta := map[string]any{"method": in.Provider}
+	id, err := s.Store.IdentityBySubject(ctx, in.Provider, c.Subject)
+	switch {
+	case err == nil:
+		u, err := s.Store.UserByID(ctx, id.UserID)
+		if err != nil {
+			return nil, err
+		}
+		return s.login(ctx, u, dev, fluxauth.EventLoginSuccess, meta)
+	case !errors.Is(err, fluxauth.ErrNotFound):
+		return nil, err
+	}
+	email := NormalizeEmail(c.Email)
+	if email == "" {
+		return nil, fluxauth.Errorf(fluxauth.EInvalidIDToken, "The ID token carries no email address.")
+	}
+	now := s.Clock.Now()
+	identity := &fluxauth.Identity{Provider: in.Provider, Subject: c.Subject, Email: email, CreatedAt: now}
+	existing, err := s.Store.UserByEmail(ctx, email)
+	switch {
+	case err == nil:
+		if !c.EmailVerified {
+			return nil, fluxauth.Errorf(fluxauth.EAccountExists,
+				"An account with this email already exists; sign in with its password to link %s.", providerTitle(in.Provider))
+		}
+		identity.UserID = existing.ID
+		var res *Result
+		err := s.update(ctx, func(tx fluxauth.Tx) error {
+			if err := tx.CreateIdentity(ctx, identity); err != nil {
+				return err
+			}
+			var err error
+			res, err = s.startSession(ctx, tx, existing, dev, now, fluxauth.EventLoginSuccess, withLinked(meta))
+			return err
+		})
+		return res, err
+	case !errors.Is(err, fluxauth.ErrNotFound):
+		return nil, err
+	}
+	name := strings.TrimSpace(in.Name)
+	if name == "" {
+		name = strings.TrimSpace(c.Name)
+	}
+	if name == "" {
+		name = email[:strings.IndexByte(email+"@", '@')]
+	}
+	u := &fluxauth.User{ID: s.newID(), Email: email, Name: clip(name, 100), UserType: fluxauth.UserTypeClient, CreatedAt: now, UpdatedAt: now}
+	identity.UserID = u.ID
+	var res *Result
+	err = s.update(ctx, func(tx fluxauth.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		if err := tx.CreateIdentity(ctx, identity); err != nil {
+			return err
+		}
+		var err error
+		res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventSignup, meta)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Created = true
+	return res, nil
+}
+
+func withLinked(meta map[string]any) map[string]any {
+	m := map[string]any{"linked": true}
+	for k, v := range meta {
+		m[k] = v
+	}
+	return m
+}
+
+func providerTitle(p string) string {
+	switch p {
+	case oidc.Google:
+		return "Google"
+	case oidc.Apple:
+		return "Apple"
+	}
+	return p
+}

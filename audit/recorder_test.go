@@ -1,0 +1,194 @@
+package audit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/sqlite"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+var seq int64
+var seqMu sync.Mutex
+
+func newEvent(severity string) *fluxauth.SecurityEvent {
+	seqMu.Lock()
+	seq++
+	n := seq
+	seqMu.Unlock()
+	return &fluxauth.SecurityEvent{
+		ID:   fmt.Sprintf("00000000-0000-7000-8000-%012d", n),
+		Type: fluxauth.EventFailedLogin, Severity: severity, IPAddress: "192.0.2.1",
+		Metadata: map[string]any{"n": float64(n)}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond),
+	}
+}
+
+func count(tb testing.TB, s fluxauth.EventStore) int {
+	tb.Helper()
+	n := 0
+	f := fluxauth.EventFilter{Limit: 500}
+	for {
+		page, err := s.ListEvents(context.Background(), f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n += len(page)
+		if len(page) < f.Limit {
+			return n
+		}
+		last := page[len(page)-1]
+		f.BeforeTime, f.BeforeID = last.CreatedAt, last.ID
+	}
+}
+
+func stores(t *testing.T) map[string]func(t *testing.T) fluxauth.Store {
+	return map[string]func(t *testing.T) fluxauth.Store{
+		"sqlite":   func(t *testing.T) fluxauth.Store { return sqlite.MustOpenDB(t) },
+		"postgres": func(t *testing.T) fluxauth.Store { return postgres.MustOpenTestDB(t) },
+	}
+}
+
+func TestEveryEventIsWrittenUnderConcurrentLoadAndShutdownDrains(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			store := open(t)
+			r := audit.New(store, quiet, audit.Config{QueueSize: 256, BatchSize: 100})
+			var wg sync.WaitGroup
+			for w := 0; w < 50; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; i < 200; i++ {
+						if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if err := r.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if n := count(t, store); n != 10000 {
+				t.Fatalf("%d rows, want 10000", n)
+			}
+		})
+	}
+}
+
+func TestCriticalEventsAreWrittenBeforeRecordReturns(t *testing.T) {
+	store := sqlite.MustOpenDB(t)
+	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Hour})
+	defer r.Close(context.Background())
+	ev := newEvent(fluxauth.SeverityCritical)
+	if err := r.Record(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, store); n != 1 {
+		t.Fatalf("critical event not written through: %d rows", n)
+	}
+}
+
+func TestACancelledRequestStillRecordsItsEvents(t *testing.T) {
+	store := sqlite.MustOpenDB(t)
+	r := audit.New(store, quiet, audit.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Record(ctx, newEvent(fluxauth.SeverityWarning), newEvent(fluxauth.SeverityCritical)); err != nil {
+		t.Fatal(err)
+	}
+	r.Close(context.Background())
+	if n := count(t, store); n != 2 {
+		t.Fatalf("%d rows, want 2", n)
+	}
+}
+
+func TestSubscribersSeeRecordedEvents(t *testing.T) {
+	store := sqlite.MustOpenDB(t)
+	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond})
+	ch, cancel := r.Subscribe(10)
+	defer cancel()
+	ev := newEvent(fluxauth.SeverityInfo)
+	r.Record(context.Background(), ev)
+	select {
+	case got := <-ch:
+		if got.ID != ev.ID {
+			t.Fatalf("got %s", got.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event reached the subscriber")
+	}
+	r.Close(context.Background())
+}
+
+func TestDatabaseDownFailsRequestsInsteadOfDroppingEvents(t *testing.T) {
+	base := postgres.CreateTestDatabase(t)
+	setup, err := postgres.Open(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := setup.MigrateUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	setup.Close()
+	proxy := testenv.NewProxy(t, "127.0.0.1:5432")
+	store, err := postgres.Open(context.Background(), proxy.URL(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond, RetryInterval: 20 * time.Millisecond})
+
+	proxy.Stop()
+	queued := newEvent(fluxauth.SeverityWarning)
+	if err := r.Record(context.Background(), queued); err != nil {
+		t.Fatalf("first event, before the failure is known: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning))
+		if errors.Is(err, fluxauth.ErrUnavailable) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("recording never reported the database as unavailable")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := r.Record(context.Background(), newEvent(fluxauth.SeverityCritical)); err == nil {
+		t.Fatal("a critical event was accepted while the database is down")
+	}
+
+	proxy.Start()
+	deadline = time.Now().Add(10 * time.Second)
+	for r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("recording did not recover")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.Close(context.Background())
+	evs, err := store.ListEvents(context.Background(), fluxauth.EventFilter{Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range evs {
+		found = found || e.ID == queued.ID
+	}
+	if !found {
+		t.Fatal("the event queued while the database was down was lost")
+	}
+}

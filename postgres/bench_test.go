@@ -1,0 +1,118 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/google/uuid"
+)
+
+// BenchmarkRefresh measures the database side of one refresh: lock the session, read the presented
+// token by hash, spend it, insert its successor, commit. Goroutines rotate disjoint sessions, as
+// distinct clients do.
+func BenchmarkRefresh(b *testing.B) {
+	ctx := context.Background()
+	db := postgres.MustOpenTestDB(b)
+	now := time.Now().UTC()
+	const sessions = 1000
+	tips := make([]*fluxauth.RefreshToken, sessions)
+	seedUsers(b, db, 200)
+	if err := db.Update(ctx, func(tx fluxauth.Tx) error {
+		for i := range tips {
+			tips[i] = token(now)
+			tips[i].TokenHash = hash(tips[i].ID)
+			tips[i].DeviceName, tips[i].IPAddress, tips[i].UserAgent = "Pixel 9", "203.0.113.9", "FluxStudio/3.1"
+			if err := tx.InsertRefreshToken(ctx, tips[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	// A server has many refreshes in flight; 8 per core (the pool's default size) lets commits share
+	// their WAL flushes.
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		// Each goroutine owns the sessions i ≡ k (mod stride); with fewer goroutines than sessions
+		// no two goroutines rotate the same chain.
+		k := int(next.Add(1) - 1)
+		for i := k; pb.Next(); i += 64 {
+			slot := i % sessions
+			presented := tips[slot]
+			var child *fluxauth.RefreshToken
+			err := db.Update(ctx, func(tx fluxauth.Tx) error {
+				if err := tx.LockSession(ctx, presented.SessionID); err != nil {
+					return err
+				}
+				cur, err := tx.RefreshTokenByHash(ctx, presented.TokenHash)
+				if err != nil {
+					return err
+				}
+				at := time.Now()
+				if err := tx.SpendRefreshToken(ctx, cur.ID, at); err != nil {
+					return err
+				}
+				c := *cur
+				c.ID = uuid.Must(uuid.NewV7()).String()
+				c.ParentID, c.TokenHash = cur.ID, hash(c.ID)
+				c.CreatedAt, c.LastUsedAt, c.ExpiresAt = at, at, at.Add(30*24*time.Hour)
+				c.SpentAt = time.Time{}
+				child = &c
+				return tx.InsertRefreshToken(ctx, child)
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			tips[slot] = child
+		}
+	})
+}
+
+// BenchmarkUserByID measures the primary-key read behind GET /api/auth/me.
+func BenchmarkUserByID(b *testing.B) {
+	db := postgres.MustOpenTestDB(b)
+	ids := seedUsers(b, db, 1000)
+	ctx := context.Background()
+	var next atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := ids[next.Add(1)%int64(len(ids))]
+			if _, err := db.UserByID(ctx, id); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func seedUsers(b *testing.B, db *postgres.DB, n int) []string {
+	b.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	now := time.Now().UTC()
+	for i := range ids {
+		u := &fluxauth.User{ID: uuid.NewString(), Name: "Bench", UserType: fluxauth.UserTypeClient, CreatedAt: now, UpdatedAt: now}
+		u.Email = u.ID + "@example.com"
+		if err := db.CreateUser(ctx, u); err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = u.ID
+	}
+	return ids
+}
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}

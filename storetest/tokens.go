@@ -1,0 +1,314 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+var tokenTests = []test{
+	{"inserted token reads back by hash and by id with every field", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		rt := newToken(newID(), at(0))
+		insertTokens(t, s, rt)
+		got, err := s.RefreshTokenByHash(ctx, rt.TokenHash)
+		must(t, "RefreshTokenByHash", err)
+		equal(t, "RefreshTokenByHash", got, rt)
+		update(t, s, func(tx fluxauth.Tx) error {
+			got, err := tx.RefreshTokenByHash(ctx, rt.TokenHash)
+			must(t, "tx.RefreshTokenByHash", err)
+			equal(t, "tx.RefreshTokenByHash", got, rt)
+			got, err = tx.RefreshTokenByID(ctx, rt.ID)
+			must(t, "tx.RefreshTokenByID", err)
+			equal(t, "tx.RefreshTokenByID", got, rt)
+			return nil
+		})
+	}},
+	{"token without device details reads back with empty strings", func(t *testing.T, s fluxauth.Store) {
+		rt := newToken(newID(), at(0))
+		rt.DeviceName, rt.DeviceFingerprint, rt.IPAddress, rt.UserAgent = "", "", "", ""
+		insertTokens(t, s, rt)
+		equal(t, "token", readToken(t, s, rt.ID), rt)
+	}},
+	{"token inserted already spent and revoked keeps those marks", func(t *testing.T, s fluxauth.Store) {
+		rt := newToken(newID(), at(0))
+		rt.SpentAt, rt.RevokedAt, rt.RevokeReason = at(time.Minute), at(time.Hour), "admin"
+		insertTokens(t, s, rt)
+		got := readToken(t, s, rt.ID)
+		equal(t, "token", got, rt)
+		if !got.Spent() || !got.Revoked() {
+			t.Fatalf("Spent() = %v, Revoked() = %v, want both true", got.Spent(), got.Revoked())
+		}
+	}},
+	{"token hash is unique", func(t *testing.T, s fluxauth.Store) {
+		a := newToken(newID(), at(0))
+		insertTokens(t, s, a)
+		b := newToken(newID(), at(0))
+		b.TokenHash = a.TokenHash
+		err := s.Update(context.Background(), func(tx fluxauth.Tx) error {
+			return tx.InsertRefreshToken(context.Background(), b)
+		})
+		wantErr(t, "InsertRefreshToken with a taken hash", err, fluxauth.ErrConflict)
+	}},
+	{"missing tokens and sessions are not found", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		rt := newToken(newID(), at(0))
+		insertTokens(t, s, rt)
+		_, err := s.RefreshTokenByHash(ctx, hashOf("nope"))
+		wantErr(t, "RefreshTokenByHash", err, fluxauth.ErrNotFound)
+		_, err = s.SessionRevoked(ctx, newID())
+		wantErr(t, "SessionRevoked", err, fluxauth.ErrNotFound)
+		_, err = s.SessionRevoked(ctx, "not-a-uuid")
+		wantErr(t, "SessionRevoked malformed id", err, fluxauth.ErrNotFound)
+		err = s.Update(ctx, func(tx fluxauth.Tx) error {
+			_, err := tx.RefreshTokenByHash(ctx, hashOf("nope"))
+			wantErr(t, "tx.RefreshTokenByHash", err, fluxauth.ErrNotFound)
+			_, err = tx.RefreshTokenByID(ctx, newID())
+			wantErr(t, "tx.RefreshTokenByID", err, fluxauth.ErrNotFound)
+			_, err = tx.RefreshTokenByID(ctx, "not-a-uuid")
+			wantErr(t, "tx.RefreshTokenByID malformed id", err, fluxauth.ErrNotFound)
+			_, err = tx.ChildOf(ctx, rt.ID)
+			wantErr(t, "tx.ChildOf unrotated token", err, fluxauth.ErrNotFound)
+			_, err = tx.SessionTip(ctx, newID())
+			wantErr(t, "tx.SessionTip", err, fluxauth.ErrNotFound)
+			err = tx.SpendRefreshToken(ctx, newID(), at(time.Minute))
+			wantErr(t, "tx.SpendRefreshToken", err, fluxauth.ErrNotFound)
+			n, err := tx.RevokeSession(ctx, newID(), at(time.Minute), "logout")
+			must(t, "tx.RevokeSession", err)
+			if n != 0 {
+				t.Errorf("RevokeSession of an unknown session = %d, want 0", n)
+			}
+			return nil
+		})
+		must(t, "Update", err)
+	}},
+	{"spending a token records when it was spent and last used", func(t *testing.T, s fluxauth.Store) {
+		rt := newToken(newID(), at(0))
+		insertTokens(t, s, rt)
+		update(t, s, func(tx fluxauth.Tx) error { return tx.SpendRefreshToken(context.Background(), rt.ID, at(time.Hour)) })
+		rt.SpentAt, rt.LastUsedAt = at(time.Hour), at(time.Hour)
+		equal(t, "spent token", readToken(t, s, rt.ID), rt)
+	}},
+	{"child of a rotated token is its successor", func(t *testing.T, s fluxauth.Store) {
+		root := newToken(newID(), at(0))
+		insertTokens(t, s, root)
+		mid := rotate(t, s, root, at(time.Minute))
+		tip := rotate(t, s, mid, at(2*time.Minute))
+		update(t, s, func(tx fluxauth.Tx) error {
+			ctx := context.Background()
+			got, err := tx.ChildOf(ctx, root.ID)
+			must(t, "ChildOf root", err)
+			equal(t, "ChildOf root", got, mid)
+			got, err = tx.ChildOf(ctx, mid.ID)
+			must(t, "ChildOf mid", err)
+			equal(t, "ChildOf mid", got, tip)
+			_, err = tx.ChildOf(ctx, tip.ID)
+			wantErr(t, "ChildOf tip", err, fluxauth.ErrNotFound)
+			return nil
+		})
+		equal(t, "spent root", readToken(t, s, root.ID), root)
+	}},
+	{"session tip is only ever the live token", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		root := newToken(newID(), at(0))
+		other := newToken(root.UserID, at(0))
+		insertTokens(t, s, root, other)
+		tipOf := func(sessionID string) (*fluxauth.RefreshToken, error) {
+			var tip *fluxauth.RefreshToken
+			err := s.Update(ctx, func(tx fluxauth.Tx) error {
+				var err error
+				tip, err = tx.SessionTip(ctx, sessionID)
+				return err
+			})
+			return tip, err
+		}
+		tip, err := tipOf(root.SessionID)
+		must(t, "SessionTip of a new session", err)
+		equal(t, "tip of a new session", tip, root)
+
+		mid := rotate(t, s, root, at(time.Minute))
+		last := rotate(t, s, mid, at(2*time.Minute))
+		tip, err = tipOf(root.SessionID)
+		must(t, "SessionTip after rotations", err)
+		equal(t, "tip after rotations", tip, last)
+
+		// A spent tip whose child was never written leaves no live token.
+		update(t, s, func(tx fluxauth.Tx) error { return tx.SpendRefreshToken(ctx, last.ID, at(3*time.Minute)) })
+		_, err = tipOf(root.SessionID)
+		wantErr(t, "SessionTip with every token spent", err, fluxauth.ErrNotFound)
+
+		update(t, s, func(tx fluxauth.Tx) error {
+			_, err := tx.RevokeSession(ctx, other.SessionID, at(time.Hour), "logout")
+			return err
+		})
+		_, err = tipOf(other.SessionID)
+		wantErr(t, "SessionTip of a revoked session", err, fluxauth.ErrNotFound)
+	}},
+	{"revoking a session marks each not yet revoked token once and counts them", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		root := newToken(newID(), at(0))
+		bystander := newToken(root.UserID, at(0))
+		insertTokens(t, s, root, bystander)
+		mid := rotate(t, s, root, at(time.Minute))
+		// Inserted revoked already: RevokeSession must neither count nor restamp it.
+		early := childOf(mid, at(90*time.Second))
+		early.TokenHash = hashOf("early")
+		early.ParentID = ""
+		early.RevokedAt, early.RevokeReason = at(90*time.Second), "earlier"
+		insertTokens(t, s, early)
+		tip := rotate(t, s, mid, at(2*time.Minute))
+
+		var n int
+		update(t, s, func(tx fluxauth.Tx) error {
+			var err error
+			n, err = tx.RevokeSession(ctx, root.SessionID, at(time.Hour), "logout")
+			return err
+		})
+		if n != 3 {
+			t.Fatalf("RevokeSession = %d, want 3 (root, mid, tip)", n)
+		}
+		for _, rt := range []*fluxauth.RefreshToken{root, mid, tip} {
+			rt.RevokedAt, rt.RevokeReason = at(time.Hour), "logout"
+			equal(t, "revoked token", readToken(t, s, rt.ID), rt)
+		}
+		equal(t, "token revoked earlier", readToken(t, s, early.ID), early)
+		equal(t, "token of another session", readToken(t, s, bystander.ID), bystander)
+
+		update(t, s, func(tx fluxauth.Tx) error {
+			var err error
+			n, err = tx.RevokeSession(ctx, root.SessionID, at(2*time.Hour), "again")
+			return err
+		})
+		if n != 0 {
+			t.Fatalf("second RevokeSession = %d, want 0", n)
+		}
+		equal(t, "token after a second revoke", readToken(t, s, tip.ID), tip)
+	}},
+	{"session revoked reports revocation of the whole session", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		root := newToken(newID(), at(0))
+		insertTokens(t, s, root)
+		rotate(t, s, root, at(time.Minute))
+		revoked, err := s.SessionRevoked(ctx, root.SessionID)
+		must(t, "SessionRevoked", err)
+		if revoked {
+			t.Fatal("live session reported revoked")
+		}
+		update(t, s, func(tx fluxauth.Tx) error {
+			_, err := tx.RevokeSession(ctx, root.SessionID, at(time.Hour), "logout")
+			return err
+		})
+		revoked, err = s.SessionRevoked(ctx, root.SessionID)
+		must(t, "SessionRevoked", err)
+		if !revoked {
+			t.Fatal("revoked session reported live")
+		}
+	}},
+	{"active sessions are the live unexpired tips, most recently used first", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		user := newID()
+		now := at(40 * 24 * time.Hour)
+
+		older := newToken(user, at(20*24*time.Hour)) // used 3 days after it began, below
+		newer := newToken(user, at(25*24*time.Hour))
+		revoked := newToken(user, at(39*24*time.Hour))
+		expired := newToken(user, at(0)) // expires at day 30
+		expiresNow := newToken(user, at(10*24*time.Hour))
+		expiresNow.ExpiresAt = now
+		allSpent := newToken(user, at(38*24*time.Hour))
+		stranger := newToken(newID(), at(39*24*time.Hour))
+		insertTokens(t, s, older, newer, revoked, expired, expiresNow, allSpent, stranger)
+
+		olderTip := rotate(t, s, older, at(23*24*time.Hour))
+		newerTip := rotate(t, s, newer, at(37*24*time.Hour))
+		update(t, s, func(tx fluxauth.Tx) error {
+			if _, err := tx.RevokeSession(ctx, revoked.SessionID, at(39*24*time.Hour+time.Hour), "logout"); err != nil {
+				return err
+			}
+			return tx.SpendRefreshToken(ctx, allSpent.ID, at(39*24*time.Hour))
+		})
+
+		want := []string{newerTip.ID, olderTip.ID}
+		got, err := s.ActiveSessions(ctx, user, now)
+		must(t, "ActiveSessions", err)
+		sameIDs(t, "ActiveSessions", tokenIDs(got), want)
+		equal(t, "first active session", got[0], newerTip)
+		update(t, s, func(tx fluxauth.Tx) error {
+			got, err := tx.ActiveSessions(ctx, user, now)
+			must(t, "tx.ActiveSessions", err)
+			sameIDs(t, "tx.ActiveSessions", tokenIDs(got), want)
+			return nil
+		})
+		got, err = s.ActiveSessions(ctx, newID(), now)
+		must(t, "ActiveSessions of a user without sessions", err)
+		if len(got) != 0 {
+			t.Fatalf("ActiveSessions of a user without sessions = %v, want none", tokenIDs(got))
+		}
+	}},
+}
+
+var updateTests = []test{
+	{"failed update writes nothing and returns fn's error", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		existing := newToken(newID(), at(0))
+		insertTokens(t, s, existing)
+		u := newUser("ghost@example.com")
+		rt := newToken(u.ID, at(time.Minute))
+		ev := &fluxauth.SecurityEvent{ID: newID(), Type: fluxauth.EventSignup, Severity: fluxauth.SeverityInfo, UserID: u.ID, CreatedAt: at(0)}
+		err := s.Update(ctx, func(tx fluxauth.Tx) error {
+			must(t, "CreateUser", tx.CreateUser(ctx, u))
+			must(t, "CreateIdentity", tx.CreateIdentity(ctx, &fluxauth.Identity{Provider: "google", Subject: "g", UserID: u.ID, CreatedAt: at(0)}))
+			must(t, "InsertRefreshToken", tx.InsertRefreshToken(ctx, rt))
+			must(t, "SpendRefreshToken", tx.SpendRefreshToken(ctx, existing.ID, at(time.Hour)))
+			if _, err := tx.RevokeSession(ctx, existing.SessionID, at(time.Hour), "logout"); err != nil {
+				t.Fatalf("RevokeSession: %v", err)
+			}
+			must(t, "InsertEvents", tx.InsertEvents(ctx, ev))
+			// Inside the transaction its own writes are visible.
+			if _, err := tx.RefreshTokenByID(ctx, rt.ID); err != nil {
+				t.Fatalf("RefreshTokenByID inside the transaction: %v", err)
+			}
+			return errBoom
+		})
+		if !errors.Is(err, errBoom) {
+			t.Fatalf("Update = %v, want fn's error", err)
+		}
+		_, err = s.UserByEmail(ctx, u.Email)
+		wantErr(t, "UserByEmail after rollback", err, fluxauth.ErrNotFound)
+		_, err = s.IdentityBySubject(ctx, "google", "g")
+		wantErr(t, "IdentityBySubject after rollback", err, fluxauth.ErrNotFound)
+		_, err = s.RefreshTokenByHash(ctx, rt.TokenHash)
+		wantErr(t, "RefreshTokenByHash after rollback", err, fluxauth.ErrNotFound)
+		equal(t, "token changed in the failed update", readToken(t, s, existing.ID), existing)
+		evs, err := s.ListEvents(ctx, fluxauth.EventFilter{})
+		must(t, "ListEvents", err)
+		if len(evs) != 0 {
+			t.Fatalf("events after rollback: %v", eventIDs(evs))
+		}
+	}},
+	{"update that panics writes nothing", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		u := newUser("panic@example.com")
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("Update swallowed the panic")
+				}
+			}()
+			s.Update(ctx, func(tx fluxauth.Tx) error {
+				must(t, "CreateUser", tx.CreateUser(ctx, u))
+				panic("fn panicked")
+			})
+		}()
+		_, err := s.UserByID(ctx, u.ID)
+		wantErr(t, "UserByID after a panicking update", err, fluxauth.ErrNotFound)
+		// The store is still usable: the transaction did not leak.
+		mustCreateUser(t, s, "after-panic@example.com")
+	}},
+	{"ping answers on a working store", func(t *testing.T, s fluxauth.Store) {
+		must(t, "Ping", s.Ping(context.Background()))
+	}},
+}
