@@ -132,7 +132,11 @@ func TestAppleNonceAndName(t *testing.T) {
 func TestIdentityLinksToExistingAccountOnlyWithVerifiedEmail(t *testing.T) {
 	p := newProviderEnv(t)
 	owner := p.signup(t, "owner@example.com")
-	unverified := p.googleToken(t, func(c map[string]any) { c["email"] = "OWNER@example.com"; c["email_verified"] = false; c["sub"] = "attacker" })
+	unverified := p.googleToken(t, func(c map[string]any) {
+		c["email"] = "OWNER@example.com"
+		c["email_verified"] = false
+		c["sub"] = "attacker"
+	})
 	res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": unverified})
 	if res.Status != 409 || res.errorCode(t) != "account_exists" {
 		t.Fatalf("unverified link: %d %s", res.Status, res.Body)
@@ -140,7 +144,11 @@ func TestIdentityLinksToExistingAccountOnlyWithVerifiedEmail(t *testing.T) {
 	if _, err := p.Store.IdentityBySubject(t.Context(), "google", "attacker"); err == nil {
 		t.Fatal("an unverified email was linked")
 	}
-	verified := p.googleToken(t, func(c map[string]any) { c["email"] = "owner@example.com"; c["email_verified"] = true; c["sub"] = "owner-sub" })
+	verified := p.googleToken(t, func(c map[string]any) {
+		c["email"] = "owner@example.com"
+		c["email_verified"] = true
+		c["sub"] = "owner-sub"
+	})
 	res = p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": verified})
 	if res.Status != 200 {
 		t.Fatalf("verified link: %d %s", res.Status, res.Body)
