@@ -234,3 +234,20 @@ type AdminStore interface {
 	// SummarizeEvents counts events created at or after since, and the sessions live at now.
 	SummarizeEvents(ctx context.Context, since, now time.Time, topIPs int) (*EventSummary, error)
 }
+
+// CleanupStore deletes what retention no longer needs. Deletes run in batches of their own
+// statements so no lock is held for long.
+type CleanupStore interface {
+	// DeleteDeadTokens deletes up to limit refresh tokens revoked before cutoff, or expired before
+	// cutoff in a session with no live token left; it returns how many it deleted. A live session's
+	// rows are never touched, so reuse detection keeps working along its whole chain.
+	DeleteDeadTokens(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// CountDeadTokens counts what DeleteDeadTokens would delete.
+	CountDeadTokens(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteEventsBefore deletes up to limit security events created before cutoff.
+	DeleteEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	CountEventsBefore(ctx context.Context, cutoff time.Time) (int, error)
+	// TryExclusive runs fn unless another holder (in any instance sharing the database) holds the
+	// named lock, in which case it returns false without running fn.
+	TryExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
+}

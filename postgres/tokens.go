@@ -69,7 +69,7 @@ func (db *DB) SessionRevoked(ctx context.Context, sessionID string) (bool, error
 	}
 	var revoked bool
 	err := db.pool.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_tokens
-		WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, sessionID).Scan(&revoked)
+		WHERE session_id = $1 ORDER BY created_at DESC LIMIT 1`, sessionID).Scan(&revoked)
 	return revoked, mapErr(err)
 }
 

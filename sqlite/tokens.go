@@ -75,7 +75,7 @@ func (db *DB) ActiveSessions(ctx context.Context, userID string, now time.Time) 
 func (db *DB) SessionRevoked(ctx context.Context, sessionID string) (bool, error) {
 	var revoked bool
 	err := db.reader.QueryRowContext(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_tokens
-		WHERE session_id = ? ORDER BY created_at DESC, id DESC LIMIT 1`, sessionID).Scan(&revoked)
+		WHERE session_id = ? ORDER BY created_at DESC LIMIT 1`, sessionID).Scan(&revoked)
 	return revoked, mapErr(err)
 }
 

@@ -176,9 +176,15 @@ var eventTests = []test{
 			done <- err
 		}()
 		// The first page is taken after some newer events exist, then the cursor must hold.
-		var first []*fluxauth.SecurityEvent
-		for len(first) == 0 || first[0].CreatedAt.Before(at(time.Hour)) {
-			first = listEvents(t, s, fluxauth.EventFilter{IP: "192.0.2.1", Limit: 1})
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			first := listEvents(t, s, fluxauth.EventFilter{IP: "192.0.2.1", Limit: 1})
+			if len(first) == 1 && !first[0].CreatedAt.Before(at(time.Hour)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no newer event was inserted within 10s")
+			}
 		}
 		got := pageAll(t, s, fluxauth.EventFilter{IP: "192.0.2.1", Limit: 3, BeforeTime: at(time.Hour)}, func() { time.Sleep(time.Millisecond) })
 		cancel()

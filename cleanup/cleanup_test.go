@@ -1,0 +1,345 @@
+package cleanup_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/cleanup"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/sqlite"
+)
+
+type store interface {
+	fluxauth.Store
+	fluxauth.CleanupStore
+}
+
+// backend is a store under test and a way to write many rows fast: the Store interface inserts one
+// token at a time, which would make seeding 100,000 rows the slowest part of the test.
+type backend struct {
+	store
+	// bulkDead writes n dead tokens past retention, in sessions of 5 (4 spent links and a tip), all
+	// expired at old; the first half revoked at old too. Token hashes are "dead-<i>".
+	bulkDead func(tb testing.TB, n int, old time.Time)
+}
+
+var stores = map[string]func(tb testing.TB) backend{
+	"sqlite": func(tb testing.TB) backend {
+		db := sqlite.MustOpenDB(tb)
+		return backend{db, func(tb testing.TB, n int, old time.Time) {
+			raw, err := sql.Open("sqlite", db.Path()+"?_pragma=busy_timeout(5000)")
+			if err != nil {
+				tb.Fatal(err)
+			}
+			defer raw.Close()
+			ts := old.UTC().Format("2006-01-02T15:04:05.000000Z")
+			_, err = raw.Exec(`WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n+1 FROM seq WHERE n < ?1 - 1)
+				INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at)
+				SELECT printf('00000000-0000-4000-8000-%012d', n), printf('00000000-0000-4000-9000-%012d', n / 5), 'bulk',
+					'dead-' || n, ?2, ?2, ?2, ?2, CASE WHEN n % 5 < 4 THEN ?2 END, CASE WHEN n < ?1 / 2 THEN ?2 END FROM seq`, n, ts)
+			if err != nil {
+				tb.Fatal(err)
+			}
+		}}
+	},
+	"postgres": func(tb testing.TB) backend {
+		db := postgres.MustOpenTestDB(tb)
+		return backend{db, func(tb testing.TB, n int, old time.Time) {
+			_, err := db.Pool().Exec(context.Background(), `INSERT INTO refresh_tokens
+				(id, session_id, user_id, token_hash, session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at)
+				SELECT format('00000000-0000-4000-8000-%s', lpad(g::text, 12, '0'))::uuid,
+					format('00000000-0000-4000-9000-%s', lpad((g / 5)::text, 12, '0'))::uuid, 'bulk', 'dead-' || g,
+					$2::timestamptz, $2::timestamptz, $2::timestamptz, $2::timestamptz, CASE WHEN g % 5 < 4 THEN $2::timestamptz END, CASE WHEN g < $1::int / 2 THEN $2::timestamptz END
+				FROM generate_series(0, $1::int - 1) AS g`, n, old)
+			if err != nil {
+				tb.Fatal(err)
+			}
+		}}
+	},
+}
+
+const (
+	tokenRetention = 168 * time.Hour
+	eventRetention = 2160 * time.Hour
+)
+
+// seeder writes sessions straight to the store.
+type seeder struct {
+	tb    testing.TB
+	s     store
+	batch []*fluxauth.RefreshToken
+}
+
+func (sd *seeder) add(t *fluxauth.RefreshToken) *fluxauth.RefreshToken {
+	sd.batch = append(sd.batch, t)
+	if len(sd.batch) == 5000 {
+		sd.flush()
+	}
+	return t
+}
+
+func (sd *seeder) flush() {
+	sd.tb.Helper()
+	batch := sd.batch
+	sd.batch = nil
+	err := sd.s.Update(context.Background(), func(tx fluxauth.Tx) error {
+		for _, t := range batch {
+			if err := tx.InsertRefreshToken(context.Background(), t); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		sd.tb.Fatal(err)
+	}
+}
+
+// chain adds a session of n tokens created at start, each spent by the next; the last is the tip.
+// expires is the tip's expiry; revoked, when set, marks every link revoked then.
+func (sd *seeder) chain(n int, start, expires, revoked time.Time) []*fluxauth.RefreshToken {
+	sid := uuid.NewString()
+	var out []*fluxauth.RefreshToken
+	parent := ""
+	for i := 0; i < n; i++ {
+		t := &fluxauth.RefreshToken{
+			ID: uuid.NewString(), SessionID: sid, ParentID: parent, UserID: "user-" + sid[:8], TokenHash: uuid.NewString(),
+			SessionCreatedAt: start, CreatedAt: start.Add(time.Duration(i) * time.Minute), LastUsedAt: start,
+			ExpiresAt: expires.Add(time.Duration(i-n+1) * time.Minute), RevokedAt: revoked,
+		}
+		if i < n-1 {
+			t.SpentAt = t.CreatedAt.Add(time.Minute)
+		}
+		parent = t.ID
+		out = append(out, sd.add(t))
+	}
+	return out
+}
+
+func mustFindHash(tb testing.TB, s store, hash string, want bool) {
+	tb.Helper()
+	_, err := s.RefreshTokenByHash(context.Background(), hash)
+	if want && err != nil {
+		tb.Fatalf("token %s was deleted: %v", hash, err)
+	}
+	if !want && !errors.Is(err, fluxauth.ErrNotFound) {
+		tb.Fatalf("token %s was kept (%v)", hash, err)
+	}
+}
+
+func mustFind(tb testing.TB, s store, t *fluxauth.RefreshToken, want bool) {
+	tb.Helper()
+	_, err := s.RefreshTokenByHash(context.Background(), t.TokenHash)
+	if want && err != nil {
+		tb.Fatalf("token %s (expires %s, revoked %s) was deleted: %v", t.ID, t.ExpiresAt, t.RevokedAt, err)
+	}
+	if !want && !errors.Is(err, fluxauth.ErrNotFound) {
+		tb.Fatalf("token %s (expires %s, revoked %s) was kept", t.ID, t.ExpiresAt, t.RevokedAt)
+	}
+}
+
+func TestCleanupDeletesOnlyWhatRetentionNoLongerNeeds(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := open(t)
+			s := b.store
+			clock := testenv.NewClock(time.Now())
+			now := clock.Now()
+			sd := &seeder{tb: t, s: s}
+			old := now.Add(-tokenRetention - 24*time.Hour)
+			var kept []*fluxauth.RefreshToken
+			// 100,000 rows past retention: revoked sessions and expired ones, chains of 5.
+			b.bulkDead(t, 100000, old)
+			// Live sessions whose early links expired long ago: the whole chain stays.
+			for i := 0; i < 5; i++ {
+				kept = append(kept, sd.chain(4, now.Add(-600*time.Hour), now.Add(100*time.Hour), time.Time{})...)
+			}
+			// Within retention: revoked and expired an hour ago.
+			kept = append(kept, sd.chain(3, now.Add(-48*time.Hour), now.Add(time.Hour), now.Add(-time.Hour))...)
+			kept = append(kept, sd.chain(3, now.Add(-200*time.Hour), now.Add(-time.Hour), time.Time{})...)
+			sd.flush()
+
+			var events []*fluxauth.SecurityEvent
+			for i := 0; i < 3000; i++ {
+				events = append(events, &fluxauth.SecurityEvent{ID: uuid.NewString(), Type: "failed_login", Severity: "warning",
+					CreatedAt: now.Add(-eventRetention - time.Duration(i+1)*time.Minute)})
+			}
+			recent := &fluxauth.SecurityEvent{ID: uuid.NewString(), Type: "signup", Severity: "info", CreatedAt: now.Add(-eventRetention + time.Hour)}
+			events = append(events, recent)
+			for i := 0; i < len(events); i += 500 {
+				if err := s.InsertEvents(context.Background(), events[i:min(i+500, len(events))]...); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 10000,
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			rep, err := job.Run(context.Background(), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Tokens != 100000 || rep.Events != 3000 || !rep.DryRun {
+				t.Fatalf("dry run report %+v", rep)
+			}
+			mustFindHash(t, s, "dead-0", true) // the dry run deleted nothing
+			mustFindHash(t, s, "dead-99999", true)
+
+			rep, err = job.Run(context.Background(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Tokens != 100000 || rep.Events != 3000 {
+				t.Fatalf("report %+v", rep)
+			}
+			for _, k := range kept {
+				mustFind(t, s, k, true)
+			}
+			for i := 0; i < 100000; i += 997 {
+				mustFindHash(t, s, fmt.Sprintf("dead-%d", i), false)
+			}
+			if n, _ := s.CountDeadTokens(context.Background(), now.Add(-tokenRetention)); n != 0 {
+				t.Fatalf("%d dead tokens left", n)
+			}
+			left, err := s.ListEvents(context.Background(), fluxauth.EventFilter{Limit: 10})
+			if err != nil || len(left) != 1 || left[0].ID != recent.ID {
+				t.Fatalf("events left: %v %+v", err, left)
+			}
+		})
+	}
+}
+
+func TestRefreshesKeepWorkingWhileCleanupRuns(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			b := open(t)
+			s := b.store
+			clock := testenv.NewClock(time.Now())
+			now := clock.Now()
+			sd := &seeder{tb: t, s: s}
+			b.bulkDead(t, 30000, now.Add(-tokenRetention-24*time.Hour))
+			live := sd.chain(1, now, now.Add(time.Hour), time.Time{})[0]
+			sd.flush()
+			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 1000,
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			done := make(chan error, 1)
+			go func() { _, err := job.Run(context.Background(), false); done <- err }()
+			// Rotate the live session the way a refresh does, until cleanup finishes.
+			tip, rotations := live, 0
+			for finished := false; !finished || rotations < 20; rotations++ {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+					finished = true
+				default:
+				}
+				next := &fluxauth.RefreshToken{ID: uuid.NewString(), SessionID: tip.SessionID, ParentID: tip.ID, UserID: tip.UserID,
+					TokenHash: uuid.NewString(), SessionCreatedAt: tip.SessionCreatedAt, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour)}
+				err := s.Update(context.Background(), func(tx fluxauth.Tx) error {
+					if err := tx.LockSession(context.Background(), tip.SessionID); err != nil {
+						return err
+					}
+					if err := tx.SpendRefreshToken(context.Background(), tip.ID, now); err != nil {
+						return err
+					}
+					return tx.InsertRefreshToken(context.Background(), next)
+				})
+				if err != nil {
+					t.Fatalf("refresh %d during cleanup: %v", rotations, err)
+				}
+				tip = next
+			}
+			mustFind(t, s, live, true)
+		})
+	}
+}
+
+func TestOnlyOneInstanceCleansAtATime(t *testing.T) {
+	url := postgres.CreateTestDatabase(t)
+	open := func() *postgres.DB {
+		db, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if _, err := a.MigrateUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var running, ran atomic.Int32
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]bool, 2)
+	for i, db := range []*postgres.DB{a, b} {
+		wg.Add(1)
+		go func(i int, db *postgres.DB) {
+			defer wg.Done()
+			ok, err := db.TryExclusive(context.Background(), "cleanup", func(ctx context.Context) error {
+				ran.Add(1)
+				if running.Add(1) > 1 {
+					return fmt.Errorf("two instances cleaning at once")
+				}
+				<-release
+				running.Add(-1)
+				return nil
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			results[i] = ok
+		}(i, db)
+	}
+	// Give both a chance to try while the first holds the lock.
+	deadline := time.Now().Add(5 * time.Second)
+	for ran.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	if ran.Load() != 1 || results[0] == results[1] {
+		t.Fatalf("ran %d times, results %v", ran.Load(), results)
+	}
+	// Once released, the lock can be taken again.
+	if ok, err := b.TryExclusive(context.Background(), "cleanup", func(context.Context) error { return nil }); !ok || err != nil {
+		t.Fatalf("lock not released: %v %v", ok, err)
+	}
+}
+
+func TestNextRun(t *testing.T) {
+	base := time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)
+	cases := []struct {
+		now  time.Time
+		at   string
+		want time.Time
+	}{
+		{base, "03:00", time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)},
+		{base, "02:00", time.Date(2026, 11, 28, 2, 0, 0, 0, time.UTC)},
+		{base.Add(30 * time.Minute), "03:00", time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC)},
+	}
+	for _, c := range cases {
+		got, err := cleanup.NextRun(c.now, c.at)
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("NextRun(%s, %s) = %s, %v; want %s", c.now, c.at, got, err, c.want)
+		}
+	}
+	if _, err := cleanup.NextRun(base, "25:99"); err == nil {
+		t.Error("bad time accepted")
+	}
+}
