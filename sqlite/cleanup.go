@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
@@ -51,17 +50,12 @@ func (db *DB) deleteBatch(ctx context.Context, query string, cutoff string, limi
 	return int(n), mapErr(err)
 }
 
-// exclusive holds the names TryExclusive is running, per database file. An embedded database has one
-// server process; two processes on one file would at worst both delete the same rows, which is
-// harmless.
-var exclusive sync.Map
-
-// TryExclusive runs fn unless this process already runs the named job on this database.
+// TryExclusive runs fn unless this DB is already running the named job. An embedded database has one
+// server process; a CLI run beside it would at worst delete the same rows, which is harmless.
 func (db *DB) TryExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
-	key := db.path + "\x00" + name
-	if _, busy := exclusive.LoadOrStore(key, struct{}{}); busy {
+	if _, busy := db.exclusive.LoadOrStore(name, struct{}{}); busy {
 		return false, nil
 	}
-	defer exclusive.Delete(key)
+	defer db.exclusive.Delete(name)
 	return true, fn(ctx)
 }

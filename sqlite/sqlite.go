@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
@@ -31,6 +32,8 @@ type DB struct {
 	path   string
 	writer *sql.DB
 	reader *sql.DB
+	// exclusive holds the names of the jobs TryExclusive is running.
+	exclusive sync.Map
 
 	// Now stamps events inserted without a CreatedAt. It defaults to the system clock in UTC.
 	Now func() time.Time

@@ -12,6 +12,7 @@ import (
 type database interface {
 	fluxauth.Store
 	fluxauth.AdminStore
+	fluxauth.CleanupStore
 	MigrateUp(ctx context.Context) ([]string, error)
 	MigrateDown(ctx context.Context) (string, error)
 	MigrationStatus(ctx context.Context) ([]sqlite.MigrationStatus, error)

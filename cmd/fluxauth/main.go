@@ -27,6 +27,7 @@ Usage:
   fluxauth migrate up|down|status        apply, roll back one, or list migrations
   fluxauth users set-type EMAIL TYPE     set a user's userType (e.g. admin)
   fluxauth keys rotate                   add a new signing key; older keys keep verifying
+  fluxauth cleanup [--dry-run]           delete expired/revoked tokens and old events now
   fluxauth version                       print the version
 
 Every flag has an environment variable (FLUXAUTH_…); flags win. Run "fluxauth serve -h" for the list.
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = cmdUsers(ctx, rest, getenv, stdout, stderr)
 	case "keys":
 		err = cmdKeys(ctx, rest, getenv, stdout, stderr)
+	case "cleanup":
+		err = cmdCleanup(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "fluxauth", version)
 		return 0

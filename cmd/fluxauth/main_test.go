@@ -265,3 +265,25 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 }
+
+func TestCleanupCommand(t *testing.T) {
+	dir := t.TempDir()
+	cmd, url, _ := startServe(t, dir)
+	res, err := http.Post(url+"/api/auth/signup", "application/json",
+		strings.NewReader(`{"email":"clean@example.com","password":"correct horse battery","name":"C"}`))
+	if err != nil || res.StatusCode != 201 {
+		t.Fatalf("signup: %v %v", err, res)
+	}
+	res.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	// With zero token retention nothing live may go; the one session is live.
+	out, err := runCLI(t, dir, []string{"FLUXAUTH_TOKEN_RETENTION=0s"}, "cleanup", "--dry-run")
+	if err != nil || !strings.Contains(out, "refresh_tokens: would delete 0") || !strings.Contains(out, "security_events: would delete 0") {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, dir, []string{"FLUXAUTH_EVENT_RETENTION=1h"}, "cleanup")
+	if err != nil || !strings.Contains(out, "refresh_tokens: deleted 0") {
+		t.Fatalf("cleanup: %v\n%s", err, out)
+	}
+}

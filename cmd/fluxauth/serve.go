@@ -132,6 +132,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if keys != nil {
 		go reloadKeys(ctx, keys, logger)
 	}
+	if cfg.CleanupAt != "off" {
+		go newCleanupJob(cfg, db, stderr).Daily(ctx, cfg.CleanupAt)
+	}
 	logger.Info("fluxauth listening", "addr", ln.Addr().String(), "version", version, "database", databaseKind(cfg), "redis", cfg.RedisURL != "")
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/cleanup"
+)
+
+func newCleanupJob(cfg *Config, db database, stderr io.Writer) *cleanup.Job {
+	return &cleanup.Job{
+		Store: db, TokenRetention: cfg.TokenRetention, EventRetention: cfg.EventRetention,
+		Batch: cfg.CleanupBatch, Clock: fluxauth.SystemClock{}, Logger: newLogger(cfg, stderr),
+	}
+}
+
+func cmdCleanup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var dryRun bool
+	cfg, _, err := parseConfig("cleanup", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&dryRun, "dry-run", false, "count what would be deleted, delete nothing")
+	})
+	if err != nil {
+		return err
+	}
+	db, err := openDatabase(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.MigrateUp(ctx); err != nil {
+		return err
+	}
+	rep, err := newCleanupJob(cfg, db, stderr).Run(ctx, dryRun)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, rep)
+	return nil
+}
