@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -192,3 +193,42 @@ func TestDatabaseDownFailsRequestsInsteadOfDroppingEvents(t *testing.T) {
 		t.Fatal("the event queued while the database was down was lost")
 	}
 }
+
+// BenchmarkRecord measures what recording adds to a request: enqueueing a warning event while the
+// writer batches it into the database behind.
+func BenchmarkRecord(b *testing.B) {
+	for name, open := range map[string]func(tb testing.TB) fluxauth.Store{
+		"sqlite":   func(tb testing.TB) fluxauth.Store { return sqlite.MustOpenDB(tb) },
+		"postgres": func(tb testing.TB) fluxauth.Store { return postgres.MustOpenTestDB(tb) },
+	} {
+		b.Run(name, func(b *testing.B) {
+			r := audit.New(open(b), quiet, audit.Config{})
+			lat := make([]time.Duration, 0, b.N)
+			var mu sync.Mutex
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				local := make([]time.Duration, 0, 1024)
+				for pb.Next() {
+					t0 := time.Now()
+					if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
+						b.Error(err)
+						return
+					}
+					local = append(local, time.Since(t0))
+				}
+				mu.Lock()
+				lat = append(lat, local...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			r.Close(context.Background())
+			sortDurations(lat)
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1000, "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1000, "p99-µs")
+			}
+		})
+	}
+}
+
+func sortDurations(d []time.Duration) { slices.Sort(d) }
