@@ -43,6 +43,10 @@ const (
 	MinHMACSecretLen = 32
 )
 
+// verifiedCacheEntries bounds the verified-token cache: about 1 KiB each, so at most ~64 MiB, and
+// enough for every token live at once on an instance serving tens of thousands of users.
+const verifiedCacheEntries = 65536
+
 // maxTokenLen bounds the input Verify parses; fluxauth's tokens are a few hundred bytes, so anything
 // far larger is garbage and need not cost JSON decoding.
 const maxTokenLen = 8 << 10
@@ -126,6 +130,7 @@ type Issuer struct {
 	rand    io.Reader
 	parser  *jwt.Parser
 	keyfunc jwt.Keyfunc
+	cache   *verifiedCache
 }
 
 // NewIssuer validates c and returns an Issuer. Every problem with c is reported at once.
@@ -173,7 +178,7 @@ func NewIssuer(c Config) (*Issuer, error) {
 
 	i := &Issuer{
 		issuer: c.Issuer, audience: c.Audience, ttl: c.TTL, leeway: c.Leeway,
-		keys: c.Keys, clock: c.Clock, rand: c.Rand,
+		keys: c.Keys, clock: c.Clock, rand: c.Rand, cache: newVerifiedCache(verifiedCacheEntries),
 	}
 	alg := AlgES256
 	i.keyfunc = i.ecKey
@@ -283,6 +288,10 @@ func (i *Issuer) Verify(s string) (*Claims, error) {
 	if len(s) > maxTokenLen {
 		return nil, invalid(fmt.Errorf("%w: token is %d bytes, more than %d", jwt.ErrTokenMalformed, len(s), maxTokenLen))
 	}
+	now := i.clock.Now()
+	if c, ok := i.cache.get(s, now); ok {
+		return &c, nil
+	}
 	var jc jwtClaims
 	if _, err := i.parser.ParseWithClaims(s, &jc, i.keyfunc); err != nil {
 		return nil, invalid(err)
@@ -298,6 +307,7 @@ func (i *Issuer) Verify(s string) (*Claims, error) {
 	if jc.IssuedAt != nil {
 		c.IssuedAt = jc.IssuedAt.Time.UTC()
 	}
+	i.cache.put(s, *c, c.ExpiresAt.Add(i.leeway), now)
 	return c, nil
 }
 
