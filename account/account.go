@@ -92,8 +92,6 @@ type Result struct {
 	ExpiresIn    int // seconds
 	SessionID    string
 	Created      bool // a new account was made
-	// RateLimit is the tightest rate-limit decision the request passed, for the RateLimit headers.
-	RateLimit *ratelimit.Result
 }
 
 // Principal is the caller proven by a valid access token.
@@ -165,8 +163,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	var rl limits
-	if err := s.allow(ctx, &rl, "signup:ip", s.Rules.Signup, in.Device, in.Device.IP); err != nil {
+	if err := s.allow(ctx, "signup:ip", s.Rules.Signup, in.Device, in.Device.IP); err != nil {
 		return nil, err
 	}
 	hash, err := s.Passwords.Hash(ctx, in.Password)
@@ -195,7 +192,6 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 		return nil, err
 	}
 	res.Created = true
-	res.RateLimit = rl.tightest
 	return res, nil
 }
 
@@ -222,11 +218,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		return nil, err
 	}
 	dev := in.Device.normalized()
-	var rl limits
-	if err := s.allow(ctx, &rl, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
+	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
 		return nil, err
 	}
-	if err := s.allow(ctx, &rl, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
+	if err := s.allow(ctx, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
 		return nil, err
 	}
 	u, err := s.Store.UserByEmail(ctx, in.Email)
@@ -237,7 +232,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	if u != nil {
 		userID = u.ID
 	}
-	if err := s.attemptLogin(ctx, &rl, in.Email, userID, dev); err != nil {
+	if err := s.attemptLogin(ctx, in.Email, userID, dev); err != nil {
 		return nil, err
 	}
 	if u == nil || u.PasswordHash == "" {
@@ -267,12 +262,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	if rehash {
 		s.upgradeHash(ctx, u, in.Password)
 	}
-	res, err := s.login(ctx, u, dev, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
-	if err != nil {
-		return nil, err
-	}
-	res.RateLimit = rl.tightest
-	return res, nil
+	return s.login(ctx, u, dev, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
 }
 
 // upgradeHash rehashes a legacy or outdated hash with the current parameters. Failing it must not

@@ -28,8 +28,7 @@ func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Resu
 		return nil, fluxauth.Errorf(fluxauth.EProviderDisabled, "Sign-in with %s is not enabled.", providerTitle(in.Provider))
 	}
 	dev := in.Device.normalized()
-	var rl limits
-	if err := s.allow(ctx, &rl, "idtoken:ip", s.Rules.IDTokenIP, dev, dev.IP); err != nil {
+	if err := s.allow(ctx, "idtoken:ip", s.Rules.IDTokenIP, dev, dev.IP); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(in.IDToken) == "" {
@@ -56,11 +55,7 @@ func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Resu
 		if errors.Is(err, fluxauth.ErrConflict) && attempt < 2 {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		res.RateLimit = rl.tightest
-		return res, nil
+		return res, err
 	}
 }
 

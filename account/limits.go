@@ -5,47 +5,69 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
-// LimitError is a refusal by a rate limit; it carries the decision so the HTTP layer can send
-// Retry-After and the RateLimit headers.
-type LimitError struct {
-	Result ratelimit.Result
-	err    *fluxauth.Error
-}
-
-func (e *LimitError) Error() string { return e.err.Error() }
-func (e *LimitError) Unwrap() error { return e.err }
-
-func newLimitError(res ratelimit.Result, locked bool) *LimitError {
+// limitError is the refusal the client sees; the decision itself reaches the HTTP layer's headers
+// through the request's LimitReport.
+func limitError(res ratelimit.Result, locked bool) error {
 	secs := int(math.Ceil(res.RetryAfter.Seconds()))
 	msg := fmt.Sprintf("Too many requests; try again in %d seconds.", secs)
 	if locked {
 		msg = fmt.Sprintf("Too many failed sign-in attempts; try again in %d seconds.", secs)
 	}
-	return &LimitError{Result: res, err: fluxauth.Errorf(fluxauth.ERateLimited, "%s", msg)}
+	return fluxauth.Errorf(fluxauth.ERateLimited, "%s", msg)
 }
 
-// limits collects the decisions of one request so the tightest can be reported on success.
-type limits struct{ tightest *ratelimit.Result }
+// LimitReport collects the rate-limit decisions a request passed, so the HTTP layer can send the
+// RateLimit headers of the tightest one with whatever the answer is.
+type LimitReport struct {
+	mu       sync.Mutex
+	tightest *ratelimit.Result
+}
 
-func (l *limits) note(res ratelimit.Result) {
-	if res.Limit == 0 {
+type limitReportKey struct{}
+
+// WithLimitReport returns ctx in which the Service reports the limits it applies to rep.
+func WithLimitReport(ctx context.Context, rep *LimitReport) context.Context {
+	return context.WithValue(ctx, limitReportKey{}, rep)
+}
+
+// ReportedLimit returns the tightest decision reported in ctx (a refusal, else the one with the
+// fewest remaining events), or nil when no limit applied.
+func ReportedLimit(ctx context.Context) *ratelimit.Result {
+	rep, _ := ctx.Value(limitReportKey{}).(*LimitReport)
+	if rep == nil {
+		return nil
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	return rep.tightest
+}
+
+func noteLimit(ctx context.Context, res ratelimit.Result) {
+	rep, _ := ctx.Value(limitReportKey{}).(*LimitReport)
+	if rep == nil || res.Limit == 0 {
 		return
 	}
-	if l.tightest == nil || res.Remaining < l.tightest.Remaining {
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if rep.tightest != nil && !rep.tightest.Allowed {
+		return // a refusal is what the client must see
+	}
+	if rep.tightest == nil || res.Remaining < rep.tightest.Remaining || !res.Allowed {
 		r := res
-		l.tightest = &r
+		rep.tightest = &r
 	}
 }
 
 // allow takes one event from the rule's budget for key parts. Over the limit it records one
 // rate_limit_exceeded per key per window (the limiter itself deduplicates, so this holds across
-// instances) and returns a *LimitError.
-func (s *Service) allow(ctx context.Context, acc *limits, rule string, l ratelimit.Limit, dev Device, parts ...string) error {
+// instances) and returns rate_limited.
+func (s *Service) allow(ctx context.Context, rule string, l ratelimit.Limit, dev Device, parts ...string) error {
 	if s.Limiter == nil || l.IsZero() {
 		return nil
 	}
@@ -54,16 +76,14 @@ func (s *Service) allow(ctx context.Context, acc *limits, rule string, l ratelim
 	if err != nil {
 		return err
 	}
-	if acc != nil {
-		acc.note(res)
-	}
+	noteLimit(ctx, res)
 	if res.Allowed {
 		return nil
 	}
 	if err := s.limitExceeded(ctx, rule, key, l, "", dev); err != nil {
 		return err
 	}
-	return newLimitError(res, false)
+	return limitError(res, false)
 }
 
 // limitExceeded records rate_limit_exceeded unless this key already produced one in this window.
@@ -85,7 +105,7 @@ func lockoutKey(email string) string { return ratelimit.Key("lockout:email", str
 // attemptLogin takes one try from the account's failed-login budget before the password is checked:
 // consuming first is what keeps parallel guesses from all passing a check made before any failure
 // was counted.
-func (s *Service) attemptLogin(ctx context.Context, acc *limits, email, userID string, dev Device) error {
+func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev Device) error {
 	if s.Limiter == nil || s.Rules.Lockout.IsZero() {
 		return nil
 	}
@@ -94,13 +114,14 @@ func (s *Service) attemptLogin(ctx context.Context, acc *limits, email, userID s
 	if err != nil {
 		return err
 	}
+	noteLimit(ctx, res)
 	if res.Allowed {
 		return nil
 	}
 	if err := s.limitExceeded(ctx, "lockout", key, s.Rules.Lockout, userID, dev); err != nil {
 		return err
 	}
-	return newLimitError(res, true)
+	return limitError(res, true)
 }
 
 func (s *Service) loginSucceeded(ctx context.Context, email string) {

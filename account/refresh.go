@@ -26,8 +26,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	dev.Name = "" // a refresh keeps the session's device name
 	dev = dev.normalized()
 	now := s.Clock.Now()
-	var rl limits
-	if err := s.allow(ctx, &rl, "refresh:ip", s.Rules.RefreshIP, dev, dev.IP); err != nil {
+	if err := s.allow(ctx, "refresh:ip", s.Rules.RefreshIP, dev, dev.IP); err != nil {
 		return nil, err
 	}
 	var (
@@ -80,7 +79,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 		if !now.Before(current.ExpiresAt) {
 			return errRefreshExpired
 		}
-		if err := s.allow(ctx, &rl, "refresh:session", s.Rules.RefreshSession, dev, current.SessionID); err != nil {
+		if err := s.allow(ctx, "refresh:session", s.Rules.RefreshSession, dev, current.SessionID); err != nil {
 			return err
 		}
 		if dev.Fingerprint != "" && current.DeviceFingerprint != "" && dev.Fingerprint != current.DeviceFingerprint {
@@ -132,12 +131,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	} else if err != nil {
 		return nil, err
 	}
-	res, err := s.result(u, next, raw)
-	if err != nil {
-		return nil, err
-	}
-	res.RateLimit = rl.tightest
-	return res, nil
+	return s.result(u, next, raw)
 }
 
 func (s *Service) fingerprintPolicy() string {

@@ -46,8 +46,8 @@ type authResponse struct {
 	User         userJSON `json:"user"`
 }
 
-func writeAuth(w http.ResponseWriter, status int, res *account.Result) {
-	setRateLimitHeaders(w.Header(), res.RateLimit)
+func writeAuth(w http.ResponseWriter, r *http.Request, status int, res *account.Result) {
+	setRateLimitHeaders(w.Header(), limitsOf(r))
 	writeJSON(w, status, authResponse{
 		Token: res.AccessToken, AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
 		ExpiresIn: res.ExpiresIn, TokenType: "Bearer", User: userOf(res.User),
@@ -83,7 +83,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeAuth(w, http.StatusCreated, res)
+	writeAuth(w, r, http.StatusCreated, res)
 	return nil
 }
 
@@ -106,7 +106,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeAuth(w, http.StatusOK, res)
+	writeAuth(w, r, http.StatusOK, res)
 	return nil
 }
 
@@ -124,7 +124,7 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeAuth(w, http.StatusOK, res)
+	writeAuth(w, r, http.StatusOK, res)
 	return nil
 }
 

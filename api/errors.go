@@ -65,6 +65,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else if fe.Err != nil {
 		s.Logger.DebugContext(r.Context(), "request rejected", "code", fe.Code, "err", fe.Err)
 	}
-	setRateLimitHeaders(w.Header(), limitOf(err))
+	setRateLimitHeaders(w.Header(), limitsOf(r))
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
 }

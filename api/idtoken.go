@@ -52,6 +52,6 @@ func (s *Server) idTokenSignIn(w http.ResponseWriter, r *http.Request, in accoun
 	if res.Created {
 		status = http.StatusCreated
 	}
-	writeAuth(w, status, res)
+	writeAuth(w, r, status, res)
 	return nil
 }

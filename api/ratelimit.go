@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -26,11 +25,13 @@ func setRateLimitHeaders(h http.Header, res *ratelimit.Result) {
 
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
 
-// limitOf returns the rate-limit decision carried by err, if any.
-func limitOf(err error) *ratelimit.Result {
-	var le *account.LimitError
-	if errors.As(err, &le) {
-		return &le.Result
-	}
-	return nil
+// withLimitReport lets the account service report the limits a request passes, so that every
+// answer of a limited endpoint, success or failure, carries the RateLimit headers.
+func (s *Server) withLimitReport(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r.WithContext(account.WithLimitReport(r.Context(), &account.LimitReport{})))
+	})
 }
+
+// limitsOf returns the tightest decision reported for r, if any.
+func limitsOf(r *http.Request) *ratelimit.Result { return account.ReportedLimit(r.Context()) }

@@ -66,7 +66,7 @@ func (s *Server) Handler() http.Handler {
 	s.mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return fluxauth.Errorf(fluxauth.ENotFound, "No such endpoint.")
 	}))
-	return s.withRequestID(s.withAccessLog(s.withRecover(s.withBodyLimit(s.mux))))
+	return s.withRequestID(s.withAccessLog(s.withRecover(s.withBodyLimit(s.withLimitReport(s.mux)))))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

@@ -1,0 +1,150 @@
+package api_test
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/ratelimit"
+)
+
+func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	var last *response
+	for i := 0; i < 6; i++ {
+		last = e.do(t, "POST", "/api/auth/login", map[string]string{"email": "h@example.com", "password": "wrong password"})
+		if i == 0 {
+			if last.Header.Get("RateLimit-Limit") == "" || last.Header.Get("RateLimit-Remaining") == "" || last.Header.Get("RateLimit-Reset") == "" {
+				t.Fatalf("headers missing on an answered request: %v", last.Header)
+			}
+		}
+	}
+	if last.Status != 429 || last.errorCode(t) != "rate_limited" {
+		t.Fatalf("6th login: %d %s", last.Status, last.Body)
+	}
+	if ra, err := strconv.Atoi(last.Header.Get("Retry-After")); err != nil || ra < 1 || ra > 60 {
+		t.Fatalf("Retry-After %q", last.Header.Get("Retry-After"))
+	}
+	if last.Header.Get("RateLimit-Remaining") != "0" {
+		t.Fatalf("remaining %q", last.Header.Get("RateLimit-Remaining"))
+	}
+	// Another client is not limited by this one.
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "h@example.com", "password": "wrong password"}, "X-Forwarded-For", "198.51.100.77"); res.Status != 401 {
+		t.Fatalf("other IP: %d", res.Status)
+	}
+	e.Clock.Advance(time.Minute)
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "h@example.com", "password": "wrong password"}); res.Status != 401 {
+		t.Fatalf("after the window: %d", res.Status)
+	}
+}
+
+func TestSignupIsLimitedPerIP(t *testing.T) {
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	for i := 0; i < 5; i++ {
+		e.signup(t, uuid.NewString()+"@example.com")
+	}
+	res := e.do(t, "POST", "/api/auth/signup", map[string]string{"email": "sixth@example.com", "password": "correct horse battery", "name": "S"})
+	if res.Status != 429 {
+		t.Fatalf("sixth signup in an hour: %d %s", res.Status, res.Body)
+	}
+	if _, err := e.Store.UserByEmail(context.Background(), "sixth@example.com"); err == nil {
+		t.Fatal("a limited signup created the account")
+	}
+}
+
+// Fifty wrong passwords at once against one account: the lockout is taken before the password is
+// checked, so exactly the lockout's burst of them are verified and the rest are refused.
+func TestParallelWrongPasswordsGetNoMoreTriesThanTheLockout(t *testing.T) {
+	e := newEnv(t, withAccounts(func(a *account.Service) {
+		a.Rules = ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
+	}))
+	e.signup(t, "target3@example.com")
+	var wg sync.WaitGroup
+	statuses := make(chan int, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "target3@example.com", "password": "guess " + strconv.Itoa(i)},
+				"X-Forwarded-For", "198.51.100."+strconv.Itoa(i+1))
+			statuses <- res.Status
+		}(i)
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[401] != 10 || count[429] != 40 {
+		t.Fatalf("statuses %v: want 10 checked, 40 locked out", count)
+	}
+	if n := len(e.events(t, fluxauth.EventFailedLogin)); n != 10 {
+		t.Fatalf("%d passwords checked", n)
+	}
+	// Even the right password waits out the lockout...
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "target3@example.com", "password": "correct horse battery"}); res.Status != 429 {
+		t.Fatalf("right password during lockout: %d", res.Status)
+	}
+	// ...and works after it, clearing the count.
+	e.Clock.Advance(15 * time.Minute)
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "target3@example.com", "password": "correct horse battery"}); res.Status != 200 {
+		t.Fatalf("after the lockout: %d", res.Status)
+	}
+}
+
+func TestTwoInstancesSharingRedisEnforceOneLimit(t *testing.T) {
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "fluxauth-test:" + uuid.NewString() + ":"
+	shared := func(a *account.Service) {
+		rdb := redis.NewClient(opts)
+		t.Cleanup(func() { rdb.Close() })
+		a.Limiter = ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: prefix, Timeout: time.Second})
+		a.Rules = ratelimit.Rules{LoginIPEmail: ratelimit.Limit{Rate: 5, Period: time.Minute}}
+	}
+	a := newEnv(t, withAccounts(shared))
+	b := newEnv(t, withAccounts(shared))
+	limited := 0
+	for i := 0; i < 10; i++ {
+		e := a
+		if i%2 == 1 {
+			e = b
+		}
+		if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "global@example.com", "password": "wrong password"}); res.Status == 429 {
+			limited++
+		}
+	}
+	if limited != 5 {
+		t.Fatalf("%d of 10 attempts limited across two instances, want 5 (one global limit of 5)", limited)
+	}
+}
+
+func TestReadyzReportsRedisDegradedButStaysReady(t *testing.T) {
+	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: pingFunc(func(context.Context) error { return nil }),
+		Degraded: func() []string { return []string{"redis"} }}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	res, err := http.Get(ts.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, res)
+	if res.StatusCode != 200 || body != "{\"database\":\"ok\",\"degraded\":[\"redis\"],\"status\":\"degraded\"}\n" {
+		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+}
