@@ -3,141 +3,65 @@ package sqlite
 import (
 	"context"
 	"embed"
-	"errors"
-	"fmt"
 	"io/fs"
-	"path"
-	"time"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/fluxstudio/fluxauth/internal/migrate"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
 // MigrationTable records applied migrations.
-const MigrationTable = "schema_migrations"
+const MigrationTable = migrate.Table
 
-// MigrationStatus describes one migration embedded in the binary. It has the same fields as
-// postgres.MigrationStatus, so either converts to the other.
-type MigrationStatus struct {
-	Version   int64
-	Name      string // file name, e.g. "001_create_refresh_tokens.sql"
-	Applied   bool
-	AppliedAt time.Time // zero while pending
-}
+// MigrationStatus describes one migration embedded in the binary.
+type MigrationStatus = migrate.Status
 
-func (db *DB) migrator() (*goose.Provider, error) {
+func migrationFiles() fs.FS {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return nil, err
+		panic(err) // the embedded folder exists at compile time
 	}
-	// The provider runs on the writer, so migrations queue behind (and ahead of) ordinary writes.
-	// It is never closed: Provider.Close would close the writer.
-	return goose.NewProvider(goose.DialectSQLite3, db.writer, fsys,
-		goose.WithTableName(MigrationTable), goose.WithDisableGlobalRegistry(true))
+	return fsys
+}
+
+func (db *DB) migrator() migrate.Migrator {
+	return migrate.Migrator{
+		Dialect: "sqlite",
+		MapErr:  mapErr,
+		Provider: func() (*goose.Provider, func(), error) {
+			// The provider runs on the writer, so migrations queue behind (and ahead of) ordinary
+			// writes. It is never closed: Provider.Close would close the writer.
+			p, err := goose.NewProvider(goose.DialectSQLite3, db.writer, migrationFiles(),
+				goose.WithTableName(MigrationTable), goose.WithDisableGlobalRegistry(true))
+			return p, func() {}, err
+		},
+	}
 }
 
 // MigrateUp applies every pending migration, each in its own transaction, and returns the names of
 // those it applied.
-func (db *DB) MigrateUp(ctx context.Context) ([]string, error) {
-	p, err := db.migrator()
-	if err != nil {
-		return nil, err
-	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate up: %w", mapErr(err))
-	}
-	return resultNames(res), nil
-}
+func (db *DB) MigrateUp(ctx context.Context) ([]string, error) { return db.migrator().Up(ctx) }
 
 // MigrateDown rolls back the most recently applied migration and returns its name; "" when none
 // is applied.
-func (db *DB) MigrateDown(ctx context.Context) (string, error) {
-	p, err := db.migrator()
-	if err != nil {
-		return "", err
-	}
-	res, err := p.Down(ctx)
-	if errors.Is(err, goose.ErrNoNextVersion) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("sqlite: migrate down: %w", mapErr(err))
-	}
-	return path.Base(res.Source.Path), nil
-}
+func (db *DB) MigrateDown(ctx context.Context) (string, error) { return db.migrator().Down(ctx) }
 
 // MigrateDownTo rolls back every migration above version (0 rolls back all of them) and returns
 // their names, newest first.
 func (db *DB) MigrateDownTo(ctx context.Context, version int64) ([]string, error) {
-	p, err := db.migrator()
-	if err != nil {
-		return nil, err
-	}
-	res, err := p.DownTo(ctx, version)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrate down to %d: %w", version, mapErr(err))
-	}
-	return resultNames(res), nil
+	return db.migrator().DownTo(ctx, version)
 }
 
 // MigrationStatus lists every embedded migration in version order, with when it was applied.
 func (db *DB) MigrationStatus(ctx context.Context) ([]MigrationStatus, error) {
-	p, err := db.migrator()
-	if err != nil {
-		return nil, err
-	}
-	st, err := p.Status(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: migration status: %w", mapErr(err))
-	}
-	out := make([]MigrationStatus, 0, len(st))
-	for _, s := range st {
-		ms := MigrationStatus{
-			Version: s.Source.Version,
-			Name:    path.Base(s.Source.Path),
-			Applied: s.State == goose.StateApplied,
-		}
-		if ms.Applied {
-			ms.AppliedAt = s.AppliedAt.UTC()
-		}
-		out = append(out, ms)
-	}
-	return out, nil
+	return db.migrator().Status(ctx)
 }
 
 // SchemaVersion returns the version of the newest applied migration, 0 when none is.
-func (db *DB) SchemaVersion(ctx context.Context) (int64, error) {
-	p, err := db.migrator()
-	if err != nil {
-		return 0, err
-	}
-	v, err := p.GetDBVersion(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: schema version: %w", mapErr(err))
-	}
-	return v, nil
-}
+func (db *DB) SchemaVersion(ctx context.Context) (int64, error) { return db.migrator().Version(ctx) }
 
 // LatestSchemaVersion is the version of the newest migration embedded in the binary.
-func LatestSchemaVersion() int64 {
-	entries, _ := fs.Glob(migrations, "migrations/*.sql")
-	var latest int64
-	for _, e := range entries {
-		v, err := goose.NumericComponent(path.Base(e))
-		if err == nil && v > latest {
-			latest = v
-		}
-	}
-	return latest
-}
-
-func resultNames(res []*goose.MigrationResult) []string {
-	names := make([]string, 0, len(res))
-	for _, r := range res {
-		names = append(names, path.Base(r.Source.Path))
-	}
-	return names
-}
+func LatestSchemaVersion() int64 { return migrate.Latest(migrationFiles()) }
