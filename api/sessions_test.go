@@ -181,7 +181,7 @@ func TestSpentTokenWithinGraceContinuesTheSingleChain(t *testing.T) {
 	if e.liveTokens(t, ar.User.ID) != 1 {
 		t.Fatal("grace refresh forked a second live chain")
 	}
-	// Tab A used its successor (tabA) already? No: tabB's refresh spent it. Tab B's token continues.
+	// Tab B's token carries the chain on; the race recorded nothing suspicious.
 	e.mustRefresh(t, tabB.RefreshToken)
 	if n := len(e.events(t, fluxauth.EventSessionHijackAttempt)); n != 0 {
 		t.Fatalf("%d hijack events for a benign race", n)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -286,4 +287,51 @@ func TestCleanupCommand(t *testing.T) {
 	if err != nil || !strings.Contains(out, "refresh_tokens: deleted 0") {
 		t.Fatalf("cleanup: %v\n%s", err, out)
 	}
+}
+
+func TestKeysRotateKeepsOldTokensVerifying(t *testing.T) {
+	dir := t.TempDir()
+	// A fixed issuer: the default derives from the address, which changes between the two runs.
+	issuer := "FLUXAUTH_ISSUER=http://fluxauth.test"
+	cmd, url, _ := startServe(t, dir, issuer)
+	res, err := http.Post(url+"/api/auth/signup", "application/json",
+		strings.NewReader(`{"email":"keys@example.com","password":"correct horse battery","name":"K"}`))
+	if err != nil || res.StatusCode != 201 {
+		t.Fatalf("signup: %v %v", err, res)
+	}
+	var ar struct {
+		AccessToken string `json:"accessToken"`
+	}
+	json.NewDecoder(res.Body).Decode(&ar)
+	res.Body.Close()
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+
+	out, err := runCLI(t, dir, nil, "keys", "rotate")
+	if err != nil || !strings.Contains(out, "is current") {
+		t.Fatalf("rotate: %v %s", err, out)
+	}
+	_, url, _ = startServe(t, dir, issuer)
+	jwks := get(t, url+"/.well-known/jwks.json", "")
+	if strings.Count(jwks, `"kid"`) != 2 {
+		t.Fatalf("JWKS after rotation: %s", jwks)
+	}
+	if me := get(t, url+"/api/auth/me", ar.AccessToken); !strings.Contains(me, "keys@example.com") {
+		t.Fatalf("token signed with the old key: %s", me)
+	}
+}
+
+func get(tb testing.TB, url, bearer string) string {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
 }
