@@ -38,6 +38,8 @@ type Server struct {
 	Admin AdminStore
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies *ProxyList
+	// Metrics, when set, are served on /metrics and fed by every request.
+	Metrics *Metrics
 	// Degraded, when set, lists dependencies that are degraded but not fatal (e.g. Redis); /readyz
 	// reports them and stays 200.
 	Degraded func() []string
@@ -61,12 +63,15 @@ func (s *Server) Handler() http.Handler {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.handle(s.healthz))
 	s.mux.HandleFunc("GET /readyz", s.handle(s.readyz))
+	if s.Metrics != nil {
+		s.mux.Handle("GET /metrics", s.Metrics.handler())
+	}
 	s.routes()
 	s.adminRoutes()
 	s.mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return fluxauth.Errorf(fluxauth.ENotFound, "No such endpoint.")
 	}))
-	return s.withRequestID(s.withAccessLog(s.withRecover(s.withBodyLimit(s.withLimitReport(s.mux)))))
+	return s.withRequestID(s.withAccessLog(s.withRecover(s.withBodyLimit(s.withLimitReport(s.withMetrics(s.mux))))))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

@@ -114,7 +114,16 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
 		},
 	}
-	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies, Degraded: degraded}
+	metrics := api.NewMetrics()
+	events, stopEvents := recorder.Subscribe(1024)
+	defer stopEvents()
+	go func() {
+		for ev := range events {
+			metrics.CountEvent(ev)
+		}
+	}()
+	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies,
+		Degraded: degraded, Metrics: metrics}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

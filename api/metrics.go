@@ -1,0 +1,72 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+// Metrics are the Prometheus series fluxauth exports on /metrics.
+type Metrics struct {
+	registry *prometheus.Registry
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	events   *prometheus.CounterVec
+}
+
+// NewMetrics registers fluxauth's series and the Go runtime's on a registry of their own.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxauth_http_requests_total", Help: "HTTP requests by route pattern and status.",
+		}, []string{"route", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "fluxauth_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fluxauth_security_events_total", Help: "Security events recorded, by type and severity.",
+		}, []string{"type", "severity"}),
+	}
+	m.registry.MustRegister(m.requests, m.duration, m.events,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// CountEvent counts one recorded security event.
+func (m *Metrics) CountEvent(ev fluxauth.SecurityEvent) {
+	m.events.WithLabelValues(ev.Type, ev.Severity).Inc()
+}
+
+func (m *Metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// withMetrics wraps the mux itself, so the route pattern the mux matched is known; labels are
+// patterns, never raw paths, which would let clients mint unbounded series.
+func (s *Server) withMetrics(next http.Handler) http.Handler {
+	if s.Metrics == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route := r.Pattern
+		if route == "" || route == "/" {
+			route = "unmatched"
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		s.Metrics.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+		s.Metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}

@@ -1,0 +1,47 @@
+package api_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/sqlite"
+)
+
+func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
+	m := api.NewMetrics()
+	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: sqlite.MustOpenDB(t), Metrics: m}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	for _, p := range []string{"/healthz", "/healthz", "/no/such/path/123"} {
+		res, err := http.Get(ts.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	m.CountEvent(fluxauth.SecurityEvent{Type: "failed_login", Severity: "warning"})
+	res, err := http.Get(ts.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readAll(t, res)
+	for _, want := range []string{
+		`fluxauth_http_requests_total{route="GET /healthz",status="200"} 2`,
+		`fluxauth_http_requests_total{route="unmatched",status="404"} 1`,
+		`fluxauth_security_events_total{severity="warning",type="failed_login"} 1`,
+		`fluxauth_http_request_duration_seconds_bucket{route="GET /healthz"`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/path") {
+		t.Error("a raw path became a label")
+	}
+}
