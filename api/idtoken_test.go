@@ -11,6 +11,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/oidc/oidctest"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
 // providerEnv is a fluxauth server whose Google and Apple are local OIDC issuers on loopback.
@@ -192,5 +193,21 @@ func TestKeyRotationAtTheIssuer(t *testing.T) {
 	p.google.RotateKey(t)
 	if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.googleToken(t, nil)}); res.Status != 200 {
 		t.Fatalf("after rotation: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestIDTokenSignInIsRateLimitedPerIP(t *testing.T) {
+	p := newProviderEnv(t, withAccounts(func(a *account.Service) {
+		a.Rules.IDTokenIP = ratelimit.Limit{Rate: 2, Period: time.Minute}
+	}))
+	tok := p.googleToken(t, nil)
+	for i := 0; i < 2; i++ {
+		if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}); res.Status >= 300 {
+			t.Fatalf("sign-in %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	res := p.do(t, "POST", "/api/auth/apple", map[string]string{"idToken": tok})
+	if res.Status != 429 || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("third sign-in from one IP: %d %s", res.Status, res.Body)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,8 +186,10 @@ func TestCleanupDeletesOnlyWhatRetentionNoLongerNeeds(t *testing.T) {
 				}
 			}
 
+			var logs strings.Builder
+			var logMu sync.Mutex
 			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 10000,
-				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))}
 			rep, err := job.Run(context.Background(), true)
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +218,14 @@ func TestCleanupDeletesOnlyWhatRetentionNoLongerNeeds(t *testing.T) {
 			}
 			left, err := s.ListEvents(context.Background(), fluxauth.EventFilter{Limit: 10})
 			if err != nil || len(left) != 1 || left[0].ID != recent.ID {
-				t.Fatalf("events left: %v %+v", err, left)
+				t.Fatalf("events left (cleanup records nothing in the audit log): %v %+v", err, left)
+			}
+			logMu.Lock()
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			logMu.Unlock()
+			last := lines[len(lines)-1]
+			if len(lines) != 2 || !strings.Contains(last, "refresh_tokens=100000") || !strings.Contains(last, "security_events=3000") || !strings.Contains(last, "duration=") {
+				t.Fatalf("want one summary line per run, got:\n%s", strings.Join(lines, "\n"))
 			}
 		})
 	}
@@ -320,6 +330,17 @@ func TestOnlyOneInstanceCleansAtATime(t *testing.T) {
 	if ok, err := b.TryExclusive(context.Background(), "cleanup", func(context.Context) error { return nil }); !ok || err != nil {
 		t.Fatalf("lock not released: %v %v", ok, err)
 	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func TestNextRun(t *testing.T) {
