@@ -64,10 +64,22 @@ type envConfig struct {
 	accounts func(*account.Service)
 }
 
-func withStore(s fluxauth.Store) envOption            { return func(c *envConfig) { c.store = s } }
-func withKeys(k *token.KeySet) envOption              { return func(c *envConfig) { c.keys = k } }
-func withClock(k *testenv.Clock) envOption            { return func(c *envConfig) { c.clock = k } }
-func withAccounts(f func(*account.Service)) envOption { return func(c *envConfig) { c.accounts = f } }
+func withStore(s fluxauth.Store) envOption { return func(c *envConfig) { c.store = s } }
+func withKeys(k *token.KeySet) envOption   { return func(c *envConfig) { c.keys = k } }
+func withClock(k *testenv.Clock) envOption { return func(c *envConfig) { c.clock = k } }
+
+// withAccounts adjusts the account service; several compose in order.
+func withAccounts(f func(*account.Service)) envOption {
+	return func(c *envConfig) {
+		prev := c.accounts
+		c.accounts = func(a *account.Service) {
+			if prev != nil {
+				prev(a)
+			}
+			f(a)
+		}
+	}
+}
 
 // testHashParams are cheap argon2id parameters so tests run fast; production uses the defaults.
 var testHashParams = password.Params{Memory: 1024, Time: 1, Threads: 1}
