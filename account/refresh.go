@@ -31,7 +31,8 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	}
 	var (
 		next    *fluxauth.RefreshToken
-		failure error // committed together with the revocation it caused
+		nextRaw string // the successor token itself, returned to the client and never stored
+		failure error  // committed together with the revocation it caused
 		revoked string
 	)
 	err := s.update(ctx, func(tx fluxauth.Tx) error {
@@ -112,7 +113,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 		if next.DeviceFingerprint == "" {
 			next.DeviceFingerprint = dev.Fingerprint
 		}
-		raw, next.TokenHash, err = token.NewRefreshToken(s.Rand)
+		nextRaw, next.TokenHash, err = token.NewRefreshToken(s.Rand)
 		if err != nil {
 			return err
 		}
@@ -131,7 +132,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	} else if err != nil {
 		return nil, err
 	}
-	return s.result(u, next, raw)
+	return s.result(u, next, nextRaw)
 }
 
 func (s *Service) fingerprintPolicy() string {
