@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -88,14 +89,24 @@ func (s *Service) allow(ctx context.Context, rule string, l ratelimit.Limit, dev
 
 // limitExceeded records rate_limit_exceeded unless this key already produced one in this window.
 func (s *Service) limitExceeded(ctx context.Context, rule, key string, l ratelimit.Limit, userID string, dev Device) error {
-	once, err := s.Limiter.Allow(ctx, ratelimit.Key("event", key), ratelimit.Limit{Rate: 1, Period: l.Period, Burst: 1})
-	if err != nil || !once.Allowed {
+	if first, err := s.firstIn(ctx, key, l.Period); err != nil || !first {
 		return err
 	}
 	return s.record(ctx, &fluxauth.SecurityEvent{
 		Type: fluxauth.EventRateLimitExceeded, Severity: fluxauth.SeverityWarning, UserID: userID,
 		Metadata: map[string]any{"rule": rule, "key": key, "limit": l.String()},
 	}, dev)
+}
+
+// firstIn reports whether this is the first call for key in the period, on every instance: it keeps
+// repeated conditions from flooding the audit log with identical events. Without a limiter every
+// call is first.
+func (s *Service) firstIn(ctx context.Context, key string, period time.Duration) (bool, error) {
+	if s.Limiter == nil {
+		return true, nil
+	}
+	res, err := s.Limiter.Allow(ctx, ratelimit.Key("event", key), ratelimit.Limit{Rate: 1, Period: period, Burst: 1})
+	return res.Allowed, err
 }
 
 // lockoutKey is per email, not per account, so an unknown email is throttled exactly like a known

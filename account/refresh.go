@@ -163,8 +163,7 @@ func (s *Service) watchRefresh(ctx context.Context, tx fluxauth.Tx, current *flu
 	if err != nil || res.Allowed {
 		return err
 	}
-	once, err := s.Limiter.Allow(ctx, ratelimit.Key("event", key), ratelimit.Limit{Rate: 1, Period: l.Period, Burst: 1})
-	if err != nil || !once.Allowed {
+	if first, err := s.firstIn(ctx, key, l.Period); err != nil || !first {
 		return err
 	}
 	return tx.InsertEvents(ctx, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,

@@ -28,11 +28,18 @@ func (s *Service) Authenticate(ctx context.Context, authorization string, dev De
 		return nil, err
 	}
 	if revoked {
-		if err := s.record(ctx, &fluxauth.SecurityEvent{
-			Type: fluxauth.EventSuspiciousTokenUsage, Severity: fluxauth.SeverityWarning, UserID: c.UserID,
-			Metadata: map[string]any{"reason": "revoked_session_access_token", "sessionId": c.SessionID},
-		}, dev); err != nil {
+		// One event per session per minute: a client polling with a dead token is one finding.
+		first, err := s.firstIn(ctx, "revoked-access:"+c.SessionID, time.Minute)
+		if err != nil {
 			return nil, err
+		}
+		if first {
+			if err := s.record(ctx, &fluxauth.SecurityEvent{
+				Type: fluxauth.EventSuspiciousTokenUsage, Severity: fluxauth.SeverityWarning, UserID: c.UserID,
+				Metadata: map[string]any{"reason": "revoked_session_access_token", "sessionId": c.SessionID},
+			}, dev); err != nil {
+				return nil, err
+			}
 		}
 		return nil, fluxauth.Errorf(fluxauth.ESessionRevoked, "The session has been ended; sign in again.")
 	}
