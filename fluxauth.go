@@ -144,6 +144,15 @@ type Tx interface {
 	// LockSession holds the session's lock until the transaction ends, so operations on one session's
 	// chain run one after another across goroutines and instances.
 	LockSession(ctx context.Context, sessionID string) error
+	// LockRefreshToken finds the token by hash, with its user (nil if the account is gone), and holds
+	// its session's lock until the transaction ends: the refresh path in one round trip. The row is
+	// as read when the lock was requested, so a rotation or revocation that committed while this
+	// waited is not in it; RotateRefreshToken checks again, and anything read after this call is
+	// current. ErrNotFound when no token has the hash.
+	LockRefreshToken(ctx context.Context, tokenHash string) (*RefreshToken, *User, error)
+	// RotateRefreshToken spends current and inserts next, in one round trip, if current is still
+	// live (neither spent nor revoked); ok is false, and nothing is written, when it is not.
+	RotateRefreshToken(ctx context.Context, currentID string, next *RefreshToken, at time.Time) (ok bool, err error)
 	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
 	RefreshTokenByID(ctx context.Context, id string) (*RefreshToken, error)
 	// ChildOf returns the token that parentID was rotated into; ErrNotFound if none.

@@ -32,8 +32,8 @@ type Config struct {
 	// FingerprintRevoke ends a session whose refresh presents a different device fingerprint; when
 	// false the mismatch is only recorded.
 	FingerprintRevoke bool
-	// SuspiciousRefreshRate is the refresh rate of one session above which suspicious_token_usage is
-	// recorded (not refused); zero disables the check.
+	// SuspiciousRefreshRate: a refresh that comes sooner after the session's previous refresh than
+	// one interval of this rate is recorded as suspicious_token_usage (not refused); zero disables it.
 	SuspiciousRefreshRate ratelimit.Limit
 }
 

@@ -3,11 +3,17 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/token"
+)
+
+var (
+	errInvalidRefreshToken = fluxauth.Errorf(fluxauth.EInvalidRefreshToken, "The refresh token is invalid.")
+	errRefreshRevoked      = fluxauth.Errorf(fluxauth.ERefreshTokenRevoked, "The session has been ended; sign in again.")
+	errRefreshExpired      = fluxauth.Errorf(fluxauth.ERefreshTokenExpired, "The session has expired; sign in again.")
 )
 
 // Refresh spends a refresh token and returns its successor with a new access token.
@@ -18,9 +24,12 @@ import (
 //   - a spent token whose successor was never used is a lost response: it is answered the same way,
 //     at any time before the session expires;
 //   - any other spent token means two parties hold the chain: the session is revoked.
+//
+// The common case costs one transaction of two statements: LockRefreshToken (token, user and session
+// lock) and RotateRefreshToken (spend and insert).
 func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result, error) {
 	if raw == "" {
-		return nil, fluxauth.Errorf(fluxauth.EInvalidRefreshToken, "The refresh token is invalid.")
+		return nil, errInvalidRefreshToken
 	}
 	hash := token.HashRefreshToken(raw)
 	dev.Name = "" // a refresh keeps the session's device name
@@ -32,92 +41,64 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	var (
 		next    *fluxauth.RefreshToken
 		nextRaw string // the successor token itself, returned to the client and never stored
-		failure error  // committed together with the revocation it caused
+		user    *fluxauth.User
+		failure error // a refusal that is committed together with the revocation it caused
 		revoked string
 	)
 	err := s.update(ctx, func(tx fluxauth.Tx) error {
 		next, failure, revoked = nil, nil, ""
-		rt, err := tx.RefreshTokenByHash(ctx, hash)
+		rt, u, err := tx.LockRefreshToken(ctx, hash)
 		if errors.Is(err, fluxauth.ErrNotFound) {
-			return fluxauth.Errorf(fluxauth.EInvalidRefreshToken, "The refresh token is invalid.")
+			return errInvalidRefreshToken
 		} else if err != nil {
 			return err
 		}
-		if err := tx.LockSession(ctx, rt.SessionID); err != nil {
-			return err
+		if u == nil {
+			return errInvalidRefreshToken
 		}
-		// Read again under the lock: another request may have spent or revoked it meanwhile.
-		if rt, err = tx.RefreshTokenByHash(ctx, hash); err != nil {
-			return err
-		}
-		if rt.Revoked() {
-			return fluxauth.Errorf(fluxauth.ERefreshTokenRevoked, "The session has been ended; sign in again.")
-		}
-		if !now.Before(rt.SessionCreatedAt.Add(s.Config.SessionMaxAge)) {
-			return errRefreshExpired
-		}
-		current := rt
-		if rt.Spent() {
-			tip, err := tx.SessionTip(ctx, rt.SessionID)
-			if errors.Is(err, fluxauth.ErrNotFound) {
-				return errRefreshExpired
-			} else if err != nil {
+		user = u
+		// What LockRefreshToken read may predate the lock. RotateRefreshToken checks again; when a
+		// request that committed meanwhile has spent or revoked the token, it is read anew (now
+		// under the lock) and judged once more.
+		for attempt := 0; ; attempt++ {
+			current, fail, err := s.judge(ctx, tx, rt, dev, now)
+			if err != nil {
 				return err
 			}
-			inGrace := !now.After(rt.SpentAt.Add(s.Config.RefreshGrace))
-			lostResponse := tip.ParentID == rt.ID
-			if !inGrace && !lostResponse {
-				revoked = rt.SessionID
-				failure = fluxauth.Errorf(fluxauth.ERefreshTokenReused, "The refresh token was already used; the session has been ended for safety.")
-				return s.revokeLocked(ctx, tx, tip, now, "refresh_token_reused", "system", dev,
-					s.event(fluxauth.EventSessionHijackAttempt, fluxauth.SeverityCritical, rt.UserID, tip.ID, dev, map[string]any{
-						"reason": "refresh_token_reused", "sessionId": rt.SessionID, "spentTokenId": rt.ID,
-						"spentAt": rt.SpentAt.Format(time.RFC3339Nano),
-					}))
+			var events []*fluxauth.SecurityEvent
+			if fail == nil {
+				events, fail, err = s.checkFingerprint(ctx, tx, current, dev, now)
+				if err != nil {
+					return err
+				}
 			}
-			current = tip
-		}
-		if !now.Before(current.ExpiresAt) {
-			return errRefreshExpired
-		}
-		if err := s.allow(ctx, "refresh:session", s.Rules.RefreshSession, dev, current.SessionID); err != nil {
-			return err
-		}
-		if dev.Fingerprint != "" && current.DeviceFingerprint != "" && dev.Fingerprint != current.DeviceFingerprint {
-			mismatch := s.event(fluxauth.EventDeviceFingerprintMismatch, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
-				map[string]any{"sessionId": current.SessionID, "policy": s.fingerprintPolicy()})
-			if s.Config.FingerprintRevoke {
-				revoked = current.SessionID
-				failure = fluxauth.Errorf(fluxauth.ERefreshTokenRevoked, "The session has been ended for safety; sign in again.")
-				return s.revokeLocked(ctx, tx, current, now, "fingerprint_mismatch", "system", dev, mismatch,
-					s.event(fluxauth.EventSessionHijackAttempt, fluxauth.SeverityCritical, current.UserID, current.ID, dev,
-						map[string]any{"reason": "fingerprint_mismatch", "sessionId": current.SessionID}))
+			if fail != nil {
+				failure, revoked = fail, rt.SessionID
+				return nil
 			}
-			if err := tx.InsertEvents(ctx, mismatch); err != nil {
+			next = s.successor(current, dev, now)
+			nextRaw, next.TokenHash, err = token.NewRefreshToken(s.Rand)
+			if err != nil {
+				return err
+			}
+			ok, err := tx.RotateRefreshToken(ctx, current.ID, next, now)
+			if err != nil {
+				return err
+			}
+			if ok {
+				watched, err := s.watchRefresh(ctx, current, dev, now)
+				if err != nil {
+					return err
+				}
+				return tx.InsertEvents(ctx, append(events, watched...)...)
+			}
+			if attempt > 0 {
+				return fmt.Errorf("account: refresh token %s changed under its session's lock", current.ID)
+			}
+			if rt, err = tx.RefreshTokenByHash(ctx, hash); err != nil {
 				return err
 			}
 		}
-		if err := s.watchRefresh(ctx, tx, current, dev); err != nil {
-			return err
-		}
-		if err := tx.SpendRefreshToken(ctx, current.ID, now); err != nil {
-			return err
-		}
-		next = &fluxauth.RefreshToken{
-			ID: s.newID(), SessionID: current.SessionID, ParentID: current.ID, UserID: current.UserID,
-			DeviceName: current.DeviceName, DeviceFingerprint: current.DeviceFingerprint,
-			IPAddress: dev.IP, UserAgent: dev.UserAgent,
-			SessionCreatedAt: current.SessionCreatedAt, CreatedAt: now, LastUsedAt: now,
-			ExpiresAt: s.expiry(now, current.SessionCreatedAt),
-		}
-		if next.DeviceFingerprint == "" {
-			next.DeviceFingerprint = dev.Fingerprint
-		}
-		nextRaw, next.TokenHash, err = token.NewRefreshToken(s.Rand)
-		if err != nil {
-			return err
-		}
-		return tx.InsertRefreshToken(ctx, next)
 	})
 	if err != nil {
 		return nil, err
@@ -126,13 +107,72 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 		s.announceRevoked(ctx, revoked)
 		return nil, failure
 	}
-	u, err := s.Store.UserByID(ctx, next.UserID)
-	if errors.Is(err, fluxauth.ErrNotFound) {
-		return nil, fluxauth.Errorf(fluxauth.EInvalidRefreshToken, "The refresh token is invalid.")
-	} else if err != nil {
-		return nil, err
+	return s.result(user, next, nextRaw)
+}
+
+// judge decides what presenting rt means, with the session's lock held. It returns the live token
+// to rotate: rt itself, or the session's tip when rt is spent but may still be used (grace window,
+// lost response). Reuse beyond those revokes the session in tx and returns the refusal as fail, to be
+// reported once the revocation has committed; err is a refusal that changes nothing.
+func (s *Service) judge(ctx context.Context, tx fluxauth.Tx, rt *fluxauth.RefreshToken, dev Device, now time.Time) (current *fluxauth.RefreshToken, fail, err error) {
+	if rt.Revoked() {
+		return nil, nil, errRefreshRevoked
 	}
-	return s.result(u, next, nextRaw)
+	if !now.Before(rt.SessionCreatedAt.Add(s.Config.SessionMaxAge)) {
+		return nil, nil, errRefreshExpired
+	}
+	current = rt
+	if rt.Spent() {
+		tip, err := tx.SessionTip(ctx, rt.SessionID)
+		if errors.Is(err, fluxauth.ErrNotFound) {
+			return nil, nil, errRefreshRevoked // revoked after rt was read
+		} else if err != nil {
+			return nil, nil, err
+		}
+		inGrace := !now.After(rt.SpentAt.Add(s.Config.RefreshGrace))
+		lostResponse := tip.ParentID == rt.ID
+		if !inGrace && !lostResponse {
+			err := s.revokeLocked(ctx, tx, tip, now, "refresh_token_reused", "system", dev,
+				s.event(fluxauth.EventSessionHijackAttempt, fluxauth.SeverityCritical, rt.UserID, tip.ID, dev, map[string]any{
+					"reason": "refresh_token_reused", "sessionId": rt.SessionID, "spentTokenId": rt.ID,
+					"spentAt": rt.SpentAt.Format(time.RFC3339Nano),
+				}))
+			if err != nil {
+				return nil, nil, err
+			}
+			return nil, fluxauth.Errorf(fluxauth.ERefreshTokenReused,
+				"The refresh token was already used; the session has been ended for safety."), nil
+		}
+		current = tip
+	}
+	if !now.Before(current.ExpiresAt) {
+		return nil, nil, errRefreshExpired
+	}
+	if err := s.allow(ctx, "refresh:session", s.Rules.RefreshSession, dev, current.SessionID); err != nil {
+		return nil, nil, err
+	}
+	return current, nil, nil
+}
+
+// checkFingerprint compares the presented device fingerprint with the session's. Under the revoke
+// policy a mismatch ends the session in tx and comes back as fail; under the record policy the
+// mismatch is returned as an event to record with the rotation.
+func (s *Service) checkFingerprint(ctx context.Context, tx fluxauth.Tx, current *fluxauth.RefreshToken, dev Device, now time.Time) (events []*fluxauth.SecurityEvent, fail, err error) {
+	if dev.Fingerprint == "" || current.DeviceFingerprint == "" || dev.Fingerprint == current.DeviceFingerprint {
+		return nil, nil, nil
+	}
+	mismatch := s.event(fluxauth.EventDeviceFingerprintMismatch, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
+		map[string]any{"sessionId": current.SessionID, "policy": s.fingerprintPolicy()})
+	if !s.Config.FingerprintRevoke {
+		return []*fluxauth.SecurityEvent{mismatch}, nil, nil
+	}
+	err = s.revokeLocked(ctx, tx, current, now, "fingerprint_mismatch", "system", dev, mismatch,
+		s.event(fluxauth.EventSessionHijackAttempt, fluxauth.SeverityCritical, current.UserID, current.ID, dev,
+			map[string]any{"reason": "fingerprint_mismatch", "sessionId": current.SessionID}))
+	if err != nil {
+		return nil, nil, err
+	}
+	return nil, fluxauth.Errorf(fluxauth.ERefreshTokenRevoked, "The session has been ended for safety; sign in again."), nil
 }
 
 func (s *Service) fingerprintPolicy() string {
@@ -142,35 +182,49 @@ func (s *Service) fingerprintPolicy() string {
 	return "record"
 }
 
-// watchRefresh records suspicious_token_usage for a refresh that comes from a new IP address and a
-// new user agent at once (a token carried to another machine), and for a session refreshed faster
-// than Config.SuspiciousRefreshRate. Both are recorded, not refused: either can be innocent.
-func (s *Service) watchRefresh(ctx context.Context, tx fluxauth.Tx, current *fluxauth.RefreshToken, dev Device) error {
-	if current.IPAddress != "" && current.UserAgent != "" && dev.IP != "" && dev.UserAgent != "" &&
-		current.IPAddress != dev.IP && current.UserAgent != dev.UserAgent {
-		if err := tx.InsertEvents(ctx, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
-			map[string]any{"reason": "new_ip_and_user_agent", "sessionId": current.SessionID,
-				"previousIp": current.IPAddress, "previousUserAgent": current.UserAgent})); err != nil {
-			return err
-		}
+// successor is the token current rotates into: the same session and device, the request's address,
+// and a lifetime extended from now but never past the session's limit.
+func (s *Service) successor(current *fluxauth.RefreshToken, dev Device, now time.Time) *fluxauth.RefreshToken {
+	next := &fluxauth.RefreshToken{
+		ID: s.newID(), SessionID: current.SessionID, ParentID: current.ID, UserID: current.UserID,
+		DeviceName: current.DeviceName, DeviceFingerprint: current.DeviceFingerprint,
+		IPAddress: dev.IP, UserAgent: dev.UserAgent,
+		SessionCreatedAt: current.SessionCreatedAt, CreatedAt: now, LastUsedAt: now,
+		ExpiresAt: s.expiry(now, current.SessionCreatedAt),
 	}
-	l := s.Config.SuspiciousRefreshRate
-	if s.Limiter == nil || l.IsZero() {
-		return nil
+	if next.DeviceFingerprint == "" {
+		next.DeviceFingerprint = dev.Fingerprint
 	}
-	key := ratelimit.Key("refresh:watch", current.SessionID)
-	res, err := s.Limiter.Allow(ctx, key, l)
-	if err != nil || res.Allowed {
-		return err
-	}
-	if first, err := s.firstIn(ctx, key, l.Period); err != nil || !first {
-		return err
-	}
-	return tx.InsertEvents(ctx, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
-		map[string]any{"reason": "refresh_rate", "sessionId": current.SessionID, "limit": l.String()}))
+	return next
 }
 
-var errRefreshExpired = fluxauth.Errorf(fluxauth.ERefreshTokenExpired, "The session has expired; sign in again.")
+// watchRefresh returns suspicious_token_usage events for a refresh that comes from a new IP address
+// and a new user agent at once (a token carried to another machine), and for a session refreshed
+// sooner after its previous refresh than Config.SuspiciousRefreshRate allows (at most one such event
+// per session and period). Both are recorded, not refused: either can be innocent.
+func (s *Service) watchRefresh(ctx context.Context, current *fluxauth.RefreshToken, dev Device, now time.Time) ([]*fluxauth.SecurityEvent, error) {
+	var events []*fluxauth.SecurityEvent
+	if current.IPAddress != "" && current.UserAgent != "" && dev.IP != "" && dev.UserAgent != "" &&
+		current.IPAddress != dev.IP && current.UserAgent != dev.UserAgent {
+		events = append(events, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
+			map[string]any{"reason": "new_ip_and_user_agent", "sessionId": current.SessionID,
+				"previousIp": current.IPAddress, "previousUserAgent": current.UserAgent}))
+	}
+	l := s.Config.SuspiciousRefreshRate
+	if l.IsZero() || current.ParentID == "" {
+		return events, nil
+	}
+	// The previous refresh created current; sooner than one refresh interval of the rate is too fast.
+	if now.Sub(current.CreatedAt) >= l.Period/time.Duration(l.Rate) {
+		return events, nil
+	}
+	first, err := s.firstIn(ctx, "refresh:fast:"+current.SessionID, l.Period)
+	if err != nil || !first {
+		return events, err
+	}
+	return append(events, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
+		map[string]any{"reason": "refresh_rate", "sessionId": current.SessionID, "limit": l.String()})), nil
+}
 
 // revokeLocked ends the session whose live token is tip, inside tx with the session's lock held,
 // and records token_revoked (plus any extra events) in the same transaction.

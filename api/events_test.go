@@ -134,12 +134,14 @@ func TestSuspiciousTokenUsage(t *testing.T) {
 		var ar authResponse
 		res.json(t, &ar)
 		// Only the IP changes: a phone moving networks is normal.
+		e.Clock.Advance(10 * time.Minute) // at a person's pace, so the refresh rate is not what trips
 		next := e.refresh(t, ar.RefreshToken, "User-Agent", chromeMac, "X-Forwarded-For", "198.51.100.2")
 		if n := len(e.events(t, fluxauth.EventSuspiciousTokenUsage)); n != 0 {
 			t.Fatalf("a new IP alone was suspicious: %d", n)
 		}
 		var ar2 authResponse
 		next.json(t, &ar2)
+		e.Clock.Advance(10 * time.Minute)
 		e.refresh(t, ar2.RefreshToken, "User-Agent", firefoxWin, "X-Forwarded-For", "203.0.113.9")
 		ev := e.only(t, fluxauth.EventSuspiciousTokenUsage)
 		if ev.Metadata["reason"] != "new_ip_and_user_agent" || ev.IPAddress != "203.0.113.9" || ev.Metadata["previousIp"] != "198.51.100.2" {

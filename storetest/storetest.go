@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(tb testing.TB) fluxauth.Store) {
 		{"users", userTests},
 		{"identities", identityTests},
 		{"refresh tokens", tokenTests},
+		{"rotation", rotateTests},
 		{"update", updateTests},
 		{"events", eventTests},
 		{"concurrency", concurrencyTests},

@@ -176,7 +176,7 @@ var settings = []setting{
 	{"FLUXAUTH_RATE_REFRESH_IP", "rate-refresh-ip", "300/1m", "refreshes per client IP", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshIP })},
 	{"FLUXAUTH_RATE_IDTOKEN_IP", "rate-idtoken-ip", "20/1m", "Google/Apple sign-ins per client IP", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.IDTokenIP })},
 	{"FLUXAUTH_LOCKOUT", "lockout", "1/15m:10", "failed logins per account: 10 in a row lock it for 15 minutes; a success clears it", limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
-	{"FLUXAUTH_SUSPICIOUS_REFRESH_RATE", "suspicious-refresh-rate", "10/1m", "refreshes of one session above which suspicious_token_usage is recorded", limit(func(c *Config) *ratelimit.Limit { return &c.SuspiciousRefreshRate })},
+	{"FLUXAUTH_SUSPICIOUS_REFRESH_RATE", "suspicious-refresh-rate", "10/1m", "a refresh sooner after the session's previous one than this rate allows records suspicious_token_usage", limit(func(c *Config) *ratelimit.Limit { return &c.SuspiciousRefreshRate })},
 	{"FLUXAUTH_FINGERPRINT_MISMATCH", "fingerprint-mismatch", "revoke", "revoke (end the session) or record, when a refresh presents another device fingerprint", func(c *Config, v string) error {
 		var p string
 		err := oneOf(&p, v, "revoke", "record")
