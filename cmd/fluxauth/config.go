@@ -40,6 +40,7 @@ type Config struct {
 	Argon2Threads   uint8
 	HashWorkers     int
 	ShutdownTimeout time.Duration
+	DebugAddr       string
 
 	GoogleClientIDs []string
 	AppleClientIDs  []string
@@ -197,6 +198,15 @@ var settings = []setting{
 		return nil
 	}},
 	{"FLUXAUTH_CLEANUP_BATCH", "cleanup-batch", "10000", "rows deleted per statement by cleanup", uintIn(func(c *Config, n uint64) { c.CleanupBatch = int(n) }, 1, 1000000)},
+	{"FLUXAUTH_DEBUG_ADDR", "debug-addr", "", "address of a separate listener for Go's pprof profiles (e.g. 127.0.0.1:6060); empty disables it. Never expose it publicly", func(c *Config, v string) error {
+		if v != "" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("must be host:port, e.g. 127.0.0.1:6060")
+			}
+		}
+		c.DebugAddr = v
+		return nil
+	}},
 	{"FLUXAUTH_SHUTDOWN_TIMEOUT", "shutdown-timeout", "15s", "how long graceful shutdown waits for in-flight requests", durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -141,6 +142,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if keys != nil {
 		go reloadKeys(ctx, keys, logger)
 	}
+	if cfg.DebugAddr != "" {
+		if err := serveDebug(ctx, cfg.DebugAddr, logger); err != nil {
+			return err
+		}
+	}
 	if cfg.CleanupAt != "off" {
 		go newCleanupJob(cfg, db, stderr).Daily(ctx, cfg.CleanupAt)
 	}
@@ -167,6 +173,29 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger.Info("stopped")
+	return nil
+}
+
+// serveDebug serves Go's pprof profiles on their own listener, so they are never reachable through
+// the public address.
+func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("FLUXAUTH_DEBUG_ADDR: %v", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	go srv.Serve(ln)
+	logger.Info("debug listener (pprof)", "addr", ln.Addr().String())
 	return nil
 }
 
