@@ -5,54 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
+	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/google/uuid"
+	"github.com/fluxstudio/fluxauth/internal/sqlq"
 )
+
+// dialect is how PostgreSQL takes arguments: $n placeholders and times at microsecond precision.
+var dialect = sqlq.Dialect{Placeholder: func(n int) string { return "$" + strconv.Itoa(n) }, Time: func(t time.Time) any { return ts(t) }}
 
 func insertEvents(ctx context.Context, q querier, db *DB, events []*fluxauth.SecurityEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	b.WriteString(`INSERT INTO security_events
-		(id, event_type, severity, user_id, token_id, ip_address, user_agent, metadata, created_at) VALUES `)
-	args := make([]any, 0, 9*len(events))
-	for i, e := range events {
-		if e.ID == "" {
-			e.ID = uuid.Must(uuid.NewV7()).String()
-		}
-		if e.Severity == "" {
-			e.Severity = fluxauth.SeverityInfo
-		}
-		if e.CreatedAt.IsZero() {
-			e.CreatedAt = db.Now()
-		}
-		var meta any
-		if e.Metadata != nil {
-			m, err := json.Marshal(e.Metadata)
-			if err != nil {
-				return fmt.Errorf("postgres: event metadata: %w", err)
-			}
-			meta = string(m)
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		n := len(args)
-		b.WriteString("(")
-		for j := 1; j <= 9; j++ {
-			if j > 1 {
-				b.WriteString(", ")
-			}
-			b.WriteString("$" + strconv.Itoa(n+j))
-		}
-		b.WriteString(")")
-		args = append(args, e.ID, e.Type, e.Severity, nullString(e.UserID), nullString(e.TokenID),
-			nullString(e.IPAddress), nullString(e.UserAgent), meta, ts(e.CreatedAt))
+	query, args, err := sqlq.InsertEvents(dialect, events, db.Now)
+	if err != nil {
+		return fmt.Errorf("postgres: %w", err)
 	}
-	_, err := q.Exec(ctx, b.String(), args...)
+	_, err = q.Exec(ctx, query, args...)
 	return mapErr(err)
 }
 
@@ -69,49 +39,11 @@ func (t *tx) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent
 // ListEvents returns the events matching f, newest first by (CreatedAt, ID). A Limit of 0 returns
 // every match; BeforeID is only used together with BeforeTime, and must be a UUID.
 func (db *DB) ListEvents(ctx context.Context, f fluxauth.EventFilter) ([]*fluxauth.SecurityEvent, error) {
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	if !f.BeforeTime.IsZero() && f.BeforeID != "" && !isUUID(f.BeforeID) {
+		return nil, fmt.Errorf("postgres: event cursor id %q is not a UUID", f.BeforeID)
 	}
-	if f.Type != "" {
-		where = append(where, "event_type = "+arg(f.Type))
-	}
-	if f.Severity != "" {
-		where = append(where, "severity = "+arg(f.Severity))
-	}
-	if f.UserID != "" {
-		where = append(where, "user_id = "+arg(f.UserID))
-	}
-	if f.IP != "" {
-		where = append(where, "ip_address = "+arg(f.IP))
-	}
-	if !f.Since.IsZero() {
-		where = append(where, "created_at >= "+arg(ts(f.Since)))
-	}
-	if !f.Until.IsZero() {
-		where = append(where, "created_at < "+arg(ts(f.Until)))
-	}
-	if !f.BeforeTime.IsZero() {
-		if f.BeforeID != "" {
-			if !isUUID(f.BeforeID) {
-				return nil, fmt.Errorf("postgres: event cursor id %q is not a UUID", f.BeforeID)
-			}
-			where = append(where, "(created_at, id) < ("+arg(ts(f.BeforeTime))+", "+arg(f.BeforeID)+")")
-		} else {
-			where = append(where, "created_at < "+arg(ts(f.BeforeTime)))
-		}
-	}
-	query := `SELECT id::text, event_type, severity, COALESCE(user_id, ''), COALESCE(token_id::text, ''),
-		COALESCE(ip_address, ''), COALESCE(user_agent, ''), metadata, created_at FROM security_events`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY created_at DESC, id DESC"
-	if f.Limit > 0 {
-		query += " LIMIT " + arg(f.Limit)
-	}
+	query, args := sqlq.ListEvents(dialect, `id::text, event_type, severity, COALESCE(user_id, ''), COALESCE(token_id::text, ''),
+		COALESCE(ip_address, ''), COALESCE(user_agent, ''), metadata, created_at`, f)
 	rows, err := db.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, mapErr(err)
