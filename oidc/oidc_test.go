@@ -19,32 +19,16 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/oidc/oidctest"
+
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
-
-// clock is a settable fluxauth.Clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // setup starts an issuer and a verifier named name that trusts it, with the issuer's ClientID and
 // both sharing one clock.
-func setup(tb testing.TB, name string) (*oidctest.Issuer, *oidc.Verifier, *clock) {
+func setup(tb testing.TB, name string) (*oidctest.Issuer, *oidc.Verifier, *testenv.Clock) {
 	tb.Helper()
 	iss := oidctest.NewIssuer(tb)
-	clk := &clock{t: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC))
 	iss.Now = clk.Now
 	v := oidc.NewVerifier(name, oidc.Config{
 		Issuer:    iss.URL(),
@@ -163,7 +147,7 @@ func TestTokenExpiresOnTheInjectedClock(t *testing.T) {
 	iss, v, clk := setup(t, oidc.Google)
 	token := iss.Sign(t, iss.Claims())
 	mustVerify(t, v, token, "")
-	clk.Add(time.Hour)
+	clk.Advance(time.Hour)
 	_, err := verify(t, v, token, "")
 	wantInvalid(t, err, oidc.ReasonExpired)
 }

@@ -6,12 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
 
 const (
@@ -26,24 +27,9 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 var epoch = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
 
 // stepClock is a clock that moves only when told to.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type stepClock = testenv.Clock
 
-func newClock() *stepClock { return &stepClock{t: epoch} }
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stepClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *stepClock { return testenv.NewClock(epoch) }
 
 // mustKeySet returns an in-memory key set with one key.
 func mustKeySet(tb testing.TB, clock fluxauth.Clock) *KeySet {
