@@ -155,13 +155,9 @@ type Tx interface {
 	RotateRefreshToken(ctx context.Context, currentID string, next *RefreshToken, at time.Time) (ok bool, err error)
 	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
 	RefreshTokenByID(ctx context.Context, id string) (*RefreshToken, error)
-	// ChildOf returns the token that parentID was rotated into; ErrNotFound if none.
-	ChildOf(ctx context.Context, parentID string) (*RefreshToken, error)
 	// SessionTip returns the session's live token (not spent, not revoked); ErrNotFound if none.
 	SessionTip(ctx context.Context, sessionID string) (*RefreshToken, error)
 	InsertRefreshToken(ctx context.Context, t *RefreshToken) error
-	// SpendRefreshToken marks the token rotated at time at, and records its last use then.
-	SpendRefreshToken(ctx context.Context, id string, at time.Time) error
 	// RevokeSession marks every not yet revoked token of the session revoked; it returns the number of
 	// tokens it changed.
 	RevokeSession(ctx context.Context, sessionID string, at time.Time, reason string) (int, error)

@@ -263,10 +263,11 @@ func TestRefreshesKeepWorkingWhileCleanupRuns(t *testing.T) {
 					if err := tx.LockSession(context.Background(), tip.SessionID); err != nil {
 						return err
 					}
-					if err := tx.SpendRefreshToken(context.Background(), tip.ID, now); err != nil {
-						return err
+					ok, err := tx.RotateRefreshToken(context.Background(), tip.ID, next, now)
+					if err == nil && !ok {
+						err = errors.New("the live token was no longer live")
 					}
-					return tx.InsertRefreshToken(context.Background(), next)
+					return err
 				})
 				if err != nil {
 					t.Fatalf("refresh %d during cleanup: %v", rotations, err)

@@ -58,16 +58,14 @@ func BenchmarkRefresh(b *testing.B) {
 					return err
 				}
 				at := time.Now()
-				if err := tx.SpendRefreshToken(ctx, cur.ID, at); err != nil {
-					return err
-				}
 				c := *cur
 				c.ID = uuid.Must(uuid.NewV7()).String()
 				c.ParentID, c.TokenHash = cur.ID, hash(c.ID)
 				c.CreatedAt, c.LastUsedAt, c.ExpiresAt = at, at, at.Add(30*24*time.Hour)
 				c.SpentAt = time.Time{}
 				child = &c
-				return tx.InsertRefreshToken(ctx, child)
+				_, err = tx.RotateRefreshToken(ctx, cur.ID, child, at)
+				return err
 			})
 			if err != nil {
 				b.Error(err)

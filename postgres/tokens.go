@@ -84,13 +84,6 @@ func (t *tx) RefreshTokenByID(ctx context.Context, id string) (*fluxauth.Refresh
 	return tokenWhere(ctx, t.q, `id = $1`, id)
 }
 
-func (t *tx) ChildOf(ctx context.Context, parentID string) (*fluxauth.RefreshToken, error) {
-	if !isUUID(parentID) {
-		return nil, fluxauth.ErrNotFound
-	}
-	return tokenWhere(ctx, t.q, `parent_id = $1 ORDER BY created_at LIMIT 1`, parentID)
-}
-
 func (t *tx) SessionTip(ctx context.Context, sessionID string) (*fluxauth.RefreshToken, error) {
 	if !isUUID(sessionID) {
 		return nil, fluxauth.ErrNotFound
@@ -113,14 +106,6 @@ func (t *tx) InsertRefreshToken(ctx context.Context, rt *fluxauth.RefreshToken) 
 		ts(rt.SessionCreatedAt), ts(rt.CreatedAt), ts(rt.LastUsedAt), ts(rt.ExpiresAt),
 		nullTime(rt.SpentAt), nullTime(rt.RevokedAt), nullString(rt.RevokeReason))
 	return mapErr(err)
-}
-
-func (t *tx) SpendRefreshToken(ctx context.Context, id string, at time.Time) error {
-	if !isUUID(id) {
-		return fluxauth.ErrNotFound
-	}
-	tag, err := t.q.Exec(ctx, `UPDATE refresh_tokens SET spent_at = $1, last_used_at = $1 WHERE id = $2`, ts(at), id)
-	return affectedOne(tag.RowsAffected(), err)
 }
 
 func (t *tx) RevokeSession(ctx context.Context, sessionID string, at time.Time, reason string) (int, error) {

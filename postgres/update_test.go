@@ -31,11 +31,11 @@ func TestDeadlockedUpdateIsRetriedNotReported(t *testing.T) {
 	var firstRowsHeld sync.WaitGroup
 	firstRowsHeld.Add(2)
 	var attempts atomic.Int32
-	spendBoth := func(first, second string) error {
+	revokeBoth := func(first, second string) error {
 		tried := false
 		return db.Update(ctx, func(tx fluxauth.Tx) error {
 			attempts.Add(1)
-			if err := tx.SpendRefreshToken(ctx, first, now); err != nil {
+			if _, err := tx.RevokeSession(ctx, first, now, "test"); err != nil {
 				return err
 			}
 			if !tried {
@@ -43,13 +43,14 @@ func TestDeadlockedUpdateIsRetriedNotReported(t *testing.T) {
 				firstRowsHeld.Done()
 				firstRowsHeld.Wait()
 			}
-			return tx.SpendRefreshToken(ctx, second, now)
+			_, err := tx.RevokeSession(ctx, second, now, "test")
+			return err
 		})
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	wg.Go(func() { errs[0] = spendBoth(a.ID, b.ID) })
-	wg.Go(func() { errs[1] = spendBoth(b.ID, a.ID) })
+	wg.Go(func() { errs[0] = revokeBoth(a.SessionID, b.SessionID) })
+	wg.Go(func() { errs[1] = revokeBoth(b.SessionID, a.SessionID) })
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {

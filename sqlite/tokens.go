@@ -87,10 +87,6 @@ func (t *tx) RefreshTokenByID(ctx context.Context, id string) (*fluxauth.Refresh
 	return tokenWhere(ctx, t.q, `id = ?`, id)
 }
 
-func (t *tx) ChildOf(ctx context.Context, parentID string) (*fluxauth.RefreshToken, error) {
-	return tokenWhere(ctx, t.q, `parent_id = ? ORDER BY created_at LIMIT 1`, parentID)
-}
-
 func (t *tx) SessionTip(ctx context.Context, sessionID string) (*fluxauth.RefreshToken, error) {
 	return tokenWhere(ctx, t.q,
 		`session_id = ? AND spent_at IS NULL AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1`, sessionID)
@@ -110,12 +106,6 @@ func (t *tx) InsertRefreshToken(ctx context.Context, rt *fluxauth.RefreshToken) 
 		formatTime(rt.SessionCreatedAt), formatTime(rt.CreatedAt), formatTime(rt.LastUsedAt), formatTime(rt.ExpiresAt),
 		nullTime(rt.SpentAt), nullTime(rt.RevokedAt), nullString(rt.RevokeReason))
 	return mapErr(err)
-}
-
-func (t *tx) SpendRefreshToken(ctx context.Context, id string, at time.Time) error {
-	res, err := t.q.ExecContext(ctx, `UPDATE refresh_tokens SET spent_at = ?, last_used_at = ? WHERE id = ?`,
-		formatTime(at), formatTime(at), id)
-	return affectedOne(res, err)
 }
 
 func (t *tx) RevokeSession(ctx context.Context, sessionID string, at time.Time, reason string) (int, error) {

@@ -32,10 +32,14 @@ var concurrencyTests = []test{
 						return fmt.Errorf("SessionTip: %w", err)
 					}
 					now := clock.next()
-					if err := tx.SpendRefreshToken(ctx, tip.ID, now); err != nil {
-						return fmt.Errorf("SpendRefreshToken: %w", err)
+					ok, err := tx.RotateRefreshToken(ctx, tip.ID, childOf(tip, now), now)
+					if err == nil && !ok {
+						err = errors.New("the tip read under the session lock was no longer live")
 					}
-					return tx.InsertRefreshToken(ctx, childOf(tip, now))
+					if err != nil {
+						return fmt.Errorf("RotateRefreshToken: %w", err)
+					}
+					return nil
 				})
 			})
 		}
@@ -50,34 +54,25 @@ var concurrencyTests = []test{
 			t.FailNow()
 		}
 
+		// Walk back from the tip: every rotation must have extended the one chain, so it reaches the
+		// root in exactly n links, each spent. A fork would leave it shorter.
 		update(t, s, func(tx fluxauth.Tx) error {
-			cur, err := tx.RefreshTokenByID(ctx, root.ID)
-			must(t, "RefreshTokenByID root", err)
-			length := 1
-			for {
-				next, err := tx.ChildOf(ctx, cur.ID)
-				if errors.Is(err, fluxauth.ErrNotFound) {
-					break
-				}
-				must(t, "ChildOf", err)
-				if next.ParentID != cur.ID || next.SessionID != root.SessionID {
-					t.Fatalf("link %d: parent %s, session %s", length, next.ParentID, next.SessionID)
-				}
-				if !cur.Spent() {
-					t.Fatalf("link %d has a child but is not spent", length-1)
-				}
-				cur, length = next, length+1
-			}
-			if length != n+1 {
-				t.Fatalf("chain has %d links, want %d", length, n+1)
-			}
-			if cur.Spent() || cur.Revoked() {
-				t.Fatalf("last link is spent %v, revoked %v; want live", cur.Spent(), cur.Revoked())
-			}
 			tip, err := tx.SessionTip(ctx, root.SessionID)
 			must(t, "SessionTip", err)
-			if tip.ID != cur.ID {
-				t.Fatalf("SessionTip = %s, want the end of the chain %s", tip.ID, cur.ID)
+			if tip.Spent() || tip.Revoked() {
+				t.Fatalf("tip is spent %v, revoked %v; want live", tip.Spent(), tip.Revoked())
+			}
+			cur, length := tip, 1
+			for cur.ParentID != "" {
+				parent, err := tx.RefreshTokenByID(ctx, cur.ParentID)
+				must(t, "RefreshTokenByID", err)
+				if parent.SessionID != root.SessionID || !parent.Spent() {
+					t.Fatalf("link %d: session %s, spent %v", length, parent.SessionID, parent.Spent())
+				}
+				cur, length = parent, length+1
+			}
+			if cur.ID != root.ID || length != n+1 {
+				t.Fatalf("chain from the tip has %d links ending at %s, want %d ending at the root", length, cur.ID, n+1)
 			}
 			return nil
 		})

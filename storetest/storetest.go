@@ -186,11 +186,11 @@ func rotate(tb testing.TB, s fluxauth.Store, parent *fluxauth.RefreshToken, when
 	tb.Helper()
 	child := childOf(parent, when)
 	update(tb, s, func(tx fluxauth.Tx) error {
-		ctx := context.Background()
-		if err := tx.SpendRefreshToken(ctx, parent.ID, when); err != nil {
-			return err
+		ok, err := tx.RotateRefreshToken(context.Background(), parent.ID, child, when)
+		if err == nil && !ok {
+			err = fmt.Errorf("RotateRefreshToken: %s is not live", parent.ID)
 		}
-		return tx.InsertRefreshToken(ctx, child)
+		return err
 	})
 	parent.SpentAt, parent.LastUsedAt = when, when
 	return child

@@ -70,12 +70,13 @@ var tokenTests = []test{
 			wantErr(t, "tx.RefreshTokenByID", err, fluxauth.ErrNotFound)
 			_, err = tx.RefreshTokenByID(ctx, "not-a-uuid")
 			wantErr(t, "tx.RefreshTokenByID malformed id", err, fluxauth.ErrNotFound)
-			_, err = tx.ChildOf(ctx, rt.ID)
-			wantErr(t, "tx.ChildOf unrotated token", err, fluxauth.ErrNotFound)
 			_, err = tx.SessionTip(ctx, newID())
 			wantErr(t, "tx.SessionTip", err, fluxauth.ErrNotFound)
-			err = tx.SpendRefreshToken(ctx, newID(), at(time.Minute))
-			wantErr(t, "tx.SpendRefreshToken", err, fluxauth.ErrNotFound)
+			ok, err := tx.RotateRefreshToken(ctx, newID(), childOf(rt, at(time.Minute)), at(time.Minute))
+			must(t, "tx.RotateRefreshToken of an unknown token", err)
+			if ok {
+				t.Error("an unknown token was rotated")
+			}
 			n, err := tx.RevokeSession(ctx, newID(), at(time.Minute), "logout")
 			must(t, "tx.RevokeSession", err)
 			if n != 0 {
@@ -85,31 +86,17 @@ var tokenTests = []test{
 		})
 		must(t, "Update", err)
 	}},
-	{"spending a token records when it was spent and last used", func(t *testing.T, s fluxauth.Store) {
-		rt := newToken(newID(), at(0))
-		insertTokens(t, s, rt)
-		update(t, s, func(tx fluxauth.Tx) error { return tx.SpendRefreshToken(context.Background(), rt.ID, at(time.Hour)) })
-		rt.SpentAt, rt.LastUsedAt = at(time.Hour), at(time.Hour)
-		equal(t, "spent token", readToken(t, s, rt.ID), rt)
-	}},
-	{"child of a rotated token is its successor", func(t *testing.T, s fluxauth.Store) {
+	{"a rotated chain links each token to its parent", func(t *testing.T, s fluxauth.Store) {
 		root := newToken(newID(), at(0))
 		insertTokens(t, s, root)
 		mid := rotate(t, s, root, at(time.Minute))
 		tip := rotate(t, s, mid, at(2*time.Minute))
-		update(t, s, func(tx fluxauth.Tx) error {
-			ctx := context.Background()
-			got, err := tx.ChildOf(ctx, root.ID)
-			must(t, "ChildOf root", err)
-			equal(t, "ChildOf root", got, mid)
-			got, err = tx.ChildOf(ctx, mid.ID)
-			must(t, "ChildOf mid", err)
-			equal(t, "ChildOf mid", got, tip)
-			_, err = tx.ChildOf(ctx, tip.ID)
-			wantErr(t, "ChildOf tip", err, fluxauth.ErrNotFound)
-			return nil
-		})
 		equal(t, "spent root", readToken(t, s, root.ID), root)
+		equal(t, "spent middle", readToken(t, s, mid.ID), mid)
+		equal(t, "tip", readToken(t, s, tip.ID), tip)
+		if mid.ParentID != root.ID || tip.ParentID != mid.ID {
+			t.Fatalf("parents %s, %s", mid.ParentID, tip.ParentID)
+		}
 	}},
 	{"session tip is only ever the live token", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
@@ -135,9 +122,11 @@ var tokenTests = []test{
 		must(t, "SessionTip after rotations", err)
 		equal(t, "tip after rotations", tip, last)
 
-		// A spent tip whose child was never written leaves no live token.
-		update(t, s, func(tx fluxauth.Tx) error { return tx.SpendRefreshToken(ctx, last.ID, at(3*time.Minute)) })
-		_, err = tipOf(root.SessionID)
+		// A session whose every token is spent has no live token.
+		allSpent := newToken(root.UserID, at(0))
+		allSpent.SpentAt = at(time.Minute)
+		insertTokens(t, s, allSpent)
+		_, err = tipOf(allSpent.SessionID)
 		wantErr(t, "SessionTip with every token spent", err, fluxauth.ErrNotFound)
 
 		update(t, s, func(tx fluxauth.Tx) error {
@@ -219,16 +208,15 @@ var tokenTests = []test{
 		expiresNow := newToken(user, at(10*24*time.Hour))
 		expiresNow.ExpiresAt = now
 		allSpent := newToken(user, at(38*24*time.Hour))
+		allSpent.SpentAt = at(39 * 24 * time.Hour)
 		stranger := newToken(newID(), at(39*24*time.Hour))
 		insertTokens(t, s, older, newer, revoked, expired, expiresNow, allSpent, stranger)
 
 		olderTip := rotate(t, s, older, at(23*24*time.Hour))
 		newerTip := rotate(t, s, newer, at(37*24*time.Hour))
 		update(t, s, func(tx fluxauth.Tx) error {
-			if _, err := tx.RevokeSession(ctx, revoked.SessionID, at(39*24*time.Hour+time.Hour), "logout"); err != nil {
-				return err
-			}
-			return tx.SpendRefreshToken(ctx, allSpent.ID, at(39*24*time.Hour))
+			_, err := tx.RevokeSession(ctx, revoked.SessionID, at(39*24*time.Hour+time.Hour), "logout")
+			return err
 		})
 
 		want := []string{newerTip.ID, olderTip.ID}
@@ -262,7 +250,9 @@ var updateTests = []test{
 			must(t, "CreateUser", tx.CreateUser(ctx, u))
 			must(t, "CreateIdentity", tx.CreateIdentity(ctx, &fluxauth.Identity{Provider: "google", Subject: "g", UserID: u.ID, CreatedAt: at(0)}))
 			must(t, "InsertRefreshToken", tx.InsertRefreshToken(ctx, rt))
-			must(t, "SpendRefreshToken", tx.SpendRefreshToken(ctx, existing.ID, at(time.Hour)))
+			if ok, err := tx.RotateRefreshToken(ctx, existing.ID, childOf(existing, at(time.Hour)), at(time.Hour)); err != nil || !ok {
+				t.Fatalf("RotateRefreshToken: %v %v", ok, err)
+			}
 			if _, err := tx.RevokeSession(ctx, existing.SessionID, at(time.Hour), "logout"); err != nil {
 				t.Fatalf("RevokeSession: %v", err)
 			}

@@ -25,7 +25,6 @@ CREATE INDEX idx_refresh_tokens_expires_at ON refresh_tokens (expires_at);
 CREATE INDEX idx_refresh_tokens_active_sessions ON refresh_tokens (user_id, last_used_at)
     WHERE revoked_at IS NULL AND spent_at IS NULL;
 CREATE INDEX idx_refresh_tokens_session_id ON refresh_tokens (session_id, created_at);
-CREATE INDEX idx_refresh_tokens_parent_id ON refresh_tokens (parent_id) WHERE parent_id IS NOT NULL;
 
 -- +goose Down
 DROP TABLE refresh_tokens;
