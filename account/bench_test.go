@@ -2,10 +2,7 @@ package account_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"io"
-	"log/slog"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -14,36 +11,22 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/postgres"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite"
-	"github.com/fluxstudio/fluxauth/token"
 )
 
 func newService(b *testing.B, store fluxauth.Store, params password.Params) *account.Service {
 	b.Helper()
-	clock := fluxauth.SystemClock{}
-	ks, err := token.GenerateKeySet(clock, rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	issuer, err := token.NewIssuer(token.Config{Issuer: "http://bench", Audience: "fluxstudio", Keys: ks, Clock: clock})
-	if err != nil {
-		b.Fatal(err)
-	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rec := audit.New(store, logger, audit.Config{})
-	b.Cleanup(func() { rec.Close(context.Background()) })
-	cfg := account.DefaultConfig()
-	cfg.SuspiciousRefreshRate = ratelimit.Limit{} // benchmarks refresh far faster than any person
-	return &account.Service{
-		Store: store, Passwords: password.New(params, 0, rand.Reader), Tokens: issuer,
-		Revocations: revocation.NewDB(store, 500*time.Millisecond, clock), Events: rec,
-		Clock: clock, Rand: rand.Reader, Logger: logger, Config: cfg,
-	}
+	svc, _ := testserver.NewAccounts(b, store, testserver.Options{
+		Hashing: params, Revoke: revocation.NewDB(store, 500*time.Millisecond, fluxauth.SystemClock{}),
+	})
+	svc.Limiter = nil
+	svc.Config.SuspiciousRefreshRate = ratelimit.Limit{} // benchmarks refresh far faster than any person
+	return svc
 }
 
 // latencies records per-operation durations and reports p50 and p99.

@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -19,9 +18,8 @@ import (
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
-	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite"
 	"github.com/fluxstudio/fluxauth/token"
 )
@@ -81,9 +79,6 @@ func withAccounts(f func(*account.Service)) envOption {
 	}
 }
 
-// testHashParams are cheap argon2id parameters so tests run fast; production uses the defaults.
-var testHashParams = password.Params{Memory: 1024, Time: 1, Threads: 1}
-
 // newEnv starts a complete fluxauth server on loopback over a fresh SQLite database unless another
 // store is given.
 func newEnv(tb testing.TB, opts ...envOption) *env {
@@ -98,34 +93,18 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	if cfg.clock == nil {
 		cfg.clock = testenv.NewClock(time.Now())
 	}
-	if cfg.keys == nil {
-		ks, err := token.GenerateKeySet(cfg.clock, rand.Reader)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cfg.keys = ks
-	}
-	issuer, err := token.NewIssuer(token.Config{Issuer: "http://fluxauth.test", Audience: "fluxstudio", Keys: cfg.keys, Clock: cfg.clock})
-	if err != nil {
-		tb.Fatal(err)
-	}
 	logs := &syncBuffer{}
 	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	recorder := audit.New(cfg.store, logger, audit.Config{FlushInterval: time.Millisecond})
-	tb.Cleanup(func() { recorder.Close(context.Background()) })
-	acc := &account.Service{
-		Store: cfg.store, Passwords: password.New(testHashParams, 4, rand.Reader), Tokens: issuer,
-		Revocations: revocation.NewDB(cfg.store, 0, cfg.clock), Events: recorder,
-		Clock: cfg.clock, Rand: rand.Reader, Logger: logger, Config: account.DefaultConfig(),
-	}
 	// Generous limits so tests that sign many users up from one address are not refused; the rate
 	// limit tests install the defaults explicitly.
-	acc.Limiter = ratelimit.NewMemory(cfg.clock)
-	acc.Rules = ratelimit.DefaultRules()
-	acc.Rules.Signup = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	acc.Rules.LoginIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	acc.Rules.LoginIPEmail = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	acc.Rules.RefreshIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	rules := ratelimit.DefaultRules()
+	rules.Signup = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	rules.LoginIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	rules.LoginIPEmail = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	rules.RefreshIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	acc, recorder := testserver.NewAccounts(tb, cfg.store, testserver.Options{
+		Clock: cfg.clock, Keys: cfg.keys, Logger: logger, Flush: time.Millisecond, Rules: &rules,
+	})
 	if cfg.accounts != nil {
 		cfg.accounts(acc)
 	}
