@@ -160,6 +160,9 @@ func TestRefreshExtendsLifetimeButNotPastSessionMaxAge(t *testing.T) {
 		if !list[0].ExpiresAt.Equal(want) {
 			t.Fatalf("refresh %d: expiresAt %s, want %s", i, list[0].ExpiresAt, want)
 		}
+		if !list[0].LastUsedAt.Equal(e.Clock.Now()) || !list[0].CreatedAt.Equal(start) {
+			t.Fatalf("refresh %d: lastUsedAt %s createdAt %s, want %s and the sign-in %s", i, list[0].LastUsedAt, list[0].CreatedAt, e.Clock.Now(), start)
+		}
 	}
 	// ...but never past 30 days from sign-in.
 	e.Clock.Advance(144 * time.Hour) // day 30
