@@ -433,8 +433,25 @@ type keyCallKey struct{}
 
 type keyCall struct{ fetchErr, verifyErr error }
 
+// staleFetchRetries and staleFetchPause cover a window in go-oidc's RemoteKeySet: a fetch that has
+// just delivered its keys stays registered as in flight for a moment, and a verification that asks
+// for keys then is handed that fetch's result instead of starting a new one. A token signed with a
+// key rotated in since would be refused as forged; trying again shortly after fetches afresh.
+const (
+	staleFetchRetries = 2
+	staleFetchPause   = 10 * time.Millisecond
+)
+
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	payload, err := k.remote.VerifySignature(ctx, jwt)
+	for i := 0; err != nil && errors.Unwrap(err) == nil && i < staleFetchRetries; i++ {
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(staleFetchPause):
+		}
+		payload, err = k.remote.VerifySignature(ctx, jwt)
+	}
 	if err != nil {
 		if call, ok := ctx.Value(keyCallKey{}).(*keyCall); ok {
 			// The remote key set wraps every fetch failure (network, status, undecodable body,
