@@ -66,6 +66,9 @@ type RefreshToken struct {
 	SpentAt          time.Time // zero while unspent: set when rotated into its successor
 	RevokedAt        time.Time // zero while not revoked
 	RevokeReason     string
+	// ReissuedAt is set when the token was handed out again because its parent was presented after
+	// the token had already been issued once (a lost response). Zero for a token issued only once.
+	ReissuedAt time.Time
 }
 
 // Spent reports whether the token has been rotated.
@@ -155,6 +158,8 @@ type Tx interface {
 	RotateRefreshToken(ctx context.Context, currentID string, next *RefreshToken, at time.Time) (ok bool, err error)
 	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
 	RefreshTokenByID(ctx context.Context, id string) (*RefreshToken, error)
+	// MarkReissued sets the token's ReissuedAt unless it is set already; ErrNotFound if no such token.
+	MarkReissued(ctx context.Context, id string, at time.Time) error
 	// SessionTip returns the session's live token (not spent, not revoked); ErrNotFound if none.
 	SessionTip(ctx context.Context, sessionID string) (*RefreshToken, error)
 	InsertRefreshToken(ctx context.Context, t *RefreshToken) error

@@ -68,9 +68,11 @@ type Recorder interface {
 
 // Service applies the rules. Build it with every field set.
 type Service struct {
-	Store       fluxauth.Store
-	Passwords   *password.Hasher
-	Tokens      *token.Issuer
+	Store     fluxauth.Store
+	Passwords *password.Hasher
+	Tokens    *token.Issuer
+	// Refreshes mints and derives refresh tokens with the secret every instance shares.
+	Refreshes   *token.RefreshMinter
 	Revocations Revocations
 	Events      Recorder
 	Clock       fluxauth.Clock
@@ -302,12 +304,13 @@ func (s *Service) startSession(ctx context.Context, tx fluxauth.Tx, u *fluxauth.
 	if err != nil {
 		return nil, err
 	}
-	raw, hash, err := token.NewRefreshToken(s.Rand)
+	sessionID := s.newID()
+	raw, hash, err := s.Refreshes.New(s.Rand, sessionID)
 	if err != nil {
 		return nil, err
 	}
 	rt := &fluxauth.RefreshToken{
-		ID: s.newID(), SessionID: s.newID(), UserID: u.ID, TokenHash: hash,
+		ID: s.newID(), SessionID: sessionID, UserID: u.ID, TokenHash: hash,
 		DeviceName: dev.Name, DeviceFingerprint: dev.Fingerprint, IPAddress: dev.IP, UserAgent: dev.UserAgent,
 		SessionCreatedAt: now, CreatedAt: now, LastUsedAt: now,
 		ExpiresAt: s.expiry(now, now),

@@ -110,7 +110,7 @@ func TestRefreshRotatesAndKeepsTheSession(t *testing.T) {
 func TestRefreshTokenIsStoredOnlyAsItsHash(t *testing.T) {
 	e := newEnv(t)
 	ar := e.signup(t, "hash@example.com")
-	if len(ar.RefreshToken) != 43 { // 256 bits, base64url without padding
+	if len(ar.RefreshToken) != 87 { // version, session, 256-bit body and tag, base64url without padding
 		t.Fatalf("refresh token length %d", len(ar.RefreshToken))
 	}
 	if _, err := e.Store.RefreshTokenByHash(t.Context(), ar.RefreshToken); err == nil {
@@ -125,7 +125,7 @@ func TestRefreshTokenIsStoredOnlyAsItsHash(t *testing.T) {
 func TestRefreshFailures(t *testing.T) {
 	e := newEnv(t)
 	ar := e.signup(t, "fail@example.com")
-	for name, rt := range map[string]string{"unknown token": "A" + ar.RefreshToken[1:], "empty token": ""} {
+	for name, rt := range map[string]string{"garbled token": ar.RefreshToken[:40] + flipChar(ar.RefreshToken[40]) + ar.RefreshToken[41:], "empty token": ""} {
 		t.Run(name, func(t *testing.T) {
 			res := e.refresh(t, rt)
 			if res.Status != 401 || res.errorCode(t) != "invalid_refresh_token" {

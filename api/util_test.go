@@ -26,3 +26,11 @@ func bcryptHash(tb testing.TB, pw string) string {
 	}
 	return string(h)
 }
+
+// flipChar returns a base64url character other than c, for garbling a token in one place.
+func flipChar(c byte) string {
+	if c == 'A' {
+		return "B"
+	}
+	return "A"
+}

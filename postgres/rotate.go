@@ -12,7 +12,7 @@ import (
 // The token's columns as tokenColumns lists them, from the alias t, then its user's.
 const lockTokenQuery = `SELECT t.id::text, t.session_id::text, COALESCE(t.parent_id::text, ''), t.user_id, t.token_hash,
 	COALESCE(t.device_name, ''), COALESCE(t.device_fingerprint, ''), COALESCE(t.ip_address, ''), COALESCE(t.user_agent, ''),
-	t.session_created_at, t.created_at, t.last_used_at, t.expires_at, t.spent_at, t.revoked_at, COALESCE(t.revoked_reason, ''),
+	t.session_created_at, t.created_at, t.last_used_at, t.expires_at, t.spent_at, t.revoked_at, COALESCE(t.revoked_reason, ''), t.reissued_at,
 	COALESCE(u.id::text, ''), COALESCE(u.email, ''), COALESCE(u.name, ''), COALESCE(u.user_type, ''),
 	pg_advisory_xact_lock(hashtextextended(t.session_id::text, 0))::text
 	FROM refresh_tokens t LEFT JOIN users u ON u.id = t.user_id::uuid

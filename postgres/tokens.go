@@ -11,20 +11,20 @@ import (
 
 const tokenColumns = `id::text, session_id::text, COALESCE(parent_id::text, ''), user_id, token_hash,
 	COALESCE(device_name, ''), COALESCE(device_fingerprint, ''), COALESCE(ip_address, ''), COALESCE(user_agent, ''),
-	session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, COALESCE(revoked_reason, '')`
+	session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, COALESCE(revoked_reason, ''), reissued_at`
 
 func scanToken(row pgx.Row) (*fluxauth.RefreshToken, error) {
 	var t fluxauth.RefreshToken
-	var spent, revoked *time.Time
+	var spent, revoked, reissued *time.Time
 	err := row.Scan(&t.ID, &t.SessionID, &t.ParentID, &t.UserID, &t.TokenHash,
 		&t.DeviceName, &t.DeviceFingerprint, &t.IPAddress, &t.UserAgent,
-		&t.SessionCreatedAt, &t.CreatedAt, &t.LastUsedAt, &t.ExpiresAt, &spent, &revoked, &t.RevokeReason)
+		&t.SessionCreatedAt, &t.CreatedAt, &t.LastUsedAt, &t.ExpiresAt, &spent, &revoked, &t.RevokeReason, &reissued)
 	if err != nil {
 		return nil, mapErr(err)
 	}
 	t.SessionCreatedAt, t.CreatedAt = t.SessionCreatedAt.UTC(), t.CreatedAt.UTC()
 	t.LastUsedAt, t.ExpiresAt = t.LastUsedAt.UTC(), t.ExpiresAt.UTC()
-	t.SpentAt, t.RevokedAt = fromNull(spent), fromNull(revoked)
+	t.SpentAt, t.RevokedAt, t.ReissuedAt = fromNull(spent), fromNull(revoked), fromNull(reissued)
 	return &t, nil
 }
 
@@ -99,13 +99,29 @@ func (t *tx) InsertRefreshToken(ctx context.Context, rt *fluxauth.RefreshToken) 
 	}
 	_, err := t.q.Exec(ctx, `INSERT INTO refresh_tokens (id, session_id, parent_id, user_id, token_hash,
 		device_name, device_fingerprint, ip_address, user_agent,
-		session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, revoked_reason)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, revoked_reason, reissued_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		rt.ID, rt.SessionID, nullString(rt.ParentID), rt.UserID, rt.TokenHash,
 		nullString(rt.DeviceName), nullString(rt.DeviceFingerprint), nullString(rt.IPAddress), nullString(rt.UserAgent),
 		ts(rt.SessionCreatedAt), ts(rt.CreatedAt), ts(rt.LastUsedAt), ts(rt.ExpiresAt),
-		nullTime(rt.SpentAt), nullTime(rt.RevokedAt), nullString(rt.RevokeReason))
+		nullTime(rt.SpentAt), nullTime(rt.RevokedAt), nullString(rt.RevokeReason), nullTime(rt.ReissuedAt))
 	return mapErr(err)
+}
+
+// MarkReissued records that the token was handed out again by a lost-response retry. A token marked
+// already keeps its first mark.
+func (t *tx) MarkReissued(ctx context.Context, id string, at time.Time) error {
+	if !isUUID(id) {
+		return fluxauth.ErrNotFound
+	}
+	tag, err := t.q.Exec(ctx, `UPDATE refresh_tokens SET reissued_at = COALESCE(reissued_at, $1) WHERE id = $2`, ts(at), id)
+	if err != nil {
+		return mapErr(err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fluxauth.ErrNotFound
+	}
+	return nil
 }
 
 func (t *tx) RevokeSession(ctx context.Context, sessionID string, at time.Time, reason string) (int, error) {

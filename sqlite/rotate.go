@@ -13,7 +13,7 @@ import (
 const lockTokenQuery = `SELECT t.id, t.session_id, COALESCE(t.parent_id, ''), t.user_id, t.token_hash,
 	COALESCE(t.device_name, ''), COALESCE(t.device_fingerprint, ''), COALESCE(t.ip_address, ''), COALESCE(t.user_agent, ''),
 	t.session_created_at, t.created_at, t.last_used_at, t.expires_at,
-	COALESCE(t.spent_at, ''), COALESCE(t.revoked_at, ''), COALESCE(t.revoked_reason, ''),
+	COALESCE(t.spent_at, ''), COALESCE(t.revoked_at, ''), COALESCE(t.revoked_reason, ''), COALESCE(t.reissued_at, ''),
 	COALESCE(u.id, ''), COALESCE(u.email, ''), COALESCE(u.name, ''), COALESCE(u.user_type, '')
 	FROM refresh_tokens t LEFT JOIN users u ON u.id = t.user_id
 	WHERE t.token_hash = ?`

@@ -12,14 +12,14 @@ import (
 const tokenColumns = `id, session_id, COALESCE(parent_id, ''), user_id, token_hash,
 	COALESCE(device_name, ''), COALESCE(device_fingerprint, ''), COALESCE(ip_address, ''), COALESCE(user_agent, ''),
 	session_created_at, created_at, last_used_at, expires_at,
-	COALESCE(spent_at, ''), COALESCE(revoked_at, ''), COALESCE(revoked_reason, '')`
+	COALESCE(spent_at, ''), COALESCE(revoked_at, ''), COALESCE(revoked_reason, ''), COALESCE(reissued_at, '')`
 
 func scanToken(s scanner) (*fluxauth.RefreshToken, error) {
 	var t fluxauth.RefreshToken
-	var sessionCreated, created, lastUsed, expires, spent, revoked string
+	var sessionCreated, created, lastUsed, expires, spent, revoked, reissued string
 	err := s.Scan(&t.ID, &t.SessionID, &t.ParentID, &t.UserID, &t.TokenHash,
 		&t.DeviceName, &t.DeviceFingerprint, &t.IPAddress, &t.UserAgent,
-		&sessionCreated, &created, &lastUsed, &expires, &spent, &revoked, &t.RevokeReason)
+		&sessionCreated, &created, &lastUsed, &expires, &spent, &revoked, &t.RevokeReason, &reissued)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -28,7 +28,7 @@ func scanToken(s scanner) (*fluxauth.RefreshToken, error) {
 		src string
 	}{
 		{&t.SessionCreatedAt, sessionCreated}, {&t.CreatedAt, created}, {&t.LastUsedAt, lastUsed},
-		{&t.ExpiresAt, expires}, {&t.SpentAt, spent}, {&t.RevokedAt, revoked},
+		{&t.ExpiresAt, expires}, {&t.SpentAt, spent}, {&t.RevokedAt, revoked}, {&t.ReissuedAt, reissued},
 	} {
 		if *f.dst, err = parseTime(f.src); err != nil {
 			return nil, err
@@ -99,13 +99,20 @@ func (t *tx) InsertRefreshToken(ctx context.Context, rt *fluxauth.RefreshToken) 
 	}
 	_, err := t.q.ExecContext(ctx, `INSERT INTO refresh_tokens (id, session_id, parent_id, user_id, token_hash,
 		device_name, device_fingerprint, ip_address, user_agent,
-		session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, revoked_reason)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, revoked_reason, reissued_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rt.ID, rt.SessionID, nullString(rt.ParentID), rt.UserID, rt.TokenHash,
 		nullString(rt.DeviceName), nullString(rt.DeviceFingerprint), nullString(rt.IPAddress), nullString(rt.UserAgent),
 		formatTime(rt.SessionCreatedAt), formatTime(rt.CreatedAt), formatTime(rt.LastUsedAt), formatTime(rt.ExpiresAt),
-		nullTime(rt.SpentAt), nullTime(rt.RevokedAt), nullString(rt.RevokeReason))
+		nullTime(rt.SpentAt), nullTime(rt.RevokedAt), nullString(rt.RevokeReason), nullTime(rt.ReissuedAt))
 	return mapErr(err)
+}
+
+// MarkReissued records that the token was handed out again by a lost-response retry. A token marked
+// already keeps its first mark.
+func (t *tx) MarkReissued(ctx context.Context, id string, at time.Time) error {
+	return affectedOne(t.q.ExecContext(ctx, `UPDATE refresh_tokens SET reissued_at = COALESCE(reissued_at, ?) WHERE id = ?`,
+		formatTime(at), id))
 }
 
 func (t *tx) RevokeSession(ctx context.Context, sessionID string, at time.Time, reason string) (int, error) {

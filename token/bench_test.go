@@ -83,9 +83,21 @@ func BenchmarkECDSAP256VerifyFloor(b *testing.B) {
 }
 
 func BenchmarkNewRefreshToken(b *testing.B) {
+	m := testMinter(b, 1)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := NewRefreshToken(nil); err != nil {
+		if _, _, err := m.New(nil, testSession); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRefreshSuccessor(b *testing.B) {
+	m := testMinter(b, 1)
+	p, _, _ := m.New(nil, testSession)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := m.Successor(p, testSession); err != nil {
 			b.Fatal(err)
 		}
 	}

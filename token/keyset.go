@@ -52,13 +52,18 @@ const redacted = "[redacted]"
 //	    {"kid": "…", "alg": "ES256", "current": true, "createdAt": "2025-01-02T03:04:05Z",
 //	     "privateKey": "-----BEGIN PRIVATE KEY-----\n…PKCS#8…\n-----END PRIVATE KEY-----\n"},
 //	    {"kid": "…", "alg": "ES256", "createdAt": "…", "retiredAt": "…", "privateKey": "…"}
-//	  ]
+//	  ],
+//	  "refreshSecret": "…base64url of 32 random bytes…"
 //	}
 //
-// Exactly one key is current (it signs); the others only verify until they are pruned.
+// Exactly one key is current (it signs); the others only verify until they are pruned. The refresh
+// secret derives and authenticates refresh tokens (see RefreshMinter); it is made once and never
+// rotated, since changing it would end every session. Files written before it existed gain one the
+// first time LoadOrCreateKeyFile or RotateKeyFile opens them.
 type keyFile struct {
-	Version int            `json:"version"`
-	Keys    []keyFileEntry `json:"keys"`
+	Version       int            `json:"version"`
+	Keys          []keyFileEntry `json:"keys"`
+	RefreshSecret string         `json:"refreshSecret,omitempty"`
 }
 
 type keyFileEntry struct {
@@ -101,6 +106,7 @@ type keyState struct {
 	kids    []string // current first, then newest first
 	jwks    []byte
 	digest  [sha256.Size]byte // of the file contents, so Reload can tell whether anything changed
+	refresh []byte            // the refresh-token secret
 }
 
 // KeySet holds the ES256 signing keys: the current one, which signs, and retired ones that still
@@ -143,14 +149,17 @@ func LoadOrCreateKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySe
 		clock = fluxauth.SystemClock{}
 	}
 	ks, err := LoadKeyFile(path, clock)
+	if errors.Is(err, errNoRefreshSecret) {
+		return upgradeKeyFile(path, clock, r)
+	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return ks, err
 	}
-	entry, err := newKeyEntry(clock.Now(), r)
+	kf, err := newKeyFile(clock.Now(), r)
 	if err != nil {
 		return nil, err
 	}
-	data, err := marshalKeyFile(&keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}})
+	data, err := marshalKeyFile(kf)
 	if err != nil {
 		return nil, err
 	}
@@ -160,6 +169,41 @@ func LoadOrCreateKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySe
 	}
 	// Whether we wrote the file or another process did, the file is now the truth.
 	return loadAfterCreate(path, clock, err != nil)
+}
+
+// upgradeKeyFile adds a refresh secret to a key file written before secrets existed. The lock that
+// rotations take makes the first process to get there write the one secret every other process reads.
+func upgradeKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySet, error) {
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("token: lock key file to add its refresh secret: %w", err)
+	}
+	defer unlock()
+	kf, err := readKeyFileRaw(path)
+	if err != nil {
+		return nil, err
+	}
+	if kf.RefreshSecret == "" {
+		if kf.RefreshSecret, err = newRefreshSecret(r); err != nil {
+			return nil, err
+		}
+		if err := writeKeyFile(path, kf); err != nil {
+			return nil, err
+		}
+	}
+	return LoadKeyFile(path, clock)
+}
+
+// writeKeyFile validates kf and swaps it in atomically.
+func writeKeyFile(path string, kf *keyFile) error {
+	if _, err := parseKeyFile(kf); err != nil {
+		return fmt.Errorf("token: key file %s would be invalid: %w", path, err)
+	}
+	data, err := marshalKeyFile(kf)
+	if err != nil {
+		return err
+	}
+	return replaceFile(path, data)
 }
 
 // loadAfterCreate reads a file just created. Only when the exclusive create fell back to O_EXCL
@@ -181,11 +225,11 @@ func GenerateKeySet(clock fluxauth.Clock, r io.Reader) (*KeySet, error) {
 	if clock == nil {
 		clock = fluxauth.SystemClock{}
 	}
-	entry, err := newKeyEntry(clock.Now(), r)
+	kf, err := newKeyFile(clock.Now(), r)
 	if err != nil {
 		return nil, err
 	}
-	st, err := parseKeyFile(&keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}})
+	st, err := parseKeyFile(kf)
 	if err != nil {
 		return nil, err
 	}
@@ -213,12 +257,17 @@ func RotateKeyFile(path string, clock fluxauth.Clock, r io.Reader, retention tim
 	}
 	defer unlock()
 
-	if _, err := LoadOrCreateKeyFile(path, clock, r); err != nil {
-		return nil, err
-	}
 	kf, err := readKeyFileRaw(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		kf, err = newKeyFile(clock.Now(), r) // created, then rotated like any other
+	}
 	if err != nil {
 		return nil, err
+	}
+	if kf.RefreshSecret == "" {
+		if kf.RefreshSecret, err = newRefreshSecret(r); err != nil {
+			return nil, err
+		}
 	}
 	now := clock.Now().UTC()
 	entry, err := newKeyEntry(now, r)
@@ -236,11 +285,7 @@ func RotateKeyFile(path string, clock fluxauth.Clock, r io.Reader, retention tim
 		keys = append(keys, k)
 	}
 	kf.Keys = keys
-	data, err := marshalKeyFile(kf)
-	if err != nil {
-		return nil, err
-	}
-	if err := replaceFile(path, data); err != nil {
+	if err := writeKeyFile(path, kf); err != nil {
 		return nil, err
 	}
 	return LoadKeyFile(path, clock)
@@ -286,6 +331,15 @@ func (ks *KeySet) KIDs() []string { return slices.Clone(ks.state.Load().kids) }
 func (ks *KeySet) JWKS() []byte { return slices.Clone(ks.state.Load().jwks) }
 
 func (ks *KeySet) current() *signingKey { return ks.state.Load().current }
+
+// RefreshMinter returns the refresh-token minter keyed with the file's refresh secret.
+func (ks *KeySet) RefreshMinter() *RefreshMinter {
+	m, err := NewRefreshMinter(ks.state.Load().refresh)
+	if err != nil {
+		panic(err) // parseKeyFile admits only secrets of the right length
+	}
+	return m
+}
 
 // verificationKey returns the key with kid, reloading a file-backed set at most once per
 // UnknownKIDReloadInterval when the kid is unknown.
@@ -349,7 +403,32 @@ func (ks *KeySet) LogValue() slog.Value {
 var (
 	errUnknownKID        = errors.New("unknown kid")
 	errIncompleteKeyFile = errors.New("key file is empty or incomplete")
+	errNoRefreshSecret   = errors.New("has no refreshSecret (run \"fluxauth keys rotate\" to add one)")
 )
+
+// newKeyFile returns the contents of a new key file: one current key and a refresh secret.
+func newKeyFile(now time.Time, r io.Reader) (*keyFile, error) {
+	entry, err := newKeyEntry(now, r)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := newRefreshSecret(r)
+	if err != nil {
+		return nil, err
+	}
+	return &keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}, RefreshSecret: secret}, nil
+}
+
+func newRefreshSecret(r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	b := make([]byte, RefreshSecretBytes)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return "", fmt.Errorf("token: read randomness for the refresh secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
 
 func newKeyEntry(now time.Time, r io.Reader) (keyFileEntry, error) {
 	if r == nil {
@@ -477,6 +556,14 @@ func parseKeyFile(kf *keyFile) (*keyState, error) {
 	var err error
 	if st.jwks, err = json.Marshal(jwks); err != nil {
 		return nil, fmt.Errorf("encode JWKS: %w", err)
+	}
+	// Checked last, so that a file missing only its secret is one LoadOrCreateKeyFile may upgrade.
+	if kf.RefreshSecret == "" {
+		return nil, errNoRefreshSecret
+	}
+	st.refresh, err = base64.RawURLEncoding.DecodeString(kf.RefreshSecret)
+	if err != nil || len(st.refresh) != RefreshSecretBytes {
+		return nil, fmt.Errorf("refreshSecret is not %d bytes of base64url", RefreshSecretBytes)
 	}
 	return st, nil
 }

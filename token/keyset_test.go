@@ -401,45 +401,48 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 	cases := map[string]func(t *testing.T) any{
 		"empty file":     func(*testing.T) any { return "" },
 		"truncated JSON": func(*testing.T) any { return `{"version":1,"keys":[{"kid":` },
-		"version 2":      func(t *testing.T) any { return keyFile{Version: 2, Keys: []keyFileEntry{good(t)}} },
-		"no keys":        func(*testing.T) any { return keyFile{Version: 1} },
+		"version 2":      func(t *testing.T) any { return keyFile{Version: 2, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t)}} },
+		"no keys":        func(*testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret} },
+		"short refresh secret": func(t *testing.T) any {
+			return keyFile{Version: 1, RefreshSecret: "c2hvcnQ", Keys: []keyFileEntry{good(t)}}
+		},
 		"no current key": func(t *testing.T) any {
 			e := good(t)
 			e.Current = false
-			return keyFile{Version: 1, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
-		"two current keys": func(t *testing.T) any { return keyFile{Version: 1, Keys: []keyFileEntry{good(t), good(t)}} },
+		"two current keys": func(t *testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t), good(t)}} },
 		"duplicate kid": func(t *testing.T) any {
 			e := good(t)
 			f := e
 			f.Current = false
-			return keyFile{Version: 1, Keys: []keyFileEntry{e, f}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e, f}}
 		},
 		"alg RS256": func(t *testing.T) any {
 			e := good(t)
 			e.Alg = "RS256"
-			return keyFile{Version: 1, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
-		"empty kid": func(t *testing.T) any { e := good(t); e.KID = ""; return keyFile{Version: 1, Keys: []keyFileEntry{e}} },
+		"empty kid": func(t *testing.T) any { e := good(t); e.KID = ""; return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}} },
 		"not PEM": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = "secret"
-			return keyFile{Version: 1, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
 		"P-384 key": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = p384(t)
-			return keyFile{Version: 1, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
 		"current and retired": func(t *testing.T) any {
 			e := good(t)
 			e.RetiredAt = epoch
-			return keyFile{Version: 1, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
 		"corrupt PKCS#8": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("corrupt der")}))
-			return keyFile{Version: 1, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
 	}
 	for name, build := range cases {
@@ -471,6 +474,75 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 			}
 			assertNoKeyMaterial(t, err.Error(), data)
 		})
+	}
+}
+
+// testRefreshSecret is a valid refresh secret for hand-built key files.
+var testRefreshSecret = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{9}, RefreshSecretBytes))
+
+// writeSecretlessKeyFile writes a key file as versions before refresh secrets wrote them.
+func writeSecretlessKeyFile(tb testing.TB, path string) keyFileEntry {
+	tb.Helper()
+	e, err := newKeyEntry(epoch, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data, _ := json.Marshal(keyFile{Version: 1, Keys: []keyFileEntry{e}})
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return e
+}
+
+func TestAKeyFileWithoutARefreshSecretGainsOneOnceAndKeepsItsKeys(t *testing.T) {
+	path := keyFilePath(t)
+	e := writeSecretlessKeyFile(t, path)
+	if _, err := LoadKeyFile(path, nil); err == nil || !strings.Contains(err.Error(), "keys rotate") {
+		t.Fatalf("LoadKeyFile of a secretless file: %v; want an error naming the fix", err)
+	}
+	const n = 8
+	minted := make([]string, n)
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ks, err := LoadOrCreateKeyFile(path, nil, nil)
+			if err != nil {
+				t.Errorf("LoadOrCreateKeyFile: %v", err)
+				return
+			}
+			if ks.CurrentKID() != e.KID {
+				t.Errorf("the upgrade replaced the signing key")
+			}
+			minted[g], _, _ = ks.RefreshMinter().Successor("same token", testSession)
+		}()
+	}
+	wg.Wait()
+	for _, m := range minted[1:] {
+		if m != minted[0] {
+			t.Fatal("concurrent upgrades ended with different refresh secrets")
+		}
+	}
+	secret := readKeyFileForTest(t, path).RefreshSecret
+	ks := mustRotate(t, path, newClock(), time.Hour)
+	if got := readKeyFileForTest(t, path).RefreshSecret; got != secret {
+		t.Fatal("rotation changed the refresh secret: every session would end")
+	}
+	if s, _, _ := ks.RefreshMinter().Successor("same token", testSession); s != minted[0] {
+		t.Fatal("the rotated key set derives other refresh tokens")
+	}
+}
+
+func TestRotatingASecretlessFileAddsASecret(t *testing.T) {
+	path := keyFilePath(t)
+	writeSecretlessKeyFile(t, path)
+	mustRotate(t, path, newClock(), time.Hour)
+	if readKeyFileForTest(t, path).RefreshSecret == "" {
+		t.Fatal("no refresh secret after rotation")
+	}
+	if _, err := LoadKeyFile(path, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 

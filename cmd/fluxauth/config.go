@@ -130,7 +130,7 @@ var settings = []setting{
 		c.JWTSecret = v
 		return nil
 	}},
-	{"FLUXAUTH_SIGNING_KEYS", "signing-keys", "", "the ES256 key file shared by every instance (default: fluxauth-keys.json beside the SQLite database; required with PostgreSQL)", func(c *Config, v string) error {
+	{"FLUXAUTH_SIGNING_KEYS", "signing-keys", "", "the key file shared by every instance: ES256 signing keys and the refresh-token secret, needed in HS256 mode too (default: fluxauth-keys.json beside the SQLite database; required with PostgreSQL)", func(c *Config, v string) error {
 		c.SigningKeys = v
 		return nil
 	}},
@@ -334,8 +334,8 @@ func (c *Config) crossCheck() []string {
 	if c.JWTAlg == "HS256" && len(c.JWTSecret) < 32 {
 		p = append(p, "FLUXAUTH_JWT_SECRET: must be at least 32 bytes when FLUXAUTH_JWT_ALG=HS256")
 	}
-	if c.JWTAlg == "ES256" && c.SigningKeys == "" && c.DatabaseURL != "" && !c.sqlite() {
-		p = append(p, "FLUXAUTH_SIGNING_KEYS: required with PostgreSQL so every instance signs with the same keys (create one with: fluxauth keys rotate --signing-keys PATH)")
+	if c.SigningKeys == "" && c.DatabaseURL != "" && !c.sqlite() {
+		p = append(p, "FLUXAUTH_SIGNING_KEYS: required with PostgreSQL so every instance signs and derives refresh tokens with the same keys (create one with: fluxauth keys rotate --signing-keys PATH)")
 	}
 	if c.SessionMaxAge != 0 && c.RefreshTTL > c.SessionMaxAge {
 		p = append(p, "FLUXAUTH_REFRESH_TTL: must not exceed FLUXAUTH_SESSION_MAX_AGE")

@@ -102,7 +102,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	recorder := audit.New(db, logger, audit.Config{})
 	accounts := &account.Service{
-		Store: db, Passwords: hasher, Tokens: issuer, Revocations: revocations,
+		Store: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Revocations: revocations,
 		Events: recorder, Clock: clock, Rand: rand.Reader, Logger: logger,
 		Config: account.Config{
 			RefreshTTL: cfg.RefreshTTL, SessionMaxAge: cfg.SessionMaxAge, RefreshGrace: cfg.RefreshGrace,
@@ -207,18 +207,18 @@ func databaseKind(cfg *Config) string {
 }
 
 // newIssuer builds the access-token issuer: ES256 with the shared key file, or the legacy HS256
-// secret. The key set is returned so serve can pick up rotations made by "fluxauth keys rotate".
+// secret. The key file is loaded in both modes, since it also holds the refresh-token secret (never
+// derived from the HS256 secret, which legacy verifiers hold). The key set is returned so serve can
+// pick up rotations made by "fluxauth keys rotate".
 func newIssuer(cfg *Config, clock fluxauth.Clock) (*token.Issuer, *token.KeySet, error) {
 	tc := token.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL, Clock: clock, Rand: rand.Reader}
-	var keys *token.KeySet
+	keys, err := token.LoadOrCreateKeyFile(cfg.SigningKeys, clock, rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("FLUXAUTH_SIGNING_KEYS: %w", err)
+	}
 	if cfg.JWTAlg == "HS256" {
 		tc.HMACSecret = []byte(cfg.JWTSecret)
 	} else {
-		var err error
-		keys, err = token.LoadOrCreateKeyFile(cfg.SigningKeys, clock, rand.Reader)
-		if err != nil {
-			return nil, nil, fmt.Errorf("FLUXAUTH_SIGNING_KEYS: %w", err)
-		}
 		tc.Keys = keys
 	}
 	issuer, err := token.NewIssuer(tc)
