@@ -401,8 +401,10 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 	cases := map[string]func(t *testing.T) any{
 		"empty file":     func(*testing.T) any { return "" },
 		"truncated JSON": func(*testing.T) any { return `{"version":1,"keys":[{"kid":` },
-		"version 2":      func(t *testing.T) any { return keyFile{Version: 2, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t)}} },
-		"no keys":        func(*testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret} },
+		"version 2": func(t *testing.T) any {
+			return keyFile{Version: 2, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t)}}
+		},
+		"no keys": func(*testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret} },
 		"short refresh secret": func(t *testing.T) any {
 			return keyFile{Version: 1, RefreshSecret: "c2hvcnQ", Keys: []keyFileEntry{good(t)}}
 		},
@@ -411,7 +413,9 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 			e.Current = false
 			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
-		"two current keys": func(t *testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t), good(t)}} },
+		"two current keys": func(t *testing.T) any {
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t), good(t)}}
+		},
 		"duplicate kid": func(t *testing.T) any {
 			e := good(t)
 			f := e
@@ -423,7 +427,11 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 			e.Alg = "RS256"
 			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
 		},
-		"empty kid": func(t *testing.T) any { e := good(t); e.KID = ""; return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}} },
+		"empty kid": func(t *testing.T) any {
+			e := good(t)
+			e.KID = ""
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+		},
 		"not PEM": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = "secret"
