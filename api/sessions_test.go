@@ -176,8 +176,13 @@ func TestSpentTokenWithinGraceContinuesTheSingleChain(t *testing.T) {
 	e := newEnv(t)
 	ar := e.signup(t, "grace@example.com")
 	tabA := e.mustRefresh(t, ar.RefreshToken)
+	tabA = e.mustRefresh(t, tabA.RefreshToken) // tab A moves the chain on twice
+	tabA = e.mustRefresh(t, tabA.RefreshToken)
 	e.Clock.Advance(5 * time.Second)
-	tabB := e.mustRefresh(t, ar.RefreshToken) // the second tab, racing
+	tabB := e.mustRefresh(t, ar.RefreshToken) // the second tab still holds the first token
+	if tabB.RefreshToken != tabA.RefreshToken {
+		t.Fatal("a spent token within the grace window did not get the session's live token")
+	}
 	if sidOf(t, tabA.AccessToken) != sidOf(t, tabB.AccessToken) {
 		t.Fatal("grace refresh forked a new session")
 	}
@@ -194,9 +199,12 @@ func TestSpentTokenWithinGraceContinuesTheSingleChain(t *testing.T) {
 func TestSpentTokenWhoseSuccessorWasNeverUsedIsALostResponse(t *testing.T) {
 	e := newEnv(t)
 	ar := e.signup(t, "lost@example.com")
-	e.mustRefresh(t, ar.RefreshToken) // the response never reached the phone
+	lost := e.mustRefresh(t, ar.RefreshToken) // the response never reached the phone
 	e.Clock.Advance(3 * 24 * time.Hour)
 	again := e.mustRefresh(t, ar.RefreshToken)
+	if again.RefreshToken != lost.RefreshToken {
+		t.Fatal("the lost-response retry did not return the same successor")
+	}
 	if sidOf(t, again.AccessToken) != sidOf(t, ar.AccessToken) {
 		t.Fatal("lost-response retry started another session")
 	}
@@ -204,6 +212,24 @@ func TestSpentTokenWhoseSuccessorWasNeverUsedIsALostResponse(t *testing.T) {
 		t.Fatal("lost-response retry forked the chain")
 	}
 	e.mustRefresh(t, again.RefreshToken)
+}
+
+func TestThiefAndVictimAlternatingOverHTTPAreCaught(t *testing.T) {
+	e := newEnv(t)
+	ar := e.signup(t, "alternate@example.com")
+	victim := e.mustRefresh(t, ar.RefreshToken).RefreshToken
+	thief := ar.RefreshToken // from a logged request body
+	e.Clock.Advance(time.Minute)
+	thief = e.mustRefresh(t, thief).RefreshToken // looks like a lost response: the same successor
+	e.Clock.Advance(time.Minute)
+	victim = e.mustRefresh(t, victim).RefreshToken
+	e.Clock.Advance(time.Minute)
+	if res := e.refresh(t, thief); res.Status != 401 || res.errorCode(t) != "refresh_token_reused" {
+		t.Fatalf("second round: %d %s", res.Status, res.Body)
+	}
+	if res := e.refresh(t, victim); res.Status != 401 || res.errorCode(t) != "refresh_token_revoked" {
+		t.Fatalf("the session survived: %d %s", res.Status, res.Body)
+	}
 }
 
 func TestReuseAfterGraceRevokesTheSession(t *testing.T) {
@@ -352,11 +378,19 @@ func parallelRefresh(t *testing.T, envs []*env, n int) {
 	if live := envs[0].liveTokens(t, first.User.ID); live != 1 {
 		t.Fatalf("%d live tokens after %d parallel refreshes, want 1", live, n)
 	}
-	var ar authResponse
-	statuses[n-1].json(t, &ar)
-	if len(envs[0].sessions(t, ar.AccessToken)) != 1 {
+	got := make([]authResponse, n)
+	for i, res := range statuses {
+		res.json(t, &got[i])
+		if got[i].RefreshToken != got[0].RefreshToken {
+			t.Fatal("racing refreshes of one token got different refresh tokens")
+		}
+	}
+	if len(envs[0].sessions(t, got[n-1].AccessToken)) != 1 {
 		t.Fatal("parallel refreshes made more than one session")
 	}
+	// Every racer holds the live token, so any of them still refreshes after the grace window.
+	envs[0].Clock.Advance(11 * time.Second)
+	envs[len(envs)-1].mustRefresh(t, got[0].RefreshToken)
 }
 
 func TestParallelRefreshesLeaveOneChainOnSQLite(t *testing.T) {

@@ -11,6 +11,21 @@ import (
 )
 
 var rotateTests = []test{
+	{"MarkReissued marks a token once and keeps the first time", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		rt, marked := newToken(newID(), at(0)), newToken(newID(), at(0))
+		marked.ReissuedAt = at(time.Second)
+		insertTokens(t, s, rt, marked)
+		equal(t, "inserted with a mark", readToken(t, s, marked.ID), marked)
+		update(t, s, func(tx fluxauth.Tx) error {
+			must(t, "MarkReissued", tx.MarkReissued(ctx, rt.ID, at(time.Minute)))
+			must(t, "MarkReissued again", tx.MarkReissued(ctx, rt.ID, at(time.Hour)))
+			wantErr(t, "MarkReissued of an unknown token", tx.MarkReissued(ctx, newID(), at(time.Hour)), fluxauth.ErrNotFound)
+			return nil
+		})
+		rt.ReissuedAt = at(time.Minute)
+		equal(t, "marked", readToken(t, s, rt.ID), rt)
+	}},
 	{"LockRefreshToken returns the token with its user", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
 		u := mustCreateUser(t, s, "lock@example.com")
