@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/audit"
@@ -544,4 +546,28 @@ func TestRetriedRefreshTransactionChargesTheLimiterAndRecordsEventsOnce(t *testi
 	if n := r.events(fluxauth.EventSuspiciousTokenUsage); n != 2 { // new IP and user agent; too fast
 		t.Fatalf("%d suspicious_token_usage events; want each of the two once", n)
 	}
+}
+
+func TestLegacyRandomTokenStillRotatesIntoTheNewFormat(t *testing.T) {
+	eachStore(t, func(t *testing.T, r *rig) {
+		res := r.signup("legacy@example.com")
+		legacy := strings.Repeat("L", 43) // as minted before tokens named their session
+		now := r.clock.Now()
+		err := r.store.Update(context.Background(), func(tx fluxauth.Tx) error {
+			return tx.InsertRefreshToken(context.Background(), &fluxauth.RefreshToken{
+				ID: uuid.NewString(), SessionID: uuid.NewString(), UserID: res.User.ID, TokenHash: token.HashRefreshToken(legacy),
+				SessionCreatedAt: now, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour),
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := r.mustRefresh(legacy)
+		if sid, isLegacy, err := r.svc.Refreshes.SessionID(next); err != nil || isLegacy || sid != r.row(legacy).SessionID {
+			t.Fatalf("successor of a legacy token: session %q, legacy %t, %v", sid, isLegacy, err)
+		}
+		if again := r.mustRefresh(legacy); again != next {
+			t.Fatal("racing presentations of a legacy token got different successors")
+		}
+	})
 }
