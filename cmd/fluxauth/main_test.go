@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 )
 
 // binary is fluxauth built once for the tests that run it as a process.
@@ -211,7 +211,7 @@ func TestMigrateStatusListsAppliedMigrations(t *testing.T) {
 	dialects := map[string]func(t *testing.T) []string{
 		"sqlite": func(t *testing.T) []string { return nil },
 		"postgres": func(t *testing.T) []string {
-			return []string{"FLUXAUTH_DATABASE_URL=" + postgres.CreateTestDatabase(t), "FLUXAUTH_SIGNING_KEYS=" + filepath.Join(t.TempDir(), "keys.json")}
+			return []string{"FLUXAUTH_DATABASE_URL=" + postgrestest.CreateDatabase(t), "FLUXAUTH_SIGNING_KEYS=" + filepath.Join(t.TempDir(), "keys.json")}
 		},
 	}
 	for name, envOf := range dialects {
