@@ -79,15 +79,6 @@ func ErrorCode(err error) string {
 	return EInternal
 }
 
-// ErrorMessage returns the safe message of err: the *Error's message, or a generic text otherwise.
-func ErrorMessage(err error) string {
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Message
-	}
-	return "An internal error occurred."
-}
-
 // ValidationError collects per-field problems; its Err returns nil when there were none.
 type ValidationError struct{ fields map[string]string }
 

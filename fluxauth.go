@@ -157,7 +157,6 @@ type Tx interface {
 	// live (neither spent nor revoked); ok is false, and nothing is written, when it is not.
 	RotateRefreshToken(ctx context.Context, currentID string, next *RefreshToken, at time.Time) (ok bool, err error)
 	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
-	RefreshTokenByID(ctx context.Context, id string) (*RefreshToken, error)
 	// MarkReissued sets the token's ReissuedAt unless it is set already; ErrNotFound if no such token.
 	MarkReissued(ctx context.Context, id string, at time.Time) error
 	// SessionTip returns the session's live token (not spent, not revoked); ErrNotFound if none.
@@ -174,7 +173,6 @@ type Tx interface {
 
 // SessionStore reads sessions outside a transaction.
 type SessionStore interface {
-	RefreshTokenByHash(ctx context.Context, tokenHash string) (*RefreshToken, error)
 	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*RefreshToken, error)
 	// SessionRevoked reports whether the session has been revoked. ErrNotFound if it never existed.
 	SessionRevoked(ctx context.Context, sessionID string) (bool, error)

@@ -13,10 +13,10 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/password"
-	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/revocation"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 func newService(b *testing.B, store fluxauth.Store, params password.Params) *account.Service {
@@ -52,8 +52,8 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration) {
 }
 
 var benchStores = map[string]func(b *testing.B) fluxauth.Store{
-	"sqlite":   func(b *testing.B) fluxauth.Store { return sqlite.MustOpenDB(b) },
-	"postgres": func(b *testing.B) fluxauth.Store { return postgres.MustOpenTestDB(b) },
+	"sqlite":   func(b *testing.B) fluxauth.Store { return sqlitetest.MustOpenDB(b) },
+	"postgres": func(b *testing.B) fluxauth.Store { return postgrestest.MustOpenDB(b) },
 }
 
 // BenchmarkRefresh measures the whole refresh path (lookup, lock, rotate, user read, access-token
@@ -105,7 +105,7 @@ func BenchmarkRefresh(b *testing.B) {
 // concurrent callers than cores: throughput should approach cores ÷ hash time while the bounded
 // pool keeps memory flat.
 func BenchmarkLoginParallel(b *testing.B) {
-	svc := newService(b, sqlite.MustOpenDB(b), password.DefaultParams())
+	svc := newService(b, sqlitetest.MustOpenDB(b), password.DefaultParams())
 	if _, err := svc.Signup(context.Background(), account.SignupInput{Email: "login@example.com", Password: "correct horse battery", Name: "L"}); err != nil {
 		b.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
@@ -88,7 +88,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		o(&cfg)
 	}
 	if cfg.store == nil {
-		cfg.store = sqlite.MustOpenDB(tb)
+		cfg.store = sqlitetest.MustOpenDB(tb)
 	}
 	if cfg.clock == nil {
 		cfg.clock = testenv.NewClock(time.Now())

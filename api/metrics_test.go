@@ -9,12 +9,12 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/api"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	m := api.NewMetrics()
-	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: sqlite.MustOpenDB(t), Metrics: m}
+	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: sqlitetest.MustOpenDB(t), Metrics: m}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 	for _, p := range []string{"/healthz", "/healthz", "/no/such/path/123"} {

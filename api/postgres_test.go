@@ -12,6 +12,7 @@ import (
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/token"
 )
@@ -29,7 +30,7 @@ func openShared(tb testing.TB, url string) *postgres.DB {
 
 func migratedDatabase(tb testing.TB) string {
 	tb.Helper()
-	url := postgres.CreateTestDatabase(tb)
+	url := postgrestest.CreateDatabase(tb)
 	if _, err := openShared(tb, url).MigrateUp(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func migratedDatabase(tb testing.TB) string {
 }
 
 func TestParallelRefreshesLeaveOneChainOnPostgreSQL(t *testing.T) {
-	parallelRefresh(t, []*env{newEnv(t, withStore(postgres.MustOpenTestDB(t)))}, 20)
+	parallelRefresh(t, []*env{newEnv(t, withStore(postgrestest.MustOpenDB(t)))}, 20)
 }
 
 // twoInstances are two fluxauth servers with their own pools on one PostgreSQL database and one key
@@ -113,7 +114,7 @@ func TestTenThousandEventsFromConcurrentRequestsAreAllKeptOnPostgreSQL(t *testin
 	if testing.Short() {
 		t.Skip("load test: skipped with -short")
 	}
-	recordTenThousand(t, newEnv(t, withStore(postgres.MustOpenTestDB(t)), withAccounts(func(a *account.Service) { a.Limiter = nil })))
+	recordTenThousand(t, newEnv(t, withStore(postgrestest.MustOpenDB(t)), withAccounts(func(a *account.Service) { a.Limiter = nil })))
 }
 
 func TestDatabaseDownAnswers503AndChangesNothing(t *testing.T) {

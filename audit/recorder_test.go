@@ -15,7 +15,8 @@ import (
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/postgres"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -55,8 +56,8 @@ func count(tb testing.TB, s fluxauth.EventStore) int {
 
 func stores(t *testing.T) map[string]func(t *testing.T) fluxauth.Store {
 	return map[string]func(t *testing.T) fluxauth.Store{
-		"sqlite":   func(t *testing.T) fluxauth.Store { return sqlite.MustOpenDB(t) },
-		"postgres": func(t *testing.T) fluxauth.Store { return postgres.MustOpenTestDB(t) },
+		"sqlite":   func(t *testing.T) fluxauth.Store { return sqlitetest.MustOpenDB(t) },
+		"postgres": func(t *testing.T) fluxauth.Store { return postgrestest.MustOpenDB(t) },
 	}
 }
 
@@ -90,7 +91,7 @@ func TestEveryEventIsWrittenUnderConcurrentLoadAndShutdownDrains(t *testing.T) {
 }
 
 func TestCriticalEventsAreWrittenBeforeRecordReturns(t *testing.T) {
-	store := sqlite.MustOpenDB(t)
+	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Hour})
 	defer r.Close(context.Background())
 	ev := newEvent(fluxauth.SeverityCritical)
@@ -103,7 +104,7 @@ func TestCriticalEventsAreWrittenBeforeRecordReturns(t *testing.T) {
 }
 
 func TestACancelledRequestStillRecordsItsEvents(t *testing.T) {
-	store := sqlite.MustOpenDB(t)
+	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -117,7 +118,7 @@ func TestACancelledRequestStillRecordsItsEvents(t *testing.T) {
 }
 
 func TestSubscribersSeeRecordedEvents(t *testing.T) {
-	store := sqlite.MustOpenDB(t)
+	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond})
 	ch, cancel := r.Subscribe(10)
 	defer cancel()
@@ -135,7 +136,7 @@ func TestSubscribersSeeRecordedEvents(t *testing.T) {
 }
 
 func TestDatabaseDownFailsRequestsInsteadOfDroppingEvents(t *testing.T) {
-	base := postgres.CreateTestDatabase(t)
+	base := postgrestest.CreateDatabase(t)
 	setup, err := postgres.Open(context.Background(), base)
 	if err != nil {
 		t.Fatal(err)
@@ -198,8 +199,8 @@ func TestDatabaseDownFailsRequestsInsteadOfDroppingEvents(t *testing.T) {
 // writer batches it into the database behind.
 func BenchmarkRecord(b *testing.B) {
 	for name, open := range map[string]func(tb testing.TB) fluxauth.Store{
-		"sqlite":   func(tb testing.TB) fluxauth.Store { return sqlite.MustOpenDB(tb) },
-		"postgres": func(tb testing.TB) fluxauth.Store { return postgres.MustOpenTestDB(tb) },
+		"sqlite":   func(tb testing.TB) fluxauth.Store { return sqlitetest.MustOpenDB(tb) },
+		"postgres": func(tb testing.TB) fluxauth.Store { return postgrestest.MustOpenDB(tb) },
 	} {
 		b.Run(name, func(b *testing.B) {
 			r := audit.New(open(b), quiet, audit.Config{})

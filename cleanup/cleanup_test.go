@@ -19,7 +19,8 @@ import (
 	"github.com/fluxstudio/fluxauth/cleanup"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/postgres"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 type store interface {
@@ -38,7 +39,7 @@ type backend struct {
 
 var stores = map[string]func(tb testing.TB) backend{
 	"sqlite": func(tb testing.TB) backend {
-		db := sqlite.MustOpenDB(tb)
+		db := sqlitetest.MustOpenDB(tb)
 		return backend{db, func(tb testing.TB, n int, old time.Time) {
 			raw, err := sql.Open("sqlite", db.Path()+"?_pragma=busy_timeout(5000)")
 			if err != nil {
@@ -56,7 +57,7 @@ var stores = map[string]func(tb testing.TB) backend{
 		}}
 	},
 	"postgres": func(tb testing.TB) backend {
-		db := postgres.MustOpenTestDB(tb)
+		db := postgrestest.MustOpenDB(tb)
 		return backend{db, func(tb testing.TB, n int, old time.Time) {
 			_, err := db.Pool().Exec(context.Background(), `INSERT INTO refresh_tokens
 				(id, session_id, user_id, token_hash, session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at)
@@ -129,9 +130,18 @@ func (sd *seeder) chain(n int, start, expires, revoked time.Time) []*fluxauth.Re
 	return out
 }
 
+// findHash looks the token up by hash, as the refresh path does, and returns the lookup's error.
+func findHash(s store, hash string) error {
+	ctx := context.Background()
+	return s.Update(ctx, func(tx fluxauth.Tx) error {
+		_, err := tx.RefreshTokenByHash(ctx, hash)
+		return err
+	})
+}
+
 func mustFindHash(tb testing.TB, s store, hash string, want bool) {
 	tb.Helper()
-	_, err := s.RefreshTokenByHash(context.Background(), hash)
+	err := findHash(s, hash)
 	if want && err != nil {
 		tb.Fatalf("token %s was deleted: %v", hash, err)
 	}
@@ -142,7 +152,7 @@ func mustFindHash(tb testing.TB, s store, hash string, want bool) {
 
 func mustFind(tb testing.TB, s store, t *fluxauth.RefreshToken, want bool) {
 	tb.Helper()
-	_, err := s.RefreshTokenByHash(context.Background(), t.TokenHash)
+	err := findHash(s, t.TokenHash)
 	if want && err != nil {
 		tb.Fatalf("token %s (expires %s, revoked %s) was deleted: %v", t.ID, t.ExpiresAt, t.RevokedAt, err)
 	}
@@ -280,7 +290,7 @@ func TestRefreshesKeepWorkingWhileCleanupRuns(t *testing.T) {
 }
 
 func TestOnlyOneInstanceCleansAtATime(t *testing.T) {
-	url := postgres.CreateTestDatabase(t)
+	url := postgrestest.CreateDatabase(t)
 	open := func() *postgres.DB {
 		db, err := postgres.Open(context.Background(), url)
 		if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 // mustStartServer starts a complete fluxauth on loopback over a fresh SQLite database, assembled as
@@ -16,7 +16,7 @@ import (
 // asks of a server under load). It returns the base URL.
 func mustStartServer(tb testing.TB) string {
 	tb.Helper()
-	store := sqlite.MustOpenDB(tb)
+	store := sqlitetest.MustOpenDB(tb)
 	logger := slog.New(api.NewLogHandler(slog.NewTextHandler(io.Discard, nil)))
 	acc, _ := testserver.NewAccounts(tb, store, testserver.Options{Logger: logger})
 	srv := &api.Server{Logger: logger, DB: store, Accounts: acc, Admin: store}

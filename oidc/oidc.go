@@ -151,9 +151,6 @@ func NewVerifier(name string, cfg Config) *Verifier {
 	}
 }
 
-// Name returns the provider name given to NewVerifier.
-func (v *Verifier) Name() string { return v.name }
-
 // Enabled reports whether the provider has client ids; a disabled provider refuses every token
 // with provider_disabled and never contacts the provider.
 func (v *Verifier) Enabled() bool { return len(v.clientIDs) > 0 }

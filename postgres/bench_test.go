@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/google/uuid"
 )
 
@@ -18,7 +19,7 @@ import (
 // distinct clients do.
 func BenchmarkRefresh(b *testing.B) {
 	ctx := context.Background()
-	db := postgres.MustOpenTestDB(b)
+	db := postgrestest.MustOpenDB(b)
 	now := time.Now().UTC()
 	const sessions = 1000
 	tips := make([]*fluxauth.RefreshToken, sessions)
@@ -78,7 +79,7 @@ func BenchmarkRefresh(b *testing.B) {
 
 // BenchmarkUserByID measures the primary-key read behind GET /api/auth/me.
 func BenchmarkUserByID(b *testing.B) {
-	db := postgres.MustOpenTestDB(b)
+	db := postgrestest.MustOpenDB(b)
 	ids := seedUsers(b, db, 1000)
 	ctx := context.Background()
 	var next atomic.Int64

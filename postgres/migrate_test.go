@@ -10,11 +10,12 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/storetest"
 )
 
 func TestMigrationsRollBackToZeroAndReapply(t *testing.T) {
-	db := postgres.MustOpenTestDB(t)
+	db := postgrestest.MustOpenDB(t)
 	wantIndexes(t, db)
 	storetest.RunMigrations(t, db, postgres.LatestSchemaVersion(), func(tb testing.TB) []string { return tables(tb, db) })
 	wantIndexes(t, db)
@@ -22,7 +23,7 @@ func TestMigrationsRollBackToZeroAndReapply(t *testing.T) {
 
 func TestOpenDoesNotMigrate(t *testing.T) {
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, postgres.CreateTestDatabase(t))
+	db, err := postgres.Open(ctx, postgrestest.CreateDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +35,7 @@ func TestOpenDoesNotMigrate(t *testing.T) {
 }
 
 func TestInstancesMigratingAtOnceAllSucceed(t *testing.T) {
-	url := postgres.CreateTestDatabase(t)
+	url := postgrestest.CreateDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	const instances = 4
@@ -83,7 +84,7 @@ func TestOpenOfUnreachableServerIsUnavailable(t *testing.T) {
 }
 
 func TestClosedStoreIsUnavailable(t *testing.T) {
-	db, err := postgres.Open(context.Background(), postgres.CreateTestDatabase(t))
+	db, err := postgres.Open(context.Background(), postgrestest.CreateDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}

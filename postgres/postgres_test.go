@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/storetest"
 )
 
 func TestStoreContract(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) fluxauth.Store { return postgres.MustOpenTestDB(tb) })
+	storetest.Run(t, func(tb testing.TB) fluxauth.Store { return postgrestest.MustOpenDB(tb) })
 }

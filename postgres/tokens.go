@@ -51,11 +51,6 @@ func activeSessions(ctx context.Context, q querier, userID string, now time.Time
 	return out, mapErr(rows.Err())
 }
 
-// RefreshTokenByHash returns the token whose hash is tokenHash, or fluxauth.ErrNotFound.
-func (db *DB) RefreshTokenByHash(ctx context.Context, tokenHash string) (*fluxauth.RefreshToken, error) {
-	return tokenWhere(ctx, db.pool, `token_hash = $1`, tokenHash)
-}
-
 // ActiveSessions returns the live, unexpired tip of each of the user's sessions, most recently used first.
 func (db *DB) ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*fluxauth.RefreshToken, error) {
 	return activeSessions(ctx, db.pool, userID, now)
@@ -75,13 +70,6 @@ func (db *DB) SessionRevoked(ctx context.Context, sessionID string) (bool, error
 
 func (t *tx) RefreshTokenByHash(ctx context.Context, tokenHash string) (*fluxauth.RefreshToken, error) {
 	return tokenWhere(ctx, t.q, `token_hash = $1`, tokenHash)
-}
-
-func (t *tx) RefreshTokenByID(ctx context.Context, id string) (*fluxauth.RefreshToken, error) {
-	if !isUUID(id) {
-		return nil, fluxauth.ErrNotFound
-	}
-	return tokenWhere(ctx, t.q, `id = $1`, id)
 }
 
 func (t *tx) SessionTip(ctx context.Context, sessionID string) (*fluxauth.RefreshToken, error) {

@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/google/uuid"
 )
 
 func TestDeadlockedUpdateIsRetriedNotReported(t *testing.T) {
-	db := postgres.MustOpenTestDB(t)
+	db := postgrestest.MustOpenDB(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
 	a, b := token(now), token(now)

@@ -11,7 +11,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/revocation"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 type list interface {
@@ -76,7 +76,7 @@ func TestContract(t *testing.T) {
 	for name, mk := range impls {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			store := sqlite.MustOpenDB(t)
+			store := sqlitetest.MustOpenDB(t)
 			clock := testenv.NewClock(time.Now())
 			a, b := mk(t, store, clock)
 			sid := session(t, store, clock.Now())
@@ -105,7 +105,7 @@ func TestContract(t *testing.T) {
 
 func TestRedisRevocationIsSeenAtOnceWithoutTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	store := sqlite.MustOpenDB(t)
+	store := sqlitetest.MustOpenDB(t)
 	clock := testenv.NewClock(time.Now())
 	rdb := redisClient(t)
 	prefix := "fluxauth-test:" + uuid.NewString() + ":"
@@ -126,7 +126,7 @@ func TestRedisRevocationIsSeenAtOnceWithoutTheDatabase(t *testing.T) {
 
 func TestRedisDownFallsBackToTheDatabase(t *testing.T) {
 	ctx := context.Background()
-	store := sqlite.MustOpenDB(t)
+	store := sqlitetest.MustOpenDB(t)
 	clock := testenv.NewClock(time.Now())
 	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 50 * time.Millisecond, MaxRetries: -1})
 	defer dead.Close()

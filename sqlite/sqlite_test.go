@@ -9,15 +9,16 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 	"github.com/fluxstudio/fluxauth/storetest"
 )
 
 func TestStoreContract(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) fluxauth.Store { return sqlite.MustOpenDB(tb) })
+	storetest.Run(t, func(tb testing.TB) fluxauth.Store { return sqlitetest.MustOpenDB(tb) })
 }
 
 func TestMigrationsRollBackToZeroAndReapply(t *testing.T) {
-	db := sqlite.MustOpenDB(t)
+	db := sqlitetest.MustOpenDB(t)
 	storetest.RunMigrations(t, db, sqlite.LatestSchemaVersion(), func(tb testing.TB) []string { return userTables(tb, db) })
 }
 
@@ -31,7 +32,7 @@ func TestStatusOfFreshDatabaseListsEveryMigrationPending(t *testing.T) {
 }
 
 func TestOpenUsesWALAndForeignKeys(t *testing.T) {
-	db := sqlite.MustOpenDB(t)
+	db := sqlitetest.MustOpenDB(t)
 	ctx := context.Background()
 	// An identity must belong to a user: with foreign keys off this insert would succeed.
 	err := db.CreateIdentity(ctx, &fluxauth.Identity{Provider: "google", Subject: "s", UserID: "missing"})

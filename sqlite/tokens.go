@@ -60,11 +60,6 @@ func activeSessions(ctx context.Context, q querier, userID string, now time.Time
 	return out, mapErr(rows.Err())
 }
 
-// RefreshTokenByHash returns the token whose hash is tokenHash, or fluxauth.ErrNotFound.
-func (db *DB) RefreshTokenByHash(ctx context.Context, tokenHash string) (*fluxauth.RefreshToken, error) {
-	return tokenWhere(ctx, db.reader, `token_hash = ?`, tokenHash)
-}
-
 // ActiveSessions returns the live, unexpired tip of each of the user's sessions, most recently used first.
 func (db *DB) ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*fluxauth.RefreshToken, error) {
 	return activeSessions(ctx, db.reader, userID, now)
@@ -81,10 +76,6 @@ func (db *DB) SessionRevoked(ctx context.Context, sessionID string) (bool, error
 
 func (t *tx) RefreshTokenByHash(ctx context.Context, tokenHash string) (*fluxauth.RefreshToken, error) {
 	return tokenWhere(ctx, t.q, `token_hash = ?`, tokenHash)
-}
-
-func (t *tx) RefreshTokenByID(ctx context.Context, id string) (*fluxauth.RefreshToken, error) {
-	return tokenWhere(ctx, t.q, `id = ?`, id)
 }
 
 func (t *tx) SessionTip(ctx context.Context, sessionID string) (*fluxauth.RefreshToken, error) {

@@ -18,6 +18,10 @@ var concurrencyTests = []test{
 		root := newToken(newID(), at(0))
 		insertTokens(t, s, root)
 		clock := &stepClock{now: at(0)}
+		// Every token written, by ID, so the walk below can look each parent up by its hash. Attempts
+		// a retried transaction threw away stay in it, harmlessly: the walk follows the stored rows.
+		var mu sync.Mutex
+		written := map[string]*fluxauth.RefreshToken{root.ID: root}
 
 		var wg sync.WaitGroup
 		errs := make(chan error, n)
@@ -32,7 +36,11 @@ var concurrencyTests = []test{
 						return fmt.Errorf("SessionTip: %w", err)
 					}
 					now := clock.next()
-					ok, err := tx.RotateRefreshToken(ctx, tip.ID, childOf(tip, now), now)
+					child := childOf(tip, now)
+					mu.Lock()
+					written[child.ID] = child
+					mu.Unlock()
+					ok, err := tx.RotateRefreshToken(ctx, tip.ID, child, now)
 					if err == nil && !ok {
 						err = errors.New("the tip read under the session lock was no longer live")
 					}
@@ -64,10 +72,14 @@ var concurrencyTests = []test{
 			}
 			cur, length := tip, 1
 			for cur.ParentID != "" {
-				parent, err := tx.RefreshTokenByID(ctx, cur.ParentID)
-				must(t, "RefreshTokenByID", err)
-				if parent.SessionID != root.SessionID || !parent.Spent() {
-					t.Fatalf("link %d: session %s, spent %v", length, parent.SessionID, parent.Spent())
+				w, ok := written[cur.ParentID]
+				if !ok {
+					t.Fatalf("link %d: parent %s is no token this test wrote", length, cur.ParentID)
+				}
+				parent, err := tx.RefreshTokenByHash(ctx, w.TokenHash)
+				must(t, "RefreshTokenByHash", err)
+				if parent.ID != cur.ParentID || parent.SessionID != root.SessionID || !parent.Spent() {
+					t.Fatalf("link %d: id %s (want %s), session %s, spent %v", length, parent.ID, cur.ParentID, parent.SessionID, parent.Spent())
 				}
 				cur, length = parent, length+1
 			}

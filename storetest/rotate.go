@@ -66,8 +66,8 @@ var rotateTests = []test{
 			return nil
 		})
 		rt.SpentAt, rt.LastUsedAt = at(time.Minute), at(time.Minute)
-		equal(t, "spent", readToken(t, s, rt.ID), rt)
-		equal(t, "successor", readToken(t, s, next.ID), next)
+		equal(t, "spent", readToken(t, s, rt.TokenHash), rt)
+		equal(t, "successor", readToken(t, s, next.TokenHash), next)
 	}},
 	{"RotateRefreshToken writes nothing for a spent or revoked token", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
@@ -87,7 +87,7 @@ var rotateTests = []test{
 				}
 				return nil
 			})
-			if _, err := s.RefreshTokenByHash(ctx, next.TokenHash); !errors.Is(err, fluxauth.ErrNotFound) {
+			if _, err := tokenByHash(s, next.TokenHash); !errors.Is(err, fluxauth.ErrNotFound) {
 				t.Fatalf("successor of a dead token was written: %v", err)
 			}
 		}

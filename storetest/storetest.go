@@ -196,15 +196,22 @@ func rotate(tb testing.TB, s fluxauth.Store, parent *fluxauth.RefreshToken, when
 	return child
 }
 
-// readToken reads a token by ID in a transaction of its own.
-func readToken(tb testing.TB, s fluxauth.Store, id string) *fluxauth.RefreshToken {
-	tb.Helper()
+// tokenByHash reads a token by hash in a transaction of its own.
+func tokenByHash(s fluxauth.Store, hash string) (*fluxauth.RefreshToken, error) {
 	var got *fluxauth.RefreshToken
-	update(tb, s, func(tx fluxauth.Tx) error {
+	err := s.Update(context.Background(), func(tx fluxauth.Tx) error {
 		var err error
-		got, err = tx.RefreshTokenByID(context.Background(), id)
+		got, err = tx.RefreshTokenByHash(context.Background(), hash)
 		return err
 	})
+	return got, err
+}
+
+// readToken reads a token by hash in a transaction of its own, failing tb if it is not there.
+func readToken(tb testing.TB, s fluxauth.Store, hash string) *fluxauth.RefreshToken {
+	tb.Helper()
+	got, err := tokenByHash(s, hash)
+	must(tb, "RefreshTokenByHash", err)
 	return got
 }
 

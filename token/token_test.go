@@ -457,8 +457,9 @@ func TestVerifyErrorsAreSafeForClients(t *testing.T) {
 	if fluxauth.ErrorCode(err) != fluxauth.EInvalidToken {
 		t.Fatalf("code %q; want %q", fluxauth.ErrorCode(err), fluxauth.EInvalidToken)
 	}
-	if got := fluxauth.ErrorMessage(err); got != "The access token is invalid or expired." {
-		t.Fatalf("message %q", got)
+	var fe *fluxauth.Error
+	if !errors.As(err, &fe) || fe.Message != "The access token is invalid or expired." {
+		t.Fatalf("error %v does not carry the safe message", err)
 	}
 	if !errors.Is(err, jwt.ErrTokenMalformed) {
 		t.Fatalf("cause %v is not kept", err)

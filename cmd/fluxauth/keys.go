@@ -25,8 +25,14 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 	if cfg.SigningKeys == "" {
 		return errors.New("FLUXAUTH_SIGNING_KEYS: name the key file to rotate")
 	}
-	// Retired keys stay long enough to verify every token they signed.
-	ks, err := token.RotateKeyFile(cfg.SigningKeys, fluxauth.SystemClock{}, rand.Reader, cfg.AccessTTL+token.MaxLeeway)
+	// Retired keys stay as long as the issuer serve builds from this configuration can still accept a
+	// token they signed: building it here keeps that rule in one place (Issuer.KeyRetention).
+	clock := fluxauth.SystemClock{}
+	issuer, _, err := newIssuer(cfg, clock)
+	if err != nil {
+		return err
+	}
+	ks, err := token.RotateKeyFile(cfg.SigningKeys, clock, rand.Reader, issuer.KeyRetention())
 	if err != nil {
 		return err
 	}

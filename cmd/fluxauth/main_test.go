@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 )
 
 // binary is fluxauth built once for the tests that run it as a process.
@@ -211,7 +211,7 @@ func TestMigrateStatusListsAppliedMigrations(t *testing.T) {
 	dialects := map[string]func(t *testing.T) []string{
 		"sqlite": func(t *testing.T) []string { return nil },
 		"postgres": func(t *testing.T) []string {
-			return []string{"FLUXAUTH_DATABASE_URL=" + postgres.CreateTestDatabase(t), "FLUXAUTH_SIGNING_KEYS=" + filepath.Join(t.TempDir(), "keys.json")}
+			return []string{"FLUXAUTH_DATABASE_URL=" + postgrestest.CreateDatabase(t), "FLUXAUTH_SIGNING_KEYS=" + filepath.Join(t.TempDir(), "keys.json")}
 		},
 	}
 	for name, envOf := range dialects {
@@ -318,6 +318,42 @@ func TestKeysRotateKeepsOldTokensVerifying(t *testing.T) {
 	}
 	if me := get(t, url+"/api/auth/me", ar.AccessToken); !strings.Contains(me, "keys@example.com") {
 		t.Fatalf("token signed with the old key: %s", me)
+	}
+}
+
+func TestKeysRotateKeepsARetiredKeyForTheAccessTTLPlusLeeway(t *testing.T) {
+	keys := filepath.Join(t.TempDir(), "keys.json")
+	env := []string{"FLUXAUTH_SIGNING_KEYS=" + keys}
+	if out, err := runCLI(t, t.TempDir(), env, "keys", "rotate"); err != nil {
+		t.Fatalf("first rotate: %v %s", err, out)
+	}
+	// Backdate the retired key to 20 minutes ago: past the default 15m TTL plus 30s leeway, within 30m.
+	var kf map[string]any
+	data, err := os.ReadFile(keys)
+	if err != nil || json.Unmarshal(data, &kf) != nil {
+		t.Fatalf("read key file: %v", err)
+	}
+	var retired string
+	for _, k := range kf["keys"].([]any) {
+		if k := k.(map[string]any); k["retiredAt"] != nil {
+			retired = k["kid"].(string)
+			k["retiredAt"] = time.Now().UTC().Add(-20 * time.Minute).Format(time.RFC3339)
+		}
+	}
+	if retired == "" {
+		t.Fatalf("no retired key after a rotation: %s", data)
+	}
+	if data, err = json.Marshal(kf); err != nil || os.WriteFile(keys, data, 0o600) != nil {
+		t.Fatalf("write key file: %v", err)
+	}
+
+	out, err := runCLI(t, t.TempDir(), append(env, "FLUXAUTH_ACCESS_TTL=30m"), "keys", "rotate")
+	if err != nil || !strings.Contains(out, retired) {
+		t.Fatalf("with a 30m TTL the key retired 20 minutes ago was dropped: %v %s", err, out)
+	}
+	out, err = runCLI(t, t.TempDir(), env, "keys", "rotate")
+	if err != nil || strings.Contains(out, retired) {
+		t.Fatalf("with the default 15m TTL the key retired 20 minutes ago was kept: %v %s", err, out)
 	}
 }
 

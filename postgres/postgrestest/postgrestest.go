@@ -1,4 +1,7 @@
-package postgres
+// Package postgrestest gives each test its own database on the real PostgreSQL server named by
+// FLUXAUTH_TEST_POSTGRES_URL. It lives apart from package postgres so that the binary, which links
+// postgres, never links the testing package.
+package postgrestest
 
 import (
 	"context"
@@ -10,14 +13,15 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/postgres"
 	"github.com/jackc/pgx/v5"
 )
 
-// CreateTestDatabase creates an empty, uniquely named database on the server of testenv.PostgresURL
+// CreateDatabase creates an empty, uniquely named database on the server of testenv.PostgresURL
 // and returns its URL; the database is dropped, its connections terminated, when tb ends. For tests
 // that run migrations themselves or start the binary. It skips or fails tb as testenv decides when
 // no server is configured.
-func CreateTestDatabase(tb testing.TB) string {
+func CreateDatabase(tb testing.TB) string {
 	tb.Helper()
 	base := testenv.PostgresURL(tb)
 	u, err := url.Parse(base)
@@ -34,7 +38,7 @@ func CreateTestDatabase(tb testing.TB) string {
 		defer cancel()
 		conn, err := pgx.Connect(ctx, base)
 		if err != nil {
-			tb.Fatalf("postgres: connect to the test server: %v", mapErr(err))
+			tb.Fatalf("postgres: connect to the test server: %v", err)
 		}
 		defer conn.Close(ctx)
 		if _, err := conn.Exec(ctx, sql); err != nil {
@@ -49,16 +53,16 @@ func CreateTestDatabase(tb testing.TB) string {
 	return u.String()
 }
 
-// MustOpenTestDB opens a fresh, migrated database (see CreateTestDatabase) and closes it when tb ends.
-func MustOpenTestDB(tb testing.TB) *DB {
+// MustOpenDB opens a fresh, migrated database (see CreateDatabase) and closes it when tb ends.
+func MustOpenDB(tb testing.TB) *postgres.DB {
 	tb.Helper()
-	url := CreateTestDatabase(tb)
+	url := CreateDatabase(tb)
 	ctx := context.Background()
-	db, err := Open(ctx, url)
+	db, err := postgres.Open(ctx, url)
 	if err != nil {
 		tb.Fatalf("postgres.Open: %v", err)
 	}
-	// Registered after CreateTestDatabase's cleanup, so it runs first: the pool closes before the drop.
+	// Registered after CreateDatabase's cleanup, so it runs first: the pool closes before the drop.
 	tb.Cleanup(func() { db.Close() })
 	if _, err := db.MigrateUp(ctx); err != nil {
 		tb.Fatalf("postgres: migrate: %v", err)
