@@ -15,16 +15,16 @@ import (
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
-	"github.com/fluxstudio/fluxauth/postgres"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
 // testStores are the stores every refresh rule is tested on.
 var testStores = map[string]func(tb testing.TB) fluxauth.Store{
-	"sqlite":   func(tb testing.TB) fluxauth.Store { return sqlite.MustOpenDB(tb) },
-	"postgres": func(tb testing.TB) fluxauth.Store { return postgres.MustOpenTestDB(tb) },
+	"sqlite":   func(tb testing.TB) fluxauth.Store { return sqlitetest.MustOpenDB(tb) },
+	"postgres": func(tb testing.TB) fluxauth.Store { return postgrestest.MustOpenDB(tb) },
 }
 
 const grace = 2 * time.Second
@@ -471,7 +471,7 @@ func TestRacingRefreshesOfOneTokenConvergeOnOneSuccessor(t *testing.T) {
 }
 
 func TestRacersSpreadOverTwoInstancesConvergeOnOneSuccessor(t *testing.T) {
-	store := postgres.MustOpenTestDB(t)
+	store := postgrestest.MustOpenDB(t)
 	clock := testenv.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	keys, err := token.GenerateKeySet(clock, nil)
 	if err != nil {
@@ -502,7 +502,7 @@ func TestRateLimitedRefreshChangesNothing(t *testing.T) {
 // A refresh whose first commit fails with a serialization error is run again by Store.Update; what
 // lies outside the transaction (the limiter, the after-commit event) must happen once.
 func TestRetriedRefreshTransactionChargesTheLimiterAndRecordsEventsOnce(t *testing.T) {
-	store := postgres.MustOpenTestDB(t)
+	store := postgrestest.MustOpenDB(t)
 	r := newRigOn(t, store)
 	r.svc.Config.SuspiciousRefreshRate = ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10}
 	res := r.signup("serial@example.com")
