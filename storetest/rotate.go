@@ -16,7 +16,7 @@ var rotateTests = []test{
 		rt, marked := newToken(newID(), at(0)), newToken(newID(), at(0))
 		marked.ReissuedAt = at(time.Second)
 		insertTokens(t, s, rt, marked)
-		equal(t, "inserted with a mark", readToken(t, s, marked.ID), marked)
+		equal(t, "inserted with a mark", readToken(t, s, marked.TokenHash), marked)
 		update(t, s, func(tx fluxauth.Tx) error {
 			must(t, "MarkReissued", tx.MarkReissued(ctx, rt.ID, at(time.Minute)))
 			must(t, "MarkReissued again", tx.MarkReissued(ctx, rt.ID, at(time.Hour)))
@@ -24,7 +24,7 @@ var rotateTests = []test{
 			return nil
 		})
 		rt.ReissuedAt = at(time.Minute)
-		equal(t, "marked", readToken(t, s, rt.ID), rt)
+		equal(t, "marked", readToken(t, s, rt.TokenHash), rt)
 	}},
 	{"LockRefreshToken returns the token with its user", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
