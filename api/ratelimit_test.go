@@ -16,12 +16,13 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
 func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
 	var last *response
 	for i := 0; i < 6; i++ {
 		last = e.do(t, "POST", "/api/auth/login", map[string]string{"email": "h@example.com", "password": "wrong password"})
@@ -51,7 +52,7 @@ func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
 }
 
 func TestSignupIsLimitedPerIP(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
 	for i := 0; i < 5; i++ {
 		e.signup(t, uuid.NewString()+"@example.com")
 	}

@@ -152,7 +152,7 @@ func TestFallbackBypassesAFrozenRedisWithinTheTimeout(t *testing.T) {
 func TestFallbackResetClearsTheLocalCountsFromAnOutage(t *testing.T) {
 	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	f := newInstance(t, "redis://127.0.0.1:"+strconv.Itoa(freePort(t))+"/0", "fluxauth:rl:", clock)
-	lo := ratelimit.Lockout{Limiter: f, Limit: ratelimit.DefaultRules().Lockout}
+	lo := ratelimit.Lockout{Limiter: f, Limit: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
 	key := ratelimit.LockoutKey("user-7")
 	for range 10 {
 		lo.Attempt(context.Background(), key)
