@@ -167,7 +167,8 @@ type Rules struct {
 	RefreshIP Limit
 	// IDTokenIP limits Google and Apple sign-ins from one client IP.
 	IDTokenIP Limit
-	// Lockout limits failed logins on one account, whatever the IP: see Lockout.
+	// Lockout is the failed-login lockout's budget of attempts per key: see Lockout, and account's
+	// lockoutKey for what the key is.
 	Lockout Limit
 }
 

@@ -209,7 +209,7 @@ var settings = []Setting{
 	{Env: "FLUXAUTH_RATE_IDTOKEN_IP", Default: "20/1m", Help: "Google/Apple sign-ins per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.IDTokenIP })},
 	// NIST SP 800-63B allows up to 100 consecutive failed logins; the lockout is stricter because the
 	// per-IP limits already throttle the slow path.
-	{Env: "FLUXAUTH_LOCKOUT", Default: "1/15m:10", Help: "failed logins per account: 10 in a row lock it for 15 minutes; a success clears it", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
+	{Env: "FLUXAUTH_LOCKOUT", Default: "1/15m:10", Help: "password-login attempts per email address, whatever the client IP; a correct password clears the count. The default: 10 failures in quick succession lock the address for 15 minutes, then one try every 15 minutes", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
 	{Env: "FLUXAUTH_SUSPICIOUS_REFRESH_RATE", Default: "10/1m", Help: "a refresh sooner after the session's previous one than this rate allows records suspicious_token_usage", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Account.SuspiciousRefreshRate })},
 	{Env: "FLUXAUTH_FINGERPRINT_MISMATCH", Default: "revoke", Help: "revoke (end the session) or record, when a refresh presents another device fingerprint", parse: func(c *Config, v string) error {
 		var p string
