@@ -221,9 +221,13 @@ func newIssuer(cfg *config.Config, clock fluxauth.Clock) (*token.Issuer, *token.
 	return issuer, keys, err
 }
 
+// keyReloadEvery is how often serve re-reads the key file: often enough that every instance signs
+// with a rotated-in key within seconds, and a reload is only a small file read.
+const keyReloadEvery = 10 * time.Second
+
 // reloadKeys picks up keys rotated into the shared file while serving.
 func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
-	t := time.NewTicker(10 * time.Second)
+	t := time.NewTicker(keyReloadEvery)
 	defer t.Stop()
 	for {
 		select {
