@@ -23,7 +23,7 @@ import (
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-// Config holds the rules' tunables, read and validated by cmd/fluxauth.
+// Config holds the rules' tunables. Their defaults and validation live in internal/config.
 type Config struct {
 	RefreshTTL      time.Duration // lifetime of one refresh token, extended on each use
 	SessionMaxAge   time.Duration // absolute limit of a session, counted from its start
@@ -35,18 +35,6 @@ type Config struct {
 	// SuspiciousRefreshRate: a refresh that comes sooner after the session's previous refresh than
 	// one interval of this rate is recorded as suspicious_token_usage (not refused); zero disables it.
 	SuspiciousRefreshRate ratelimit.Limit
-}
-
-// DefaultConfig returns the defaults documented in the README.
-func DefaultConfig() Config {
-	return Config{
-		RefreshTTL:            168 * time.Hour,
-		SessionMaxAge:         720 * time.Hour,
-		RefreshGrace:          10 * time.Second,
-		SignupUserTypes:       []string{"client", "designer"},
-		FingerprintRevoke:     true,
-		SuspiciousRefreshRate: ratelimit.Limit{Rate: 10, Period: time.Minute, Burst: 10},
-	}
 }
 
 // Revocations tells every instance which sessions have ended, so their access tokens stop working

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
@@ -105,7 +106,7 @@ func BenchmarkRefresh(b *testing.B) {
 // concurrent callers than cores: throughput should approach cores ÷ hash time while the bounded
 // pool keeps memory flat.
 func BenchmarkLoginParallel(b *testing.B) {
-	svc := newService(b, sqlitetest.MustOpenDB(b), password.DefaultParams())
+	svc := newService(b, sqlitetest.MustOpenDB(b), config.Default().Password)
 	if _, err := svc.Signup(context.Background(), account.SignupInput{Email: "login@example.com", Password: "correct horse battery", Name: "L"}); err != nil {
 		b.Fatal(err)
 	}

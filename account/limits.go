@@ -109,13 +109,18 @@ func (s *Service) firstIn(ctx context.Context, key string, period time.Duration)
 	return res.Allowed, err
 }
 
-// lockoutKey is per email, not per account, so an unknown email is throttled exactly like a known
-// one and the answers reveal nothing.
+// lockoutKey is the failed-login lockout's key, and this is its rule. Every password login takes one
+// attempt from the budget of its email address, lower-cased, whatever the client IP, before the
+// password is checked (attemptLogin); a correct password clears the count (loginSucceeded). The key
+// is the address, not the account, so an unknown email is throttled exactly like a known one and the
+// answers reveal nothing. Rules.Lockout, RATE/PERIOD:BURST, sets the budget: BURST failures in quick
+// succession lock the address, which then gets one attempt every PERIOD/RATE and its whole budget
+// back after BURST×PERIOD/RATE without attempts.
 func lockoutKey(email string) string { return ratelimit.Key("lockout:email", strings.ToLower(email)) }
 
-// attemptLogin takes one try from the account's failed-login budget before the password is checked:
+// attemptLogin takes one try from the email's failed-login budget before the password is checked:
 // consuming first is what keeps parallel guesses from all passing a check made before any failure
-// was counted.
+// was counted. userID, empty for an unknown email, only labels the rate_limit_exceeded event.
 func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev Device) error {
 	if s.Limiter == nil || s.Rules.Lockout.IsZero() {
 		return nil

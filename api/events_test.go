@@ -8,6 +8,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
@@ -165,7 +166,7 @@ func TestSuspiciousTokenUsage(t *testing.T) {
 }
 
 func TestRateLimitExceededIsRecordedOncePerKeyPerWindow(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
 	for i := 0; i < 8; i++ {
 		e.do(t, "POST", "/api/auth/login", map[string]string{"email": "rl@example.com", "password": "wrong password"})
 	}

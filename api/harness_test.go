@@ -17,6 +17,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -97,7 +98,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	// Generous limits so tests that sign many users up from one address are not refused; the rate
 	// limit tests install the defaults explicitly.
-	rules := ratelimit.DefaultRules()
+	rules := config.Default().Rules
 	rules.Signup = ratelimit.Limit{Rate: 1000, Period: time.Minute}
 	rules.LoginIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
 	rules.LoginIPEmail = ratelimit.Limit{Rate: 1000, Period: time.Minute}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,12 +17,13 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
 func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
 	var last *response
 	for i := 0; i < 6; i++ {
 		last = e.do(t, "POST", "/api/auth/login", map[string]string{"email": "h@example.com", "password": "wrong password"})
@@ -51,7 +53,7 @@ func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
 }
 
 func TestSignupIsLimitedPerIP(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.DefaultRules() }))
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
 	for i := 0; i < 5; i++ {
 		e.signup(t, uuid.NewString()+"@example.com")
 	}
@@ -102,6 +104,33 @@ func TestParallelWrongPasswordsGetNoMoreTriesThanTheLockout(t *testing.T) {
 	e.Clock.Advance(15 * time.Minute)
 	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "target3@example.com", "password": "correct horse battery"}); res.Status != 200 {
 		t.Fatalf("after the lockout: %d", res.Status)
+	}
+}
+
+// The lockout's key is the email address, lower-cased, whatever the client IP and whether or not an
+// account has it: an unknown address is refused exactly like a known one, and one address's failures
+// never lock another.
+func TestLockoutCountsPerEmailWhateverTheCaseTheIPOrWhetherTheAccountExists(t *testing.T) {
+	lockout := config.Default().Rules.Lockout
+	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.Rules{Lockout: lockout} }))
+	e.signup(t, "known@example.com")
+	for _, email := range []string{"known@example.com", "nobody@example.com"} {
+		variants := []string{email, strings.ToUpper(email), strings.ToUpper(email[:1]) + email[1:]}
+		for i := range lockout.Burst {
+			res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": variants[i%len(variants)], "password": "wrong password"},
+				"X-Forwarded-For", "198.51.100."+strconv.Itoa(i+1))
+			if res.Status != 401 {
+				t.Fatalf("%s: failure %d answered %d %s, want 401 before the lock", email, i+1, res.Status, res.Body)
+			}
+		}
+		res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": strings.ToUpper(email), "password": "wrong password"},
+			"X-Forwarded-For", "203.0.113.9")
+		if res.Status != 429 || res.errorCode(t) != "rate_limited" {
+			t.Fatalf("%s: attempt after %d failures from other IPs and spellings: %d %s, want 429", email, lockout.Burst, res.Status, res.Body)
+		}
+	}
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "other@example.com", "password": "wrong password"}); res.Status != 401 {
+		t.Fatalf("another address was locked too: %d %s", res.Status, res.Body)
 	}
 }
 

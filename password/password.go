@@ -53,9 +53,6 @@ type Params struct {
 	Threads uint8  // lanes
 }
 
-// DefaultParams returns OWASP's recommended argon2id configuration: 19 MiB, 2 passes, 1 lane.
-func DefaultParams() Params { return Params{Memory: 19456, Time: 2, Threads: 1} }
-
 // Validate reports whether p can be used to hash, so cmd/ can reject a bad configuration at start-up
 // rather than at the first login.
 func (p Params) Validate() error {
@@ -106,14 +103,10 @@ const (
 	eventFinished                  // it is done computing and about to give the slot back
 )
 
-// New returns a Hasher that hashes with params (DefaultParams when params is the zero value), runs at
-// most workers computations at once (runtime.GOMAXPROCS(0) when workers <= 0: more would only queue
+// New returns a Hasher that hashes with params, runs at most workers computations at once (runtime.GOMAXPROCS(0) when workers <= 0: more would only queue
 // for the CPU while holding their memory), and draws salts from rand (crypto/rand when nil).
 // New panics if params are invalid: configuration is validated in cmd/ with Params.Validate first.
 func New(params Params, workers int, rand io.Reader) *Hasher {
-	if params == (Params{}) {
-		params = DefaultParams()
-	}
 	if err := params.Validate(); err != nil {
 		panic(err)
 	}

@@ -16,7 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// fastParams keep the suite quick under -race; DefaultParams get their own tests.
+// fastParams keep the suite quick under -race. The production defaults are internal/config's, which
+// checks that they validate.
 var fastParams = Params{Memory: 64, Time: 1, Threads: 1}
 
 // newHasher returns a Hasher at params with crypto/rand salts.
@@ -99,24 +100,18 @@ func TestHashWritesAPHCStringWithTheInjectedSaltAndTheArgon2idKey(t *testing.T) 
 	}
 }
 
-func TestDefaultParamsAreOWASPsAndAppearInTheHash(t *testing.T) {
-	if got, want := DefaultParams(), (Params{Memory: 19456, Time: 2, Threads: 1}); got != want {
-		t.Fatalf("DefaultParams() = %+v, want %+v", got, want)
-	}
-	h := New(Params{}, 1, nil) // the zero Params mean the defaults
-	if h.Params() != DefaultParams() {
-		t.Fatalf("New(Params{}) uses %+v, want the defaults", h.Params())
-	}
+func TestParamsAppearInTheHash(t *testing.T) {
+	h := New(Params{Memory: 256, Time: 2, Threads: 2}, 1, nil)
 	encoded := mustHash(t, h, "correct horse battery staple")
-	if !strings.HasPrefix(encoded, "$argon2id$v=19$m=19456,t=2,p=1$") {
-		t.Fatalf("Hash at default params = %q", encoded)
+	if !strings.HasPrefix(encoded, "$argon2id$v=19$m=256,t=2,p=2$") {
+		t.Fatalf("Hash at m=256,t=2,p=2 = %q", encoded)
 	}
 	fields := strings.Split(encoded, "$")
 	if len(fields[4]) != 22 || len(fields[5]) != 43 { // 16 and 32 bytes, unpadded
 		t.Errorf("salt %q and key %q are not 16 and 32 bytes of raw base64", fields[4], fields[5])
 	}
 	if ok, needsRehash := mustVerify(t, h, encoded, "correct horse battery staple"); !ok || needsRehash {
-		t.Errorf("Verify at default params = %v, %v; want true, false", ok, needsRehash)
+		t.Errorf("Verify at the hasher's own params = %v, %v; want true, false", ok, needsRehash)
 	}
 }
 
@@ -392,7 +387,6 @@ func TestParamsValidate(t *testing.T) {
 		p     Params
 		valid bool
 	}{
-		{DefaultParams(), true},
 		{fastParams, true},
 		{Params{Memory: 8, Time: 1, Threads: 1}, true},
 		{Params{Memory: maxMemory, Time: maxTime, Threads: 255}, true},

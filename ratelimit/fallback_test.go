@@ -152,19 +152,19 @@ func TestFallbackBypassesAFrozenRedisWithinTheTimeout(t *testing.T) {
 func TestFallbackResetClearsTheLocalCountsFromAnOutage(t *testing.T) {
 	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	f := newInstance(t, "redis://127.0.0.1:"+strconv.Itoa(freePort(t))+"/0", "fluxauth:rl:", clock)
-	lo := ratelimit.Lockout{Limiter: f, Limit: ratelimit.DefaultRules().Lockout}
-	key := ratelimit.LockoutKey("user-7")
+	lo := ratelimit.Lockout{Limiter: f, Limit: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
+	key := ratelimit.Key("lockout:email", "jane@example.com")
 	for range 10 {
 		lo.Attempt(context.Background(), key)
 	}
-	if r, _ := lo.Check(context.Background(), key); r.Allowed {
+	if r, _ := lo.Attempt(context.Background(), key); r.Allowed {
 		t.Fatal("not locked after 10 failures during the outage")
 	}
 	if err := lo.Reset(context.Background(), key); err != nil {
 		t.Fatalf("reset during the outage: %v", err)
 	}
-	if r, _ := lo.Check(context.Background(), key); !r.Allowed || r.Remaining != 10 {
-		t.Fatalf("after reset: %+v, want 10 attempts", r)
+	if r, _ := lo.Attempt(context.Background(), key); !r.Allowed || r.Remaining != 9 {
+		t.Fatalf("after reset: %+v, want the first of 10 attempts allowed", r)
 	}
 }
 

@@ -1,5 +1,5 @@
 // Package ratelimit owns fluxauth's rate limiting: the Limit and Result types, the GCRA decision they
-// share, the default rules, the in-process limiter (Memory), the Redis limiter shared by every
+// share, the rules fluxauth applies, the in-process limiter (Memory), the Redis limiter shared by every
 // instance (Redis), the fallback between them when Redis is down or slow (Fallback), and the
 // failed-login lockout built on them (Lockout).
 //
@@ -152,8 +152,8 @@ func Key(scope string, parts ...string) string {
 	return b.String()
 }
 
-// Rules are the limits fluxauth applies. cmd/fluxauth starts from DefaultRules and overrides each from
-// configuration with ParseLimit.
+// Rules are the limits fluxauth applies; the zero Limit switches a rule off. Their defaults and
+// configuration live in internal/config.
 type Rules struct {
 	// LoginIPEmail limits login attempts for one email from one client IP.
 	LoginIPEmail Limit
@@ -167,26 +167,9 @@ type Rules struct {
 	RefreshIP Limit
 	// IDTokenIP limits Google and Apple sign-ins from one client IP.
 	IDTokenIP Limit
-	// Lockout limits failed logins on one account, whatever the IP: see Lockout.
+	// Lockout is the failed-login lockout's budget of attempts per key: see Lockout, and account's
+	// lockoutKey for what the key is.
 	Lockout Limit
-}
-
-// DefaultRules returns fluxauth's default limits.
-//
-// The lockout is 1/15m with a burst of 10: ten failures in a row lock the account for 15 minutes,
-// after which one more attempt is allowed every 15 minutes until the account has been left alone for
-// 150 minutes, and a successful login clears it. NIST SP 800-63B allows up to 100 consecutive
-// failures; we are stricter because the per-IP limits already throttle the slow path.
-func DefaultRules() Rules {
-	return Rules{
-		LoginIPEmail:   Limit{Rate: 5, Period: time.Minute, Burst: 5},
-		LoginIP:        Limit{Rate: 20, Period: time.Minute, Burst: 20},
-		Signup:         Limit{Rate: 5, Period: time.Hour, Burst: 5},
-		RefreshSession: Limit{Rate: 60, Period: time.Minute, Burst: 60},
-		RefreshIP:      Limit{Rate: 300, Period: time.Minute, Burst: 300},
-		IDTokenIP:      Limit{Rate: 20, Period: time.Minute, Burst: 20},
-		Lockout:        Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10},
-	}
 }
 
 // unlimited is the Result for the zero Limit.

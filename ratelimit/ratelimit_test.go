@@ -162,8 +162,11 @@ func TestParseLimitReadsConfigurationStrings(t *testing.T) {
 }
 
 func TestLimitStringRoundTripsThroughParseLimit(t *testing.T) {
-	rules := ratelimit.DefaultRules()
-	for _, l := range []ratelimit.Limit{rules.LoginIPEmail, rules.LoginIP, rules.Signup, rules.RefreshSession, rules.RefreshIP, rules.IDTokenIP, rules.Lockout, {}, {Rate: 2, Period: 1500 * time.Millisecond}} {
+	for _, l := range []ratelimit.Limit{
+		{Rate: 5, Period: time.Minute}, {Rate: 20, Period: time.Minute, Burst: 20}, {Rate: 5, Period: time.Hour, Burst: 5},
+		{Rate: 1, Period: 15 * time.Minute, Burst: 10}, {Rate: 300, Period: time.Second, Burst: 1}, {},
+		{Rate: 2, Period: 1500 * time.Millisecond}, {Rate: 1, Period: 36 * time.Hour},
+	} {
 		got, err := ratelimit.ParseLimit(l.String())
 		if err != nil {
 			t.Fatalf("ParseLimit(%q): %v", l.String(), err)
@@ -178,8 +181,14 @@ func TestLimitStringRoundTripsThroughParseLimit(t *testing.T) {
 			t.Errorf("%+v → %q → %+v", l, l.String(), got)
 		}
 	}
-	if s := rules.Lockout.String(); s != "1/15m:10" {
-		t.Errorf("lockout formats as %q, want 1/15m:10", s)
+	for l, want := range map[ratelimit.Limit]string{
+		{Rate: 1, Period: 15 * time.Minute, Burst: 10}: "1/15m:10",
+		{Rate: 5, Period: time.Hour, Burst: 5}:         "5/1h",
+		{}:                                             "off",
+	} {
+		if s := l.String(); s != want {
+			t.Errorf("%+v formats as %q, want %q", l, s, want)
+		}
 	}
 }
 

@@ -8,9 +8,10 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/cleanup"
+	"github.com/fluxstudio/fluxauth/internal/config"
 )
 
-func newCleanupJob(cfg *Config, db database, stderr io.Writer) *cleanup.Job {
+func newCleanupJob(cfg *config.Config, db database, stderr io.Writer) *cleanup.Job {
 	return &cleanup.Job{
 		Store: db, TokenRetention: cfg.TokenRetention, EventRetention: cfg.EventRetention,
 		Batch: cfg.CleanupBatch, Clock: fluxauth.SystemClock{}, Logger: newLogger(cfg, stderr),

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/migrate"
 	"github.com/fluxstudio/fluxauth/postgres"
 	"github.com/fluxstudio/fluxauth/sqlite"
@@ -19,9 +20,9 @@ type database interface {
 	MigrationStatus(ctx context.Context) ([]migrate.Status, error)
 }
 
-func openDatabase(ctx context.Context, cfg *Config) (database, error) {
-	if cfg.sqlite() {
-		return sqlite.Open(ctx, cfg.sqlitePath())
+func openDatabase(ctx context.Context, cfg *config.Config) (database, error) {
+	if path, ok := cfg.SQLitePath(); ok {
+		return sqlite.Open(ctx, path)
 	}
 	return postgres.Open(ctx, cfg.DatabaseURL)
 }

@@ -15,6 +15,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -79,19 +80,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-// parseConfig parses a subcommand's flags and the environment into a validated Config. extra may
-// register subcommand-only flags.
-func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
+// parseConfig parses a subcommand's flags and the environment into a validated Config: a flag wins
+// over its variable, and an empty variable counts as not set. extra may register subcommand-only
+// flags.
+func parseConfig(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (*config.Config, []string, error) {
 	fs := flag.NewFlagSet("fluxauth "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	given := registerFlags(fs)
+	given := map[string]string{}
+	for _, s := range config.Settings() {
+		fs.Func(s.Flag(), s.Usage(), func(v string) error {
+			given[s.Env] = v
+			return nil
+		})
+	}
 	if extra != nil {
 		extra(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
-	cfg, err := loadConfig(given, getenv)
+	cfg, err := config.Load(func(env string) (string, bool) {
+		if v, ok := given[env]; ok {
+			return v, true
+		}
+		v := getenv(env)
+		return v, v != ""
+	})
 	if err != nil {
 		return nil, nil, err
 	}

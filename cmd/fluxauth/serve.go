@@ -21,6 +21,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -28,7 +29,7 @@ import (
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
@@ -71,7 +72,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	hasher := password.New(password.Params{Memory: cfg.Argon2Memory, Time: cfg.Argon2Time, Threads: cfg.Argon2Threads}, cfg.HashWorkers, rand.Reader)
+	hasher := password.New(cfg.Password, cfg.HashWorkers, rand.Reader)
 
 	dbRevocations := revocation.NewDB(db, cfg.RevocationCacheTTL, clock)
 	var revocations account.Revocations = dbRevocations
@@ -104,12 +105,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	accounts := &account.Service{
 		Store: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Revocations: revocations,
 		Events: recorder, Clock: clock, Rand: rand.Reader, Logger: logger,
-		Config: account.Config{
-			RefreshTTL: cfg.RefreshTTL, SessionMaxAge: cfg.SessionMaxAge, RefreshGrace: cfg.RefreshGrace,
-			SignupUserTypes: cfg.SignupUserTypes, FingerprintRevoke: cfg.FingerprintRevoke,
-			SuspiciousRefreshRate: cfg.SuspiciousRefreshRate,
-		},
-		Limiter: limiter, Rules: cfg.Rules,
+		Config: cfg.Account, Limiter: limiter, Rules: cfg.Rules,
 		Providers: map[string]*oidc.Verifier{
 			oidc.Google: oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: cfg.GoogleIssuer, ClientIDs: cfg.GoogleClientIDs, Clock: clock}),
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
@@ -199,8 +195,8 @@ func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
 	return nil
 }
 
-func databaseKind(cfg *Config) string {
-	if cfg.sqlite() {
+func databaseKind(cfg *config.Config) string {
+	if _, ok := cfg.SQLitePath(); ok {
 		return "sqlite"
 	}
 	return "postgres"
@@ -210,7 +206,7 @@ func databaseKind(cfg *Config) string {
 // secret. The key file is loaded in both modes, since it also holds the refresh-token secret (never
 // derived from the HS256 secret, which legacy verifiers hold). The key set is returned so serve can
 // pick up rotations made by "fluxauth keys rotate".
-func newIssuer(cfg *Config, clock fluxauth.Clock) (*token.Issuer, *token.KeySet, error) {
+func newIssuer(cfg *config.Config, clock fluxauth.Clock) (*token.Issuer, *token.KeySet, error) {
 	tc := token.Config{Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.AccessTTL, Clock: clock, Rand: rand.Reader}
 	keys, err := token.LoadOrCreateKeyFile(cfg.SigningKeys, clock, rand.Reader)
 	if err != nil {
@@ -225,9 +221,13 @@ func newIssuer(cfg *Config, clock fluxauth.Clock) (*token.Issuer, *token.KeySet,
 	return issuer, keys, err
 }
 
+// keyReloadEvery is how often serve re-reads the key file: often enough that every instance signs
+// with a rotated-in key within seconds, and a reload is only a small file read.
+const keyReloadEvery = 10 * time.Second
+
 // reloadKeys picks up keys rotated into the shared file while serving.
 func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
-	t := time.NewTicker(10 * time.Second)
+	t := time.NewTicker(keyReloadEvery)
 	defer t.Stop()
 	for {
 		select {

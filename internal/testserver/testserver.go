@@ -13,13 +13,14 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-// CheapHashing are argon2id parameters that make tests fast; production uses password.DefaultParams.
+// CheapHashing are argon2id parameters that make tests fast; production uses config.Default().Password.
 var CheapHashing = password.Params{Memory: 1024, Time: 1, Threads: 1}
 
 // Options configure NewAccounts; zero fields take the defaults named.
@@ -71,6 +72,6 @@ func NewAccounts(tb testing.TB, store fluxauth.Store, o Options) (*account.Servi
 	return &account.Service{
 		Store: store, Passwords: password.New(o.Hashing, 0, rand.Reader), Tokens: issuer, Refreshes: o.Keys.RefreshMinter(),
 		Revocations: o.Revoke, Events: recorder, Clock: o.Clock, Rand: rand.Reader, Logger: o.Logger,
-		Config: account.DefaultConfig(), Limiter: ratelimit.NewMemory(o.Clock), Rules: *o.Rules,
+		Config: config.Default().Account, Limiter: ratelimit.NewMemory(o.Clock), Rules: *o.Rules,
 	}, recorder
 }

@@ -142,7 +142,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		}},
 		{"50 parallel wrong-password attempts verify no more passwords than the lockout burst", func(t *testing.T, h Harness) {
 			lo := ratelimit.Lockout{Limiter: h.Limiter, Limit: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
-			key := ratelimit.LockoutKey("user-1")
+			key := ratelimit.Key("lockout:email", "jane@example.com")
 			verified := parallel(t, 50, func() bool {
 				r, err := lo.Attempt(context.Background(), key)
 				if err != nil {
@@ -153,7 +153,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 			if verified != 10 {
 				t.Fatalf("verified %d of 50 wrong passwords, want 10", verified)
 			}
-			r, err := lo.Check(context.Background(), key)
+			// A refused attempt takes nothing, so the next one is refused for exactly one interval.
+			r, err := lo.Attempt(context.Background(), key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +163,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"a successful login clears the failed attempts", func(t *testing.T, h Harness) {
 			ctx := context.Background()
 			lo := ratelimit.Lockout{Limiter: h.Limiter, Limit: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
-			key := ratelimit.LockoutKey("user-1")
+			key := ratelimit.Key("lockout:email", "jane@example.com")
 			for range 9 {
 				if r, err := lo.Attempt(ctx, key); err != nil || !r.Allowed {
 					t.Fatalf("attempt before the lock: %+v, %v", r, err)
@@ -180,13 +181,13 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 				t.Fatal("eleventh failure in a row was allowed")
 			}
 		}},
-		{"a locked account gets one more attempt per interval", func(t *testing.T, h Harness) {
+		{"a locked key gets one more attempt per interval", func(t *testing.T, h Harness) {
 			ctx := context.Background()
 			lo := ratelimit.Lockout{Limiter: h.Limiter, Limit: ratelimit.Limit{Rate: 1, Period: h.Tick, Burst: 3}}
 			for range 3 {
 				lo.Attempt(ctx, "acct")
 			}
-			r, err := lo.Check(ctx, "acct")
+			r, err := lo.Attempt(ctx, "acct")
 			if err != nil || r.Allowed {
 				t.Fatalf("after 3 failures: %+v, %v; want locked", r, err)
 			}

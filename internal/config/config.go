@@ -1,0 +1,392 @@
+// Package config is fluxauth's configuration: the one table of every FLUXAUTH_* variable with its
+// flag, default and help text, and the validated Config built from it. It is the only place defaults
+// are written; the README's configuration table is checked against it, and tests that need the
+// production defaults take them from Default.
+//
+// It never reads the process environment: cmd/fluxauth looks values up in its flags and environment
+// and hands them to Load, then gives each component the plain fields it needs.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/password"
+	"github.com/fluxstudio/fluxauth/ratelimit"
+)
+
+// Config is everything fluxauth is configured with. Where a component takes a configuration struct of
+// its own (account.Config, password.Params, ratelimit.Rules), Config holds that struct, so the
+// service and the tests that want production defaults hand the component the same value.
+type Config struct {
+	Addr            string
+	DatabaseURL     string
+	RedisURL        string
+	Issuer          string
+	Audience        string
+	LogLevel        string
+	LogFormat       string
+	AccessTTL       time.Duration
+	JWTAlg          string
+	JWTSecret       string
+	SigningKeys     string
+	TrustedProxies  *api.ProxyList
+	Password        password.Params
+	HashWorkers     int
+	ShutdownTimeout time.Duration
+	DebugAddr       string
+
+	GoogleClientIDs []string
+	AppleClientIDs  []string
+	GoogleIssuer    string
+	AppleIssuer     string
+
+	Account            account.Config
+	Rules              ratelimit.Rules
+	RedisTimeout       time.Duration
+	RevocationCacheTTL time.Duration
+
+	TokenRetention time.Duration
+	EventRetention time.Duration
+	CleanupAt      string // "HH:MM" UTC, or "off"
+	CleanupBatch   int
+}
+
+// Setting is one configuration variable.
+type Setting struct {
+	// Env is the environment variable; the flag of the same meaning is Flag().
+	Env string
+	// Default is the value used when the variable is not given.
+	Default string
+	// DerivedDefault describes, for a setting whose empty Default is filled in from other settings
+	// (see deriveDefaults), the value it gets; documentation shows it instead of Default.
+	DerivedDefault string
+	// Help says what the setting does, for -h and the README.
+	Help  string
+	parse func(c *Config, v string) error
+}
+
+// Flag is the setting's command-line flag: the variable's name without FLUXAUTH_, lower-cased, with
+// dashes (FLUXAUTH_LOG_LEVEL ↔ log-level).
+func (s Setting) Flag() string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(s.Env, "FLUXAUTH_")), "_", "-")
+}
+
+// Usage is the flag's help text: Help, the variable and the default.
+func (s Setting) Usage() string {
+	def := s.DerivedDefault
+	if def == "" && s.Default != "" {
+		def = s.Default
+	}
+	if def == "" {
+		return s.Help + " (" + s.Env + ")"
+	}
+	return s.Help + " (" + s.Env + ", default " + def + ")"
+}
+
+// Settings returns every setting.
+func Settings() []Setting { return slices.Clone(settings) }
+
+// settings is the one place a default is written.
+var settings = []Setting{
+	{Env: "FLUXAUTH_ADDR", Default: "127.0.0.1:8080", Help: "address to listen on (host:port)", parse: func(c *Config, v string) error {
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("must be host:port, e.g. 127.0.0.1:8080 or :8080")
+		}
+		c.Addr = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_DATABASE_URL", Default: "sqlite:./fluxauth.db", Help: "sqlite:PATH for embedded SQLite, postgres://… for PostgreSQL", parse: func(c *Config, v string) error {
+		switch {
+		case strings.HasPrefix(v, "sqlite:"):
+			if strings.TrimPrefix(v, "sqlite:") == "" {
+				return fmt.Errorf("sqlite: needs a file path, e.g. sqlite:./fluxauth.db")
+			}
+		case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"):
+			if _, err := url.Parse(v); err != nil {
+				return fmt.Errorf("is not a valid postgres:// URL")
+			}
+		default:
+			return fmt.Errorf("must start with sqlite: or postgres://")
+		}
+		c.DatabaseURL = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_REDIS_URL", Help: "redis://… for rate limits and revocations shared by all instances; empty keeps them in process", parse: func(c *Config, v string) error {
+		if v != "" && !strings.HasPrefix(v, "redis://") && !strings.HasPrefix(v, "rediss://") {
+			return fmt.Errorf("must start with redis:// or rediss://")
+		}
+		c.RedisURL = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_ISSUER", DerivedDefault: "http:// + FLUXAUTH_ADDR", Help: "the public URL of this service, used as the JWT iss", parse: func(c *Config, v string) error {
+		if v != "" {
+			if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
+				return fmt.Errorf("must be an absolute URL such as https://auth.example.com")
+			}
+		}
+		c.Issuer = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_AUDIENCE", Default: "fluxstudio", Help: "the JWT aud of access tokens", parse: func(c *Config, v string) error {
+		if strings.TrimSpace(v) == "" {
+			return fmt.Errorf("must not be empty")
+		}
+		c.Audience = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_LOG_LEVEL", Default: "info", Help: "debug, info, warn or error", parse: func(c *Config, v string) error {
+		return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error")
+	}},
+	{Env: "FLUXAUTH_LOG_FORMAT", Default: "text", Help: "text or json", parse: func(c *Config, v string) error {
+		return oneOf(&c.LogFormat, v, "text", "json")
+	}},
+	{Env: "FLUXAUTH_ACCESS_TTL", Default: "15m", Help: "lifetime of an access token (1m to 24h)", parse: durationIn(func(c *Config) *time.Duration { return &c.AccessTTL }, time.Minute, 24*time.Hour)},
+	{Env: "FLUXAUTH_REFRESH_TTL", Default: "168h", Help: "lifetime of a refresh token, extended on each use", parse: durationIn(func(c *Config) *time.Duration { return &c.Account.RefreshTTL }, time.Minute, 8760*time.Hour)},
+	{Env: "FLUXAUTH_SESSION_MAX_AGE", Default: "720h", Help: "absolute limit of a session from sign-in", parse: durationIn(func(c *Config) *time.Duration { return &c.Account.SessionMaxAge }, time.Minute, 8760*time.Hour)},
+	{Env: "FLUXAUTH_REFRESH_GRACE", Default: "10s", Help: "how long a just-spent refresh token still works (concurrent tabs)", parse: durationIn(func(c *Config) *time.Duration { return &c.Account.RefreshGrace }, 0, 5*time.Minute)},
+	{Env: "FLUXAUTH_JWT_ALG", Default: "ES256", Help: "ES256 (keys, JWKS) or HS256 (shared secret for legacy verifiers)", parse: func(c *Config, v string) error {
+		return oneOf(&c.JWTAlg, strings.ToUpper(v), "ES256", "HS256")
+	}},
+	{Env: "FLUXAUTH_JWT_SECRET", Help: "the HS256 secret, at least 32 bytes; required when FLUXAUTH_JWT_ALG=HS256", parse: func(c *Config, v string) error {
+		c.JWTSecret = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_SIGNING_KEYS", DerivedDefault: "fluxauth-keys.json beside the SQLite file", Help: "the key file shared by every instance: ES256 signing keys and the refresh-token secret, needed in HS256 mode too; required with PostgreSQL", parse: func(c *Config, v string) error {
+		c.SigningKeys = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_SIGNUP_USER_TYPES", Default: "client,designer", Help: "the user types a client may choose at signup (never admin)", parse: func(c *Config, v string) error {
+		c.Account.SignupUserTypes = nil
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			if t == "" {
+				continue
+			}
+			if t == "admin" {
+				return fmt.Errorf("admin can never be self-assigned")
+			}
+			c.Account.SignupUserTypes = append(c.Account.SignupUserTypes, t)
+		}
+		if len(c.Account.SignupUserTypes) == 0 {
+			return fmt.Errorf("must list at least one user type")
+		}
+		return nil
+	}},
+	{Env: "FLUXAUTH_TRUSTED_PROXIES", Help: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed", parse: func(c *Config, v string) error {
+		pl, err := api.ParseProxyList(v)
+		c.TrustedProxies = pl
+		return err
+	}},
+	{Env: "FLUXAUTH_ARGON2_MEMORY", Default: "19456", Help: "argon2id memory in KiB (the defaults are OWASP's recommendation)", parse: uintIn(func(c *Config, n uint64) { c.Password.Memory = uint32(n) }, 8192, 4<<20)},
+	{Env: "FLUXAUTH_ARGON2_TIME", Default: "2", Help: "argon2id iterations", parse: uintIn(func(c *Config, n uint64) { c.Password.Time = uint32(n) }, 1, 100)},
+	{Env: "FLUXAUTH_ARGON2_THREADS", Default: "1", Help: "argon2id parallelism", parse: uintIn(func(c *Config, n uint64) { c.Password.Threads = uint8(n) }, 1, 64)},
+	{Env: "FLUXAUTH_HASH_WORKERS", Default: "0", Help: "password hashes computed at once (0 = one per CPU)", parse: uintIn(func(c *Config, n uint64) { c.HashWorkers = int(n) }, 0, 1024)},
+	{Env: "FLUXAUTH_GOOGLE_CLIENT_IDS", Help: "comma-separated Google OAuth client ids (web, iOS, Android) accepted as aud; empty disables Google sign-in", parse: func(c *Config, v string) error {
+		c.GoogleClientIDs = splitList(v)
+		return nil
+	}},
+	{Env: "FLUXAUTH_APPLE_CLIENT_IDS", Help: "comma-separated Apple service/bundle ids accepted as aud; empty disables Apple sign-in", parse: func(c *Config, v string) error {
+		c.AppleClientIDs = splitList(v)
+		return nil
+	}},
+	{Env: "FLUXAUTH_GOOGLE_ISSUER", Default: "https://accounts.google.com", Help: "Google's OIDC issuer (discovery and keys are fetched from it)", parse: absoluteURL(func(c *Config) *string { return &c.GoogleIssuer })},
+	{Env: "FLUXAUTH_APPLE_ISSUER", Default: "https://appleid.apple.com", Help: "Apple's OIDC issuer", parse: absoluteURL(func(c *Config) *string { return &c.AppleIssuer })},
+	{Env: "FLUXAUTH_RATE_LOGIN_IP_EMAIL", Default: "5/1m", Help: "login attempts per client IP and email (RATE/PERIOD[:BURST], or off)", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.LoginIPEmail })},
+	{Env: "FLUXAUTH_RATE_LOGIN_IP", Default: "20/1m", Help: "login attempts per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.LoginIP })},
+	{Env: "FLUXAUTH_RATE_SIGNUP_IP", Default: "5/1h", Help: "signups per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Signup })},
+	{Env: "FLUXAUTH_RATE_REFRESH_SESSION", Default: "60/1m", Help: "refreshes per session", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshSession })},
+	{Env: "FLUXAUTH_RATE_REFRESH_IP", Default: "300/1m", Help: "refreshes per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshIP })},
+	{Env: "FLUXAUTH_RATE_IDTOKEN_IP", Default: "20/1m", Help: "Google/Apple sign-ins per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.IDTokenIP })},
+	// NIST SP 800-63B allows up to 100 consecutive failed logins; the lockout is stricter because the
+	// per-IP limits already throttle the slow path.
+	{Env: "FLUXAUTH_LOCKOUT", Default: "1/15m:10", Help: "password-login attempts per email address, whatever the client IP; a correct password clears the count. The default: 10 failures in quick succession lock the address for 15 minutes, then one try every 15 minutes", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
+	{Env: "FLUXAUTH_SUSPICIOUS_REFRESH_RATE", Default: "10/1m", Help: "a refresh sooner after the session's previous one than this rate allows records suspicious_token_usage", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Account.SuspiciousRefreshRate })},
+	{Env: "FLUXAUTH_FINGERPRINT_MISMATCH", Default: "revoke", Help: "revoke (end the session) or record, when a refresh presents another device fingerprint", parse: func(c *Config, v string) error {
+		var p string
+		err := oneOf(&p, v, "revoke", "record")
+		c.Account.FingerprintRevoke = p == "revoke"
+		return err
+	}},
+	{Env: "FLUXAUTH_REDIS_TIMEOUT", Default: "25ms", Help: "how long a rate-limit check waits for Redis before the in-process limiter answers", parse: durationIn(func(c *Config) *time.Duration { return &c.RedisTimeout }, time.Millisecond, 10*time.Second)},
+	{Env: "FLUXAUTH_REVOCATION_CACHE_TTL", Default: "500ms", Help: "without Redis, how long an instance trusts its last look at a session's revocation", parse: durationIn(func(c *Config) *time.Duration { return &c.RevocationCacheTTL }, 0, time.Second)},
+	{Env: "FLUXAUTH_TOKEN_RETENTION", Default: "168h", Help: "how long expired or revoked refresh tokens are kept (forensics) before cleanup deletes them", parse: durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
+	{Env: "FLUXAUTH_EVENT_RETENTION", Default: "2160h", Help: "how long security events are kept", parse: durationIn(func(c *Config) *time.Duration { return &c.EventRetention }, time.Hour, 87600*time.Hour)},
+	{Env: "FLUXAUTH_CLEANUP_AT", Default: "03:00", Help: "daily cleanup time (HH:MM, UTC) inside serve; off disables it", parse: func(c *Config, v string) error {
+		if v != "off" {
+			if _, err := time.Parse("15:04", v); err != nil {
+				return fmt.Errorf("must be HH:MM (UTC) or off")
+			}
+		}
+		c.CleanupAt = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_CLEANUP_BATCH", Default: "10000", Help: "rows deleted per statement by cleanup", parse: uintIn(func(c *Config, n uint64) { c.CleanupBatch = int(n) }, 1, 1000000)},
+	{Env: "FLUXAUTH_DEBUG_ADDR", Help: "address of a separate listener for Go's pprof profiles (e.g. 127.0.0.1:6060); empty disables it. Never expose it publicly", parse: func(c *Config, v string) error {
+		if v != "" {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("must be host:port, e.g. 127.0.0.1:6060")
+			}
+		}
+		c.DebugAddr = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown waits for in-flight requests", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func absoluteURL(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("must be an absolute http(s) URL")
+		}
+		*field(c) = v
+		return nil
+	}
+}
+
+func limit(field func(*Config) *ratelimit.Limit) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		l, err := ratelimit.ParseLimit(v)
+		if err != nil {
+			return fmt.Errorf("must be RATE/PERIOD[:BURST] such as 5/1m or 10/1h:20, or off")
+		}
+		*field(c) = l
+		return nil
+	}
+}
+
+func oneOf(dst *string, v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			*dst = v
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+func durationIn(field func(*Config) *time.Duration, min, max time.Duration) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("must be a duration such as 15m or 168h")
+		}
+		if d < min || d > max {
+			return fmt.Errorf("must be between %s and %s", min, max)
+		}
+		*field(c) = d
+		return nil
+	}
+}
+
+func uintIn(set func(*Config, uint64), min, max uint64) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("must be a whole number from %d to %d", min, max)
+		}
+		set(c, n)
+		return nil
+	}
+}
+
+// Load builds the Config from lookup, which returns the value given for a variable (cmd/fluxauth
+// decides from its flags and environment) and whether one was given; a variable not given takes its
+// default. Every value is validated and every problem reported at once, each naming its variable.
+func Load(lookup func(env string) (value string, ok bool)) (*Config, error) {
+	c := &Config{}
+	var problems []string
+	for _, s := range settings {
+		v := s.Default
+		if given, ok := lookup(s.Env); ok {
+			v = given
+		}
+		if err := s.parse(c, strings.TrimSpace(v)); err != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q: %v", s.Env, redactValue(s.Env, v), err))
+		}
+	}
+	c.deriveDefaults()
+	problems = append(problems, c.crossCheck()...)
+	if len(problems) > 0 {
+		return nil, errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return c, nil
+}
+
+// Default returns the Config fluxauth runs with when nothing is configured: the production defaults.
+// It panics if the table's defaults do not load, which the package's tests would catch first.
+func Default() *Config {
+	c, err := Load(func(string) (string, bool) { return "", false })
+	if err != nil {
+		panic("config: the defaults do not load: " + err.Error())
+	}
+	return c
+}
+
+// redactValue keeps secrets out of error messages.
+func redactValue(env, v string) string {
+	if env == "FLUXAUTH_JWT_SECRET" {
+		return "[redacted]"
+	}
+	if u, err := url.Parse(v); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return v
+}
+
+// deriveDefaults fills in the settings whose default depends on others (each Setting with a
+// DerivedDefault says which): they are left empty in the table and completed here.
+func (c *Config) deriveDefaults() {
+	if c.Issuer == "" && c.Addr != "" {
+		c.Issuer = "http://" + c.Addr
+	}
+	if path, ok := c.SQLitePath(); ok && c.SigningKeys == "" {
+		c.SigningKeys = filepath.Join(filepath.Dir(path), "fluxauth-keys.json")
+	}
+}
+
+// crossCheck reports the problems that span several settings. It only reads c.
+func (c *Config) crossCheck() []string {
+	var p []string
+	if c.JWTAlg == "HS256" && len(c.JWTSecret) < 32 {
+		p = append(p, "FLUXAUTH_JWT_SECRET: must be at least 32 bytes when FLUXAUTH_JWT_ALG=HS256")
+	}
+	if _, sqlite := c.SQLitePath(); c.SigningKeys == "" && c.DatabaseURL != "" && !sqlite {
+		p = append(p, "FLUXAUTH_SIGNING_KEYS: required with PostgreSQL so every instance signs and derives refresh tokens with the same keys (create one with: fluxauth keys rotate --signing-keys PATH)")
+	}
+	if c.Account.SessionMaxAge != 0 && c.Account.RefreshTTL > c.Account.SessionMaxAge {
+		p = append(p, "FLUXAUTH_REFRESH_TTL: must not exceed FLUXAUTH_SESSION_MAX_AGE")
+	}
+	if c.Password.Memory != 0 {
+		if err := c.Password.Validate(); err != nil {
+			p = append(p, "FLUXAUTH_ARGON2_MEMORY/FLUXAUTH_ARGON2_TIME/FLUXAUTH_ARGON2_THREADS: "+err.Error())
+		}
+	}
+	return p
+}
+
+// SQLitePath returns the file of an embedded SQLite database, and false when the database is
+// PostgreSQL.
+func (c *Config) SQLitePath() (string, bool) { return strings.CutPrefix(c.DatabaseURL, "sqlite:") }

@@ -1,0 +1,148 @@
+package config
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/fluxstudio/fluxauth/password"
+)
+
+// given is a lookup over fixed values, as cmd/fluxauth's flags and environment would answer.
+func given(kv ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(env string) (string, bool) {
+		v, ok := m[env]
+		return v, ok
+	}
+}
+
+func TestDefaultIsWhatLoadGivesWithNothingConfigured(t *testing.T) {
+	c, err := Load(given())
+	if err != nil {
+		t.Fatalf("the defaults do not load: %v", err)
+	}
+	d := Default()
+	if d.Addr != c.Addr || d.Issuer != c.Issuer || d.SigningKeys != c.SigningKeys || d.Rules != c.Rules || d.Password != c.Password {
+		t.Fatalf("Default() = %+v, Load with nothing set = %+v", d, c)
+	}
+	if d.Issuer != "http://127.0.0.1:8080" || d.SigningKeys != "fluxauth-keys.json" {
+		t.Fatalf("derived defaults: issuer %q, signing keys %q", d.Issuer, d.SigningKeys)
+	}
+}
+
+func TestDefaultArgon2ParametersAreOWASPsRecommendation(t *testing.T) {
+	// OWASP's Password Storage Cheat Sheet: argon2id with 19 MiB, 2 iterations, 1 degree of parallelism.
+	if got, want := Default().Password, (password.Params{Memory: 19456, Time: 2, Threads: 1}); got != want {
+		t.Fatalf("default argon2id parameters %+v, want %+v", got, want)
+	}
+}
+
+func TestDerivedDefaultsYieldToGivenValues(t *testing.T) {
+	c, err := Load(given("FLUXAUTH_ISSUER", "https://auth.example.com", "FLUXAUTH_SIGNING_KEYS", "/etc/keys.json",
+		"FLUXAUTH_DATABASE_URL", "sqlite:/var/lib/fluxauth/db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Issuer != "https://auth.example.com" || c.SigningKeys != "/etc/keys.json" {
+		t.Fatalf("issuer %q, signing keys %q", c.Issuer, c.SigningKeys)
+	}
+	c, err = Load(given("FLUXAUTH_DATABASE_URL", "sqlite:/var/lib/fluxauth/db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SigningKeys != "/var/lib/fluxauth/fluxauth-keys.json" {
+		t.Fatalf("signing keys %q, want the file beside the database", c.SigningKeys)
+	}
+}
+
+func TestEverySettingHasItsOwnVariableAndFlag(t *testing.T) {
+	if got := (Setting{Env: "FLUXAUTH_RATE_LOGIN_IP_EMAIL"}).Flag(); got != "rate-login-ip-email" {
+		t.Fatalf("flag of FLUXAUTH_RATE_LOGIN_IP_EMAIL = %q", got)
+	}
+	seen := map[string]bool{}
+	for _, s := range Settings() {
+		if !strings.HasPrefix(s.Env, "FLUXAUTH_") || s.Help == "" || s.parse == nil {
+			t.Errorf("setting %+v: want a FLUXAUTH_ name, help text and a parser", s)
+		}
+		if s.Default != "" && s.DerivedDefault != "" {
+			t.Errorf("%s has both a default and a derived default", s.Env)
+		}
+		if seen[s.Env] || seen[s.Flag()] {
+			t.Errorf("%s appears twice", s.Env)
+		}
+		seen[s.Env], seen[s.Flag()] = true, true
+	}
+}
+
+// The README's configuration table is what operators read: it must list every setting, and nothing
+// else, with the default the code uses. Its "meaning" column is free prose.
+func TestREADMEConfigurationTableMatchesTheSettings(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := readmeConfigRows(t, string(readme))
+	for _, s := range Settings() {
+		cell, ok := rows[s.Env]
+		if !ok {
+			t.Errorf("README's configuration table has no row for %s", s.Env)
+			continue
+		}
+		delete(rows, s.Env)
+		if want, ok := readmeDefaultMatches(s, cell); !ok {
+			t.Errorf("README: %s default is %q, want %s", s.Env, cell, want)
+		}
+	}
+	for env := range rows {
+		t.Errorf("README's configuration table lists %s, which is not a setting", env)
+	}
+}
+
+// readmeConfigRows returns the default cell of each row of the table under "## Configuration".
+func readmeConfigRows(tb testing.TB, readme string) map[string]string {
+	tb.Helper()
+	_, section, ok := strings.Cut(readme, "\n## Configuration\n")
+	if !ok {
+		tb.Fatal(`README has no "## Configuration" section`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	rows := map[string]string{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `FLUXAUTH_") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "| "), " | ")
+		if len(cells) != 3 {
+			tb.Fatalf("README row with %d cells, want variable | default | meaning: %s", len(cells), line)
+		}
+		env := strings.Trim(cells[0], "`")
+		if _, dup := rows[env]; dup {
+			tb.Errorf("README lists %s twice", env)
+		}
+		rows[env] = cells[1]
+	}
+	if len(rows) == 0 {
+		tb.Fatal("README's configuration table has no FLUXAUTH_ rows")
+	}
+	return rows
+}
+
+// readmeDefaultMatches reports whether a README default cell says s's default: the value in code
+// font (optionally followed by a remark, as in "`0` (one per CPU)"), "*(empty…)*" for an empty
+// default, or the derived default's description.
+func readmeDefaultMatches(s Setting, cell string) (want string, ok bool) {
+	switch {
+	case s.DerivedDefault != "":
+		plain := strings.NewReplacer("`", "", "*", "").Replace(cell)
+		return "“" + s.DerivedDefault + "”", plain == s.DerivedDefault
+	case s.Default == "":
+		return "*(empty…)*", strings.HasPrefix(cell, "*(empty")
+	default:
+		code := "`" + s.Default + "`"
+		return code, cell == code || strings.HasPrefix(cell, code+" ")
+	}
+}
