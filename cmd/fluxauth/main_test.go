@@ -84,7 +84,7 @@ func TestDefaultsNeedNoConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:8080" || cfg.DatabaseURL != "sqlite:./fluxauth.db" || cfg.SigningKeys != "fluxauth-keys.json" || cfg.Issuer != "http://127.0.0.1:8080" {
+	if cfg.Addr != "127.0.0.1:8080" || cfg.DatabaseURL != "sqlite:./fluxauth.db" || cfg.SigningKeys != "fluxauth-keys.json" || cfg.Issuer != "fluxauth" {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }
@@ -128,9 +128,15 @@ func freeAddr(tb testing.TB) string {
 func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
 	tb.Helper()
 	addr := freeAddr(tb)
+	listen := addr
+	for _, kv := range env { // a test's own FLUXAUTH_ADDR wins; it is reached through loopback
+		if v, ok := strings.CutPrefix(kv, "FLUXAUTH_ADDR="); ok {
+			listen, addr = v, "127.0.0.1:"+v[strings.LastIndexByte(v, ':')+1:]
+		}
+	}
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append([]string{"FLUXAUTH_ADDR=" + addr}, env...)...)
+	cmd.Env = append(os.Environ(), append([]string{"FLUXAUTH_ADDR=" + listen}, env...)...)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	start := time.Now()
@@ -289,9 +295,45 @@ func TestCleanupCommand(t *testing.T) {
 	}
 }
 
+// signupOver signs a user up against a running server and returns the access token.
+func signupOver(tb testing.TB, url, email string) string {
+	tb.Helper()
+	res, err := http.Post(url+"/api/auth/signup", "application/json",
+		strings.NewReader(`{"email":"`+email+`","password":"correct horse battery","name":"K"}`))
+	if err != nil {
+		tb.Fatalf("signup: %v", err)
+	}
+	defer res.Body.Close()
+	var ar struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&ar); err != nil || res.StatusCode != 201 {
+		tb.Fatalf("signup: %d %v", res.StatusCode, err)
+	}
+	return ar.AccessToken
+}
+
+func TestAccessTokensSurviveARestartOnAnotherAddressWithTheDefaultIssuer(t *testing.T) {
+	dir := t.TempDir()
+	cmd, url, logs := startServe(t, dir)
+	access := signupOver(t, url, "restart@example.com")
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if strings.Contains(logs.String(), "FLUXAUTH_ISSUER is unset") {
+		t.Fatalf("a loopback listener was warned about its issuer:\n%s", logs)
+	}
+	// Listening on every interface now, on another port.
+	_, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(freeAddr(t), ":")[1])
+	if me := get(t, url+"/api/auth/me", access); !strings.Contains(me, "restart@example.com") {
+		t.Fatalf("the token died with the restart: %s", me)
+	}
+	if !strings.Contains(logs.String(), "FLUXAUTH_ISSUER is unset") {
+		t.Fatalf("no warning about the default issuer on a public listener:\n%s", logs)
+	}
+}
+
 func TestKeysRotateKeepsOldTokensVerifying(t *testing.T) {
 	dir := t.TempDir()
-	// A fixed issuer: the default derives from the address, which changes between the two runs.
 	issuer := "FLUXAUTH_ISSUER=http://fluxauth.test"
 	cmd, url, _ := startServe(t, dir, issuer)
 	res, err := http.Post(url+"/api/auth/signup", "application/json",

@@ -126,6 +126,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("FLUXAUTH_ADDR: %v", err)
 	}
+	if cfg.Issuer == config.DefaultIssuer && !loopback(ln.Addr()) {
+		logger.Warn("FLUXAUTH_ISSUER is unset: access tokens carry iss \""+config.DefaultIssuer+"\"; set it to this service's public URL",
+			"addr", ln.Addr().String())
+	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -258,4 +262,10 @@ type slogWriter struct{ logger *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.logger.Warn("http server", "msg", strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// loopback reports whether addr is reachable from this machine only.
+func loopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

@@ -24,6 +24,9 @@ import (
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
+// DefaultIssuer is the JWT iss when FLUXAUTH_ISSUER is unset.
+const DefaultIssuer = "fluxauth"
+
 // Config is everything fluxauth is configured with. Where a component takes a configuration struct of
 // its own (account.Config, password.Params, ratelimit.Rules), Config holds that struct, so the
 // service and the tests that want production defaults hand the component the same value.
@@ -128,10 +131,15 @@ var settings = []Setting{
 		c.RedisURL = v
 		return nil
 	}},
-	{Env: "FLUXAUTH_ISSUER", DerivedDefault: "http:// + FLUXAUTH_ADDR", Help: "the public URL of this service, used as the JWT iss", parse: func(c *Config, v string) error {
-		if v != "" {
+	// The default is a fixed name, not derived from the listener: tokens must stay valid when the
+	// service restarts on another port or address.
+	{Env: "FLUXAUTH_ISSUER", Default: DefaultIssuer, Help: "the JWT iss: set it to the public URL of this service", parse: func(c *Config, v string) error {
+		if strings.ContainsAny(v, " \t\r\n") || v == "" {
+			return fmt.Errorf("must be a name or an absolute URL such as https://auth.example.com")
+		}
+		if strings.Contains(v, ":") {
 			if u, err := url.Parse(v); err != nil || u.Scheme == "" || u.Host == "" {
-				return fmt.Errorf("must be an absolute URL such as https://auth.example.com")
+				return fmt.Errorf("must be a name or an absolute URL such as https://auth.example.com")
 			}
 		}
 		c.Issuer = v
@@ -359,9 +367,6 @@ func redactValue(env, v string) string {
 // deriveDefaults fills in the settings whose default depends on others (each Setting with a
 // DerivedDefault says which): they are left empty in the table and completed here.
 func (c *Config) deriveDefaults() {
-	if c.Issuer == "" && c.Addr != "" {
-		c.Issuer = "http://" + c.Addr
-	}
 	if path, ok := c.SQLitePath(); ok && c.SigningKeys == "" {
 		c.SigningKeys = filepath.Join(filepath.Dir(path), "fluxauth-keys.json")
 	}

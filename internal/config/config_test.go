@@ -29,8 +29,8 @@ func TestDefaultIsWhatLoadGivesWithNothingConfigured(t *testing.T) {
 	if d.Addr != c.Addr || d.Issuer != c.Issuer || d.SigningKeys != c.SigningKeys || d.Rules != c.Rules || d.Password != c.Password {
 		t.Fatalf("Default() = %+v, Load with nothing set = %+v", d, c)
 	}
-	if d.Issuer != "http://127.0.0.1:8080" || d.SigningKeys != "fluxauth-keys.json" {
-		t.Fatalf("derived defaults: issuer %q, signing keys %q", d.Issuer, d.SigningKeys)
+	if d.Issuer != "fluxauth" || d.SigningKeys != "fluxauth-keys.json" {
+		t.Fatalf("defaults: issuer %q, signing keys %q", d.Issuer, d.SigningKeys)
 	}
 }
 
