@@ -9,3 +9,7 @@ import (
 func (db *DB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return db.reader.QueryContext(ctx, query, args...)
 }
+
+// WriterWaits counts the times a transaction has waited for the writer connection: in one process,
+// that is how a write transaction waits for another's lock.
+func (db *DB) WriterWaits() int64 { return db.writer.Stats().WaitCount }

@@ -14,7 +14,11 @@ import (
 )
 
 func TestStoreContract(t *testing.T) {
-	storetest.Run(t, func(tb testing.TB) fluxauth.Store { return sqlitetest.MustOpenDB(tb) })
+	storetest.Run(t, func(tb testing.TB) storetest.Backend {
+		db := sqlitetest.MustOpenDB(tb)
+		// A write transaction waits for the single writer connection.
+		return storetest.Backend{Store: db, LockWaits: func(context.Context) (int64, error) { return db.WriterWaits(), nil }}
+	})
 }
 
 func TestMigrationsRollBackToZeroAndReapply(t *testing.T) {

@@ -3,7 +3,9 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,36 +94,147 @@ var rotateTests = []test{
 			}
 		}
 	}},
-	{"concurrent rotations of one token through LockRefreshToken succeed once", func(t *testing.T, s fluxauth.Store) {
+	{"concurrent rotations of one token succeed once even without the session lock", func(t *testing.T, s fluxauth.Store) {
+		// RotateRefreshToken's own "only if live" check must hold on its own: the refresh path
+		// relies on it for a row read before the lock was granted.
 		ctx := context.Background()
 		rt := newToken(newID(), at(0))
 		insertTokens(t, s, rt)
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		rotated := 0
+		var rotated atomic.Int32
 		for range 20 {
 			wg.Go(func() {
 				err := s.Update(ctx, func(tx fluxauth.Tx) error {
-					cur, _, err := tx.LockRefreshToken(ctx, rt.TokenHash)
-					if err != nil {
-						return err
-					}
-					ok, err := tx.RotateRefreshToken(ctx, cur.ID, childOf(cur, at(time.Minute)), at(time.Minute))
+					ok, err := tx.RotateRefreshToken(ctx, rt.ID, childOf(rt, at(time.Minute)), at(time.Minute))
 					if ok {
-						mu.Lock()
-						rotated++
-						mu.Unlock()
+						rotated.Add(1)
 					}
 					return err
 				})
 				if err != nil {
-					t.Errorf("Update: %v", err)
+					t.Errorf("Update: %v", err) // not Fatal: this runs off the test goroutine
 				}
 			})
 		}
 		wg.Wait()
-		if rotated != 1 {
-			t.Fatalf("one token rotated %d times", rotated)
+		if n := rotated.Load(); n != 1 {
+			t.Fatalf("one token rotated %d times", n)
+		}
+	}},
+}
+
+var lockTests = []backendTest{
+	{"LockRefreshToken holds the session until commit, so the next holder reads what the first wrote", func(t *testing.T, b Backend) {
+		// What the lock adds to RotateRefreshToken's own check: a second transaction that locks the
+		// same session waits for the first to commit, so everything it reads after the lock (here
+		// the session's tip) is current. The first transaction holds the lock and waits on a channel
+		// until the second is seen queued behind it; only then does it commit.
+		ctx := context.Background()
+		s := b.Store
+		rt := newToken(newID(), at(0))
+		insertTokens(t, s, rt)
+		child := childOf(rt, at(time.Minute))
+
+		holding, release := make(chan struct{}), make(chan struct{})
+		var releaseOnce sync.Once
+		releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
+		defer releaseFirst() // a failure below must not leave the first transaction open
+		firstDone := make(chan error, 1)
+		go func() {
+			var holdOnce sync.Once
+			firstDone <- s.Update(ctx, func(tx fluxauth.Tx) error {
+				if _, _, err := tx.LockRefreshToken(ctx, rt.TokenHash); err != nil {
+					return fmt.Errorf("LockRefreshToken: %w", err)
+				}
+				ok, err := tx.RotateRefreshToken(ctx, rt.ID, child, at(time.Minute))
+				if err == nil && !ok {
+					err = errors.New("a live token was not rotated")
+				}
+				if err != nil {
+					return fmt.Errorf("RotateRefreshToken: %w", err)
+				}
+				holdOnce.Do(func() { close(holding) })
+				<-release
+				return nil
+			})
+		}()
+		select {
+		case <-holding:
+		case err := <-firstDone:
+			t.Fatalf("first transaction: %v", err)
+		}
+
+		base, err := b.LockWaits(ctx)
+		must(t, "LockWaits", err)
+		var (
+			locked     = make(chan struct{}, 1)
+			secondDone = make(chan error, 1)
+			sawTip     *fluxauth.RefreshToken
+			rotated    bool
+		)
+		go func() {
+			secondDone <- s.Update(ctx, func(tx fluxauth.Tx) error {
+				if _, _, err := tx.LockRefreshToken(ctx, rt.TokenHash); err != nil {
+					return fmt.Errorf("LockRefreshToken: %w", err)
+				}
+				select {
+				case locked <- struct{}{}:
+				default: // a retried attempt
+				}
+				tip, err := tx.SessionTip(ctx, rt.SessionID)
+				if err != nil {
+					return fmt.Errorf("SessionTip: %w", err)
+				}
+				ok, err := tx.RotateRefreshToken(ctx, tip.ID, childOf(tip, at(2*time.Minute)), at(2*time.Minute))
+				if err != nil {
+					return fmt.Errorf("RotateRefreshToken: %w", err)
+				}
+				sawTip, rotated = tip, ok
+				return nil
+			})
+		}()
+
+		// Wait until the second transaction is queued on a lock, failing if it gets past
+		// LockRefreshToken first. The check after the loop catches a second transaction that went
+		// past the lock and then queued on something else (a row the first has written).
+		const patience = 30 * time.Second
+		deadline := time.Now().Add(patience)
+		for {
+			select {
+			case <-locked:
+				t.Fatal("a second LockRefreshToken of the session returned while the first transaction held its lock")
+			case err := <-secondDone:
+				t.Fatalf("second transaction ended while the first held the session's lock: %v", err)
+			default:
+			}
+			n, err := b.LockWaits(ctx)
+			must(t, "LockWaits", err)
+			if n > base {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the second transaction neither queued on a lock nor got past it within %v", patience)
+			}
+			time.Sleep(time.Millisecond) // poll interval, not synchronisation: the loop waits for the condition
+		}
+		select {
+		case <-locked:
+			t.Fatal("a second LockRefreshToken of the session returned while the first transaction held its lock")
+		default:
+		}
+
+		releaseFirst()
+		if err := <-firstDone; err != nil {
+			t.Fatalf("first transaction: %v", err)
+		}
+		if err := <-secondDone; err != nil {
+			t.Fatalf("second transaction: %v", err)
+		}
+		if sawTip.ID != child.ID {
+			t.Fatalf("after the lock the second transaction read tip %s, want %s, the first's commit", sawTip.ID, child.ID)
+		}
+		if !rotated {
+			t.Fatal("the second transaction could not rotate the tip it read after the lock")
 		}
 	}},
 }

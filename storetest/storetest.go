@@ -17,9 +17,20 @@ import (
 	"github.com/google/uuid"
 )
 
+// Backend is a store under test and what the suite needs to watch it from outside.
+type Backend struct {
+	Store fluxauth.Store
+	// LockWaits returns a count that rises as soon as one of Store's transactions starts waiting for
+	// a lock another transaction holds: the number waiting now (PostgreSQL's pg_stat_activity) or the
+	// number of waits so far (a connection pool's wait count) both do. With it a test can hold a
+	// lock, see a second transaction queue behind it, and only then let the first commit: an
+	// interleaving forced without sleeping.
+	LockWaits func(ctx context.Context) (int64, error)
+}
+
 // Run runs the contract suite. open must return an empty, migrated store for tb and release it when
 // tb ends; it is called once per subtest, and subtests run in parallel.
-func Run(t *testing.T, open func(tb testing.TB) fluxauth.Store) {
+func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	suites := []struct {
 		name  string
 		tests []test
@@ -37,16 +48,30 @@ func Run(t *testing.T, open func(tb testing.TB) fluxauth.Store) {
 			for _, tc := range s.tests {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()
-					tc.fn(t, open(t))
+					tc.fn(t, open(t).Store)
 				})
 			}
 		})
 	}
+	t.Run("locks", func(t *testing.T) {
+		for _, tc := range lockTests {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				tc.fn(t, open(t))
+			})
+		}
+	})
 }
 
 type test struct {
 	name string
 	fn   func(t *testing.T, s fluxauth.Store)
+}
+
+// backendTest is a contract case that also watches the store from outside.
+type backendTest struct {
+	name string
+	fn   func(t *testing.T, b Backend)
 }
 
 // t0 carries nanoseconds and a non-UTC zone on purpose: stores keep microseconds, in UTC.
