@@ -16,11 +16,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/cleanup"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/postgres"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
+	"github.com/fluxstudio/fluxauth/token"
 )
 
 type store interface {
@@ -139,6 +142,30 @@ func findHash(s store, hash string) error {
 	})
 }
 
+// rotatedDaily adds a live session of n links, one created each day up to now, each expiring ttl
+// after it was created and spent when the next was made: the early links expired long ago while
+// the session lives on.
+func (sd *seeder) rotatedDaily(n int, now time.Time, ttl time.Duration) []*fluxauth.RefreshToken {
+	sid := uuid.NewString()
+	start := now.Add(-time.Duration(n-1) * 24 * time.Hour)
+	var out []*fluxauth.RefreshToken
+	parent := ""
+	for i := 0; i < n; i++ {
+		created := start.Add(time.Duration(i) * 24 * time.Hour)
+		t := &fluxauth.RefreshToken{
+			ID: uuid.NewString(), SessionID: sid, ParentID: parent, UserID: "user-" + sid[:8], TokenHash: uuid.NewString(),
+			SessionCreatedAt: start, CreatedAt: created, LastUsedAt: created, ExpiresAt: created.Add(ttl),
+		}
+		if i < n-1 {
+			t.SpentAt = created.Add(24 * time.Hour)
+			t.LastUsedAt = t.SpentAt
+		}
+		parent = t.ID
+		out = append(out, sd.add(t))
+	}
+	return out
+}
+
 func mustFindHash(tb testing.TB, s store, hash string, want bool) {
 	tb.Helper()
 	err := findHash(s, hash)
@@ -174,9 +201,10 @@ func TestCleanupDeletesOnlyWhatRetentionNoLongerNeeds(t *testing.T) {
 			var kept []*fluxauth.RefreshToken
 			// 100,000 rows past retention: revoked sessions and expired ones, chains of 5.
 			b.bulkDead(t, 100000, old)
-			// Live sessions whose early links expired long ago: the whole chain stays.
+			// Live sessions refreshed daily for 25 days with week-long tokens: their first ten links
+			// were spent and expired before the cutoff, yet the whole chain stays.
 			for i := 0; i < 5; i++ {
-				kept = append(kept, sd.chain(4, now.Add(-600*time.Hour), now.Add(100*time.Hour), time.Time{})...)
+				kept = append(kept, sd.rotatedDaily(25, now, tokenRetention)...)
 			}
 			// Within retention: revoked and expired an hour ago.
 			kept = append(kept, sd.chain(3, now.Add(-48*time.Hour), now.Add(time.Hour), now.Add(-time.Hour))...)
@@ -236,6 +264,90 @@ func TestCleanupDeletesOnlyWhatRetentionNoLongerNeeds(t *testing.T) {
 			last := lines[len(lines)-1]
 			if len(lines) != 2 || !strings.Contains(last, "refresh_tokens=100000") || !strings.Contains(last, "security_events=3000") || !strings.Contains(last, "duration=") {
 				t.Fatalf("want one summary line per run, got:\n%s", strings.Join(lines, "\n"))
+			}
+		})
+	}
+}
+
+// Cleanup never touches a live session (fluxauth.CleanupStore): its old links stay even when each
+// was spent and expired long before the cutoff, and its chain answers as before: an old token is
+// refused as expired (not unknown), a recently spent one still reveals reuse. The session is built
+// by real refreshes, a day apart.
+func TestCleanupKeepsEveryLinkOfALiveSession(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t).store
+			ctx := context.Background()
+			clock := testenv.NewClock(time.Now().Add(-40 * 24 * time.Hour))
+			accounts, _ := testserver.NewAccounts(t, s, testserver.Options{Clock: clock})
+			accounts.Config.RefreshTTL = tokenRetention // a week, as retention: the early links expire in the window
+			dev := account.Device{Fingerprint: "fp-laptop", IP: "192.0.2.10", UserAgent: "FluxStudio/3.1"}
+			signup := func(email string) *account.Result {
+				t.Helper()
+				res, err := accounts.Signup(ctx, account.SignupInput{Email: email, Password: "correct horse battery", Name: "Ada", Device: dev})
+				if err != nil {
+					t.Fatalf("Signup: %v", err)
+				}
+				return res
+			}
+			// A session nobody refreshed: dead once its only token expired, so cleanup has one row to
+			// delete and a job that deletes nothing cannot pass.
+			dead := signup("gone@example.com")
+			raws := []string{signup("ada@example.com").RefreshToken}
+			for day := 1; day <= 25; day++ {
+				clock.Advance(24 * time.Hour)
+				res, err := accounts.Refresh(ctx, raws[len(raws)-1], dev)
+				if err != nil {
+					t.Fatalf("refresh on day %d: %v", day, err)
+				}
+				raws = append(raws, res.RefreshToken)
+			}
+			// Now, with a week's retention, links 0..10 were spent and expired before the cutoff.
+			cutoff := clock.Now().Add(-tokenRetention)
+			var old *fluxauth.RefreshToken
+			err := s.Update(ctx, func(tx fluxauth.Tx) (err error) {
+				old, err = tx.RefreshTokenByHash(ctx, token.HashRefreshToken(raws[10]))
+				return err
+			})
+			if err != nil || !old.Spent() || !old.ExpiresAt.Before(cutoff) {
+				t.Fatalf("fixture: link 10 is %+v, %v; want spent and expired before %s", old, err, cutoff)
+			}
+
+			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 100,
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			for _, dryRun := range []bool{true, false} {
+				rep, err := job.Run(ctx, dryRun)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.Tokens != 1 {
+					t.Fatalf("dry run %v: cleanup counted %d tokens, want 1 (the dead session's)", dryRun, rep.Tokens)
+				}
+			}
+			if err := findHash(s, token.HashRefreshToken(dead.RefreshToken)); !errors.Is(err, fluxauth.ErrNotFound) {
+				t.Fatalf("the dead session's token was kept: %v", err)
+			}
+			for i, raw := range raws {
+				if err := findHash(s, token.HashRefreshToken(raw)); err != nil {
+					t.Fatalf("link %d of the live session was deleted: %v", i, err)
+				}
+			}
+
+			// The first token, spent 25 days ago and expired since, is refused as expired, which
+			// changes nothing; deleted, it would be an unknown token.
+			_, err = accounts.Refresh(ctx, raws[0], dev)
+			if code := fluxauth.ErrorCode(err); code != fluxauth.ERefreshTokenExpired {
+				t.Fatalf("presenting the session's first token again: %v, want %s", err, fluxauth.ERefreshTokenExpired)
+			}
+			// A token spent four days ago and not yet expired is reuse: the session ends.
+			_, err = accounts.Refresh(ctx, raws[20], dev)
+			if code := fluxauth.ErrorCode(err); code != fluxauth.ERefreshTokenReused {
+				t.Fatalf("presenting a token spent four days ago: %v, want %s", err, fluxauth.ERefreshTokenReused)
+			}
+			_, err = accounts.Refresh(ctx, raws[len(raws)-1], dev)
+			if code := fluxauth.ErrorCode(err); code != fluxauth.ERefreshTokenRevoked {
+				t.Fatalf("the live tip after reuse was detected: %v, want %s", err, fluxauth.ERefreshTokenRevoked)
 			}
 		})
 	}
