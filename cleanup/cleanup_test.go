@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -415,41 +414,39 @@ func TestOnlyOneInstanceCleansAtATime(t *testing.T) {
 	if _, err := a.MigrateUp(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var running, ran atomic.Int32
-	release := make(chan struct{})
-	var wg sync.WaitGroup
-	results := make([]bool, 2)
-	for i, db := range []*postgres.DB{a, b} {
-		wg.Add(1)
-		go func(i int, db *postgres.DB) {
-			defer wg.Done()
-			ok, err := db.TryExclusive(context.Background(), "cleanup", func(ctx context.Context) error {
-				ran.Add(1)
-				if running.Add(1) > 1 {
-					return fmt.Errorf("two instances cleaning at once")
-				}
-				<-release
-				running.Add(-1)
-				return nil
-			})
-			if err != nil {
-				t.Error(err)
-			}
-			results[i] = ok
-		}(i, db)
+	// Instance a takes the lock and holds it, blocked on release, while b tries.
+	holding, release := make(chan struct{}), make(chan struct{})
+	var releaseOnce sync.Once
+	releaseA := func() { releaseOnce.Do(func() { close(release) }) }
+	defer releaseA() // a failure below must not leave a holding the lock (and its connection)
+	type outcome struct {
+		ok  bool
+		err error
 	}
-	// Give both a chance to try while the first holds the lock.
-	deadline := time.Now().Add(5 * time.Second)
-	for ran.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	aDone := make(chan outcome, 1)
+	go func() {
+		ok, err := a.TryExclusive(context.Background(), "cleanup", func(ctx context.Context) error {
+			close(holding)
+			<-release
+			return nil
+		})
+		aDone <- outcome{ok, err}
+	}()
+	select {
+	case <-holding:
+	case o := <-aDone:
+		t.Fatalf("instance a did not take the free lock: %v, %v", o.ok, o.err)
 	}
-	time.Sleep(200 * time.Millisecond)
-	close(release)
-	wg.Wait()
-	if ran.Load() != 1 || results[0] == results[1] {
-		t.Fatalf("ran %d times, results %v", ran.Load(), results)
+	ran := false
+	ok, err := b.TryExclusive(context.Background(), "cleanup", func(context.Context) error { ran = true; return nil })
+	if err != nil || ok || ran {
+		t.Fatalf("instance b while a holds the lock: ok %v, ran %v, err %v; want skipped", ok, ran, err)
 	}
-	// Once released, the lock can be taken again.
+	releaseA()
+	if o := <-aDone; !o.ok || o.err != nil {
+		t.Fatalf("instance a: %v, %v", o.ok, o.err)
+	}
+	// Once released, the lock can be taken again, by either instance.
 	if ok, err := b.TryExclusive(context.Background(), "cleanup", func(context.Context) error { return nil }); !ok || err != nil {
 		t.Fatalf("lock not released: %v %v", ok, err)
 	}
