@@ -61,11 +61,15 @@ type envConfig struct {
 	keys     *token.KeySet
 	clock    *testenv.Clock
 	accounts func(*account.Service)
+	degraded func() []string
 }
 
 func withStore(s fluxauth.Store) envOption { return func(c *envConfig) { c.store = s } }
 func withKeys(k *token.KeySet) envOption   { return func(c *envConfig) { c.keys = k } }
 func withClock(k *testenv.Clock) envOption { return func(c *envConfig) { c.clock = k } }
+
+// withDegraded sets the server's Degraded, as serve does when Redis is configured.
+func withDegraded(f func() []string) envOption { return func(c *envConfig) { c.degraded = f } }
 
 // withAccounts adjusts the account service; several compose in order.
 func withAccounts(f func(*account.Service)) envOption {
@@ -114,7 +118,8 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), TrustedProxies: proxies}
+	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), TrustedProxies: proxies,
+		Degraded: cfg.degraded}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
 	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Logs: logs, server: ts}

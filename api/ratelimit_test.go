@@ -2,9 +2,8 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -163,17 +161,60 @@ func TestTwoInstancesSharingRedisEnforceOneLimit(t *testing.T) {
 	}
 }
 
+// Readiness with a real rate-limit fallback in front of the real Redis, reached through a proxy the
+// test stops: while Redis is down requests are still answered (limited from memory), and /readyz
+// says so and stays 200; once Redis is back and probed, it is plain "ready" again.
 func TestReadyzReportsRedisDegradedButStaysReady(t *testing.T) {
-	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: pingFunc(func(context.Context) error { return nil }),
-		Degraded: func() []string { return []string{"redis"} }}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	res, err := http.Get(ts.URL + "/readyz")
+	redisURL := testenv.RedisURL(t)
+	target, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := readAll(t, res)
-	if res.StatusCode != 200 || body != "{\"database\":\"ok\",\"degraded\":[\"redis\"],\"status\":\"degraded\"}\n" {
-		t.Fatalf("%d %s", res.StatusCode, body)
+	proxy := testenv.NewProxy(t, target.Addr)
+	opts, err := redis.ParseURL(proxy.URL(redisURL))
+	if err != nil {
+		t.Fatal(err)
 	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	clock := testenv.NewClock(time.Now())
+	fallback := ratelimit.NewFallback(
+		ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: "fluxauth-test:" + uuid.NewString() + ":", Timeout: time.Second}),
+		ratelimit.NewMemory(clock), slog.New(slog.NewTextHandler(io.Discard, nil)), clock)
+	// The same answer serve gives from its fallback.
+	degraded := func() []string {
+		if fallback.Degraded() {
+			return []string{"redis"}
+		}
+		return nil
+	}
+	e := newEnv(t, withClock(clock), withAccounts(func(a *account.Service) { a.Limiter = fallback }), withDegraded(degraded))
+
+	login := func(when string) {
+		t.Helper()
+		res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "nobody@example.com", "password": "wrong password"})
+		if res.Status != 401 {
+			t.Fatalf("login %s: %d %s, want 401 (answered, limits or not)", when, res.Status, res.Body)
+		}
+	}
+	readyz := func(when, want string) {
+		t.Helper()
+		res := e.do(t, "GET", "/readyz", nil)
+		if res.Status != 200 || string(res.Body) != want {
+			t.Fatalf("/readyz %s: %d %s, want 200 %s", when, res.Status, res.Body, want)
+		}
+	}
+	const ready = "{\"database\":\"ok\",\"status\":\"ready\"}\n"
+
+	login("with Redis up")
+	readyz("with Redis up", ready)
+
+	proxy.Stop()
+	login("with Redis down")
+	readyz("with Redis down", "{\"database\":\"ok\",\"degraded\":[\"redis\"],\"status\":\"degraded\"}\n")
+
+	proxy.Start()
+	clock.Advance(fallback.ProbeEvery) // the next call probes Redis again
+	login("with Redis back")
+	readyz("with Redis back", ready)
 }

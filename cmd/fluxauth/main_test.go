@@ -204,6 +204,36 @@ func TestServeStartsWithNoConfigurationAndShutsDownGracefully(t *testing.T) {
 	}
 }
 
+// serve's own wiring of readiness to the rate limiter's Redis fallback: with Redis unreachable,
+// requests are still answered (limited per instance) and /readyz says "degraded" with 200.
+func TestServeReportsUnreachableRedisAsDegradedButStaysReady(t *testing.T) {
+	_, url, logs := startServe(t, t.TempDir(), "FLUXAUTH_REDIS_URL=redis://"+freeAddr(t)+"/0")
+	res, err := http.Post(url+"/api/auth/login", "application/json",
+		strings.NewReader(`{"email":"nobody@example.com","password":"wrong password"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 401 {
+		t.Fatalf("login with Redis unreachable: %d, want 401\n%s", res.StatusCode, logs)
+	}
+	res, err = http.Get(url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var body struct {
+		Status   string   `json:"status"`
+		Degraded []string `json:"degraded"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || body.Status != "degraded" || len(body.Degraded) != 1 || body.Degraded[0] != "redis" {
+		t.Fatalf("/readyz with Redis unreachable: %d %+v, want 200 degraded [redis]", res.StatusCode, body)
+	}
+}
+
 func runCLI(tb testing.TB, dir string, env []string, args ...string) (string, error) {
 	tb.Helper()
 	cmd := exec.Command(binary, args...)
