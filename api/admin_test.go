@@ -141,10 +141,18 @@ func TestAdminEventPaginationIsStableWhileEventsArrive(t *testing.T) {
 				return
 			default:
 			}
-			e.Store.InsertEvents(context.Background(), &fluxauth.SecurityEvent{ID: uuid.NewString(), Type: "failed_login",
+			err := e.Store.InsertEvents(context.Background(), &fluxauth.SecurityEvent{ID: uuid.NewString(), Type: "failed_login",
 				Severity: "warning", CreatedAt: e.Clock.Now().Add(time.Hour + time.Duration(i)*time.Millisecond)})
+			if err != nil {
+				t.Errorf("InsertEvents: %v", err) // not Fatal: this runs off the test goroutine
+				return
+			}
 		}
 	}()
+	// Stopped on every exit, a failed check included: left running it would outlive the store.
+	var stopOnce sync.Once
+	stopWriter := func() { stopOnce.Do(func() { close(stop); wg.Wait() }) }
+	defer stopWriter()
 	q := url.Values{"type": {"failed_login"}, "limit": {"50"}, "until": {e.Clock.Now().Add(time.Second).Format(time.RFC3339Nano)}}
 	seen := map[string]bool{}
 	pages := 0
@@ -162,8 +170,7 @@ func TestAdminEventPaginationIsStableWhileEventsArrive(t *testing.T) {
 		}
 		q.Set("cursor", *p.NextCursor)
 	}
-	close(stop)
-	wg.Wait()
+	stopWriter()
 	if len(seen) != 130 || pages != 3 {
 		t.Fatalf("saw %d events in %d pages, want 130 in 3", len(seen), pages)
 	}

@@ -205,7 +205,11 @@ func recordTenThousand(t *testing.T, e *env) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": fmt.Sprintf("load%d-%d@example.com", w, i), "password": "wrong password"})
+				res, err := e.send("POST", "/api/auth/login", map[string]string{"email": fmt.Sprintf("load%d-%d@example.com", w, i), "password": "wrong password"})
+				if err != nil {
+					t.Errorf("login: %v", err) // not Fatal: this runs off the test goroutine
+					return
+				}
 				if res.Status != 401 {
 					t.Errorf("status %d %s", res.Status, res.Body)
 					return

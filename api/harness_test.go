@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -155,9 +156,20 @@ func (r *response) errorCode(tb testing.TB) string {
 	return body.Error.Code
 }
 
-// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON.
+// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON. It fails tb
+// on a transport error, so call it only from the test's goroutine; other goroutines use send.
 func (e *env) do(tb testing.TB, method, path string, body any, headers ...string) *response {
 	tb.Helper()
+	res, err := e.send(method, path, body, headers...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
+}
+
+// send is do that returns its error instead of failing the test: FailNow only works on the test's
+// goroutine, and from any other one a transport error would surface as a nil response.
+func (e *env) send(method, path string, body any, headers ...string) (*response, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -166,13 +178,13 @@ func (e *env) do(tb testing.TB, method, path string, body any, headers ...string
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		rd = bytes.NewReader(buf)
 	}
 	req, err := http.NewRequest(method, e.URL+path, rd)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -182,14 +194,14 @@ func (e *env) do(tb testing.TB, method, path string, body any, headers ...string
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
-	return &response{Status: res.StatusCode, Header: res.Header, Body: data}
+	return &response{Status: res.StatusCode, Header: res.Header, Body: data}, nil
 }
 
 // authResponse mirrors SPEC.md's AuthResponse.
