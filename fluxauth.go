@@ -248,7 +248,9 @@ type AdminStore interface {
 type CleanupStore interface {
 	// DeleteDeadTokens deletes up to limit refresh tokens revoked before cutoff, or expired before
 	// cutoff in a session with no live token left; it returns how many it deleted. A live session's
-	// rows are never touched, so reuse detection keeps working along its whole chain.
+	// rows are never touched: the chain stays whole for investigation, and a client presenting one
+	// of its old links is told refresh_token_expired rather than that the token is unknown. (Reuse
+	// detection needs only the unexpired links, which no cutoff in the past can reach.)
 	DeleteDeadTokens(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// CountDeadTokens counts what DeleteDeadTokens would delete.
 	CountDeadTokens(ctx context.Context, cutoff time.Time) (int, error)
