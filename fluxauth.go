@@ -174,8 +174,9 @@ type Tx interface {
 // SessionStore reads sessions outside a transaction.
 type SessionStore interface {
 	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*RefreshToken, error)
-	// SessionRevoked reports whether the session has been revoked. ErrNotFound if it never existed.
-	SessionRevoked(ctx context.Context, sessionID string) (bool, error)
+	// SessionRevoked reports whether the session has been revoked, and the user it belongs to (which
+	// never changes, so callers may cache it). ErrNotFound if it never existed.
+	SessionRevoked(ctx context.Context, sessionID string) (revoked bool, userID string, err error)
 }
 
 // EventStore keeps the audit log.

@@ -18,7 +18,7 @@ import (
 
 // Checker is what a revocation list looks up in the database.
 type Checker interface {
-	SessionRevoked(ctx context.Context, sessionID string) (bool, error)
+	SessionRevoked(ctx context.Context, sessionID string) (revoked bool, userID string, err error)
 }
 
 // DB answers from the database, caching each answer for TTL. A revocation therefore reaches every
@@ -66,7 +66,7 @@ func (d *DB) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
 		return false, nil
 	}
 	d.mu.Unlock()
-	revoked, err := d.Store.SessionRevoked(ctx, sessionID)
+	revoked, _, err := d.Store.SessionRevoked(ctx, sessionID)
 	if errors.Is(err, fluxauth.ErrNotFound) {
 		revoked, err = true, nil
 	}

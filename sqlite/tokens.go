@@ -67,11 +67,10 @@ func (db *DB) ActiveSessions(ctx context.Context, userID string, now time.Time) 
 
 // SessionRevoked reports whether the session was revoked, by looking at its newest token: revoking a
 // session revokes all its tokens, and nothing is added to a revoked session.
-func (db *DB) SessionRevoked(ctx context.Context, sessionID string) (bool, error) {
-	var revoked bool
-	err := db.reader.QueryRowContext(ctx, `SELECT revoked_at IS NOT NULL FROM refresh_tokens
-		WHERE session_id = ? ORDER BY created_at DESC LIMIT 1`, sessionID).Scan(&revoked)
-	return revoked, mapErr(err)
+func (db *DB) SessionRevoked(ctx context.Context, sessionID string) (revoked bool, userID string, err error) {
+	err = db.reader.QueryRowContext(ctx, `SELECT revoked_at IS NOT NULL, user_id FROM refresh_tokens
+		WHERE session_id = ? ORDER BY created_at DESC LIMIT 1`, sessionID).Scan(&revoked, &userID)
+	return revoked, userID, mapErr(err)
 }
 
 func (t *tx) RefreshTokenByHash(ctx context.Context, tokenHash string) (*fluxauth.RefreshToken, error) {

@@ -45,9 +45,9 @@ var tokenTests = []test{
 		ctx := context.Background()
 		rt := newToken(newID(), at(0))
 		insertTokens(t, s, rt)
-		_, err := s.SessionRevoked(ctx, newID())
+		_, _, err := s.SessionRevoked(ctx, newID())
 		wantErr(t, "SessionRevoked", err, fluxauth.ErrNotFound)
-		_, err = s.SessionRevoked(ctx, "not-a-uuid")
+		_, _, err = s.SessionRevoked(ctx, "not-a-uuid")
 		wantErr(t, "SessionRevoked malformed id", err, fluxauth.ErrNotFound)
 		err = s.Update(ctx, func(tx fluxauth.Tx) error {
 			_, err := tx.RefreshTokenByHash(ctx, hashOf("nope"))
@@ -158,24 +158,27 @@ var tokenTests = []test{
 		}
 		equal(t, "token after a second revoke", readToken(t, s, tip.TokenHash), tip)
 	}},
-	{"session revoked reports revocation of the whole session", func(t *testing.T, s fluxauth.Store) {
+	{"session revoked reports revocation of the whole session and its owner", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
 		root := newToken(newID(), at(0))
 		insertTokens(t, s, root)
 		rotate(t, s, root, at(time.Minute))
-		revoked, err := s.SessionRevoked(ctx, root.SessionID)
+		revoked, owner, err := s.SessionRevoked(ctx, root.SessionID)
 		must(t, "SessionRevoked", err)
 		if revoked {
 			t.Fatal("live session reported revoked")
+		}
+		if owner != root.UserID {
+			t.Fatalf("owner = %q, want %q", owner, root.UserID)
 		}
 		update(t, s, func(tx fluxauth.Tx) error {
 			_, err := tx.RevokeSession(ctx, root.SessionID, at(time.Hour), "logout")
 			return err
 		})
-		revoked, err = s.SessionRevoked(ctx, root.SessionID)
+		revoked, owner, err = s.SessionRevoked(ctx, root.SessionID)
 		must(t, "SessionRevoked", err)
-		if !revoked {
-			t.Fatal("revoked session reported live")
+		if !revoked || owner != root.UserID {
+			t.Fatalf("revoked session: revoked %v, owner %q; want true, %q", revoked, owner, root.UserID)
 		}
 	}},
 	{"active sessions are the live unexpired tips, most recently used first", func(t *testing.T, s fluxauth.Store) {
