@@ -40,8 +40,9 @@ type Config struct {
 // Revocations tells every instance which sessions have ended, so their access tokens stop working
 // before they expire.
 type Revocations interface {
-	// Revoked marks the session ended; its access tokens live at most until until.
-	Revoked(ctx context.Context, sessionID string, until time.Time) error
+	// Announce tells every instance that the session has ended; its access tokens live at most
+	// until until. The database already records the revocation; this makes it seen sooner.
+	Announce(ctx context.Context, sessionID string, until time.Time) error
 	// IsRevoked reports whether the session was ended.
 	IsRevoked(ctx context.Context, sessionID string) (bool, error)
 }

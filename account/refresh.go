@@ -352,7 +352,7 @@ func (s *Service) announceRevoked(ctx context.Context, sessionIDs ...string) {
 		if id == "" {
 			continue
 		}
-		if err := s.Revocations.Revoked(ctx, id, until); err != nil {
+		if err := s.Revocations.Announce(ctx, id, until); err != nil {
 			s.Logger.ErrorContext(ctx, "revocation not announced", "session_id", id, "err", err)
 		}
 	}

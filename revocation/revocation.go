@@ -43,9 +43,9 @@ func NewDB(store Checker, ttl time.Duration, clock fluxauth.Clock) *DB {
 	return &DB{Store: store, TTL: ttl, Clock: clock, entries: map[string]entry{}}
 }
 
-// Revoked forgets the cached answer; the database row, written by the revocation itself, is the
+// Announce forgets the cached answer; the database row, written by the revocation itself, is the
 // record.
-func (d *DB) Revoked(ctx context.Context, sessionID string, until time.Time) error {
+func (d *DB) Announce(ctx context.Context, sessionID string, until time.Time) error {
 	d.mu.Lock()
 	d.entries[sessionID] = entry{revoked: true, at: d.Clock.Now()}
 	d.mu.Unlock()
@@ -107,10 +107,10 @@ type Redis struct {
 
 func (r *Redis) key(sessionID string) string { return r.Prefix + "revoked:" + sessionID }
 
-// Revoked records the session in Redis until its access tokens expire.
-func (r *Redis) Revoked(ctx context.Context, sessionID string, until time.Time) error {
+// Announce records the session in Redis until its access tokens expire.
+func (r *Redis) Announce(ctx context.Context, sessionID string, until time.Time) error {
 	if r.Fallback != nil {
-		_ = r.Fallback.Revoked(ctx, sessionID, until)
+		_ = r.Fallback.Announce(ctx, sessionID, until)
 	}
 	ttl := until.Sub(r.Clock.Now())
 	if ttl <= 0 {

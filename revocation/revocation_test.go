@@ -15,7 +15,7 @@ import (
 )
 
 type list interface {
-	Revoked(ctx context.Context, sessionID string, until time.Time) error
+	Announce(ctx context.Context, sessionID string, until time.Time) error
 	IsRevoked(ctx context.Context, sessionID string) (bool, error)
 }
 
@@ -86,7 +86,7 @@ func TestContract(t *testing.T) {
 				}
 			}
 			revokeInStore(t, store, sid, clock.Now())
-			if err := a.Revoked(ctx, sid, clock.Now().Add(15*time.Minute)); err != nil {
+			if err := a.Announce(ctx, sid, clock.Now().Add(15*time.Minute)); err != nil {
 				t.Fatal(err)
 			}
 			if revoked, _ := a.IsRevoked(ctx, sid); !revoked {
@@ -112,7 +112,7 @@ func TestRedisRevocationIsSeenAtOnceWithoutTheDatabase(t *testing.T) {
 	a := &revocation.Redis{Client: rdb, Prefix: prefix, Clock: clock}
 	b := &revocation.Redis{Client: rdb, Prefix: prefix, Clock: clock}
 	sid := session(t, store, clock.Now())
-	if err := a.Revoked(ctx, sid, clock.Now().Add(15*time.Minute)); err != nil {
+	if err := a.Announce(ctx, sid, clock.Now().Add(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if revoked, err := b.IsRevoked(ctx, sid); err != nil || !revoked {
