@@ -1,17 +1,24 @@
 // Package revocation answers, on every instance, whether a session has been ended, so that the
-// session's access tokens stop working before they expire. Two implementations share one contract:
-// Redis, which keeps the hot path free of database reads, and the database behind a short cache for
-// deployments without Redis.
+// session's access tokens stop working before they expire, and who a session belongs to. The
+// database is the record: a revocation is a committed row before anyone announces it. Two lists
+// share one contract (Announce, IsRevoked, Owner):
+//
+// DB answers from the database behind a short in-process cache (TTL), so a revocation reaches every
+// instance within TTL and a busy session costs one query per TTL. Concurrent misses for one session
+// share one query (singleflight). The same query yields the session's owner, which never changes,
+// so Owner is answered from a bounded in-process cache without a read of its own.
+//
+// Redis keeps revoked session IDs in Redis, so every instance sees a revocation at once without
+// reading the database; when Redis fails, DB answers.
 package revocation
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/fluxstudio/fluxauth"
 )
@@ -21,15 +28,28 @@ type Checker interface {
 	SessionRevoked(ctx context.Context, sessionID string) (revoked bool, userID string, err error)
 }
 
-// DB answers from the database, caching each answer for TTL. A revocation therefore reaches every
-// instance within TTL, and a hot session costs one query per TTL instead of one per request.
+// DefaultOwnerCacheSize bounds the session → owner cache: about 150 bytes an entry, so ~10 MiB, and
+// more than the sessions active at once on one instance.
+const DefaultOwnerCacheSize = 1 << 16
+
+// queryTimeout bounds one shared database lookup. The lookup runs apart from the request that
+// started it, since other requests wait for it too and one client hanging up must not fail them.
+const queryTimeout = 5 * time.Second
+
+// DB answers from the database, caching each answer for TTL. Build it with NewDB.
 type DB struct {
 	Store Checker
 	TTL   time.Duration
 	Clock fluxauth.Clock
+	// OwnerCacheSize bounds the session → owner cache; past it an arbitrary entry is dropped (it only
+	// costs that session one more query).
+	OwnerCacheSize int
+
+	flight singleflight.Group
 
 	mu      sync.Mutex
 	entries map[string]entry
+	owners  map[string]string
 	swept   time.Time
 }
 
@@ -38,13 +58,23 @@ type entry struct {
 	at      time.Time
 }
 
-// NewDB returns a database-backed list whose answers are at most ttl old.
-func NewDB(store Checker, ttl time.Duration, clock fluxauth.Clock) *DB {
-	return &DB{Store: store, TTL: ttl, Clock: clock, entries: map[string]entry{}}
+// answer is one database lookup.
+type answer struct {
+	revoked bool
+	owner   string
+	found   bool
 }
 
-// Announce forgets the cached answer; the database row, written by the revocation itself, is the
-// record.
+// NewDB returns a database-backed list whose answers are at most ttl old.
+func NewDB(store Checker, ttl time.Duration, clock fluxauth.Clock) *DB {
+	return &DB{
+		Store: store, TTL: ttl, Clock: clock, OwnerCacheSize: DefaultOwnerCacheSize,
+		entries: map[string]entry{}, owners: map[string]string{},
+	}
+}
+
+// Announce remembers the revocation on this instance at once; other instances find it in the
+// database, where the revocation itself wrote it, within TTL.
 func (d *DB) Announce(ctx context.Context, sessionID string, until time.Time) error {
 	d.mu.Lock()
 	d.entries[sessionID] = entry{revoked: true, at: d.Clock.Now()}
@@ -57,27 +87,88 @@ func (d *DB) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
 	now := d.Clock.Now()
 	d.mu.Lock()
 	e, ok := d.entries[sessionID]
-	if ok && e.revoked {
-		d.mu.Unlock()
-		return true, nil
-	}
-	if ok && now.Sub(e.at) < d.TTL {
-		d.mu.Unlock()
-		return false, nil
-	}
 	d.mu.Unlock()
-	revoked, _, err := d.Store.SessionRevoked(ctx, sessionID)
-	if errors.Is(err, fluxauth.ErrNotFound) {
-		revoked, err = true, nil
+	if ok && (e.revoked || now.Sub(e.at) < d.TTL) {
+		return e.revoked, nil
 	}
-	if err != nil {
-		return false, err
-	}
+	a, err := d.lookup(ctx, sessionID)
+	return a.revoked, err
+}
+
+// knownRevoked reports whether this instance already knows the session ended, without a query.
+func (d *DB) knownRevoked(sessionID string) bool {
 	d.mu.Lock()
-	d.entries[sessionID] = entry{revoked: revoked, at: now}
-	d.sweepLocked(now)
+	defer d.mu.Unlock()
+	return d.entries[sessionID].revoked
+}
+
+// Owner returns the ID of the user the session belongs to; fluxauth.ErrNotFound if the session
+// never existed. A session's owner never changes, so a cached one is answered without a query.
+func (d *DB) Owner(ctx context.Context, sessionID string) (string, error) {
+	d.mu.Lock()
+	owner, ok := d.owners[sessionID]
 	d.mu.Unlock()
-	return revoked, nil
+	if ok {
+		return owner, nil
+	}
+	a, err := d.lookup(ctx, sessionID)
+	if err != nil {
+		return "", err
+	}
+	if !a.found {
+		return "", fluxauth.ErrNotFound
+	}
+	return a.owner, nil
+}
+
+// lookup asks the database, once for all concurrent callers asking about the same session, and
+// caches the answer.
+func (d *DB) lookup(ctx context.Context, sessionID string) (answer, error) {
+	ch := d.flight.DoChan(sessionID, func() (any, error) {
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), queryTimeout)
+		defer cancel()
+		at := d.Clock.Now()
+		revoked, owner, err := d.Store.SessionRevoked(qctx, sessionID)
+		a := answer{revoked: revoked, owner: owner, found: true}
+		if errors.Is(err, fluxauth.ErrNotFound) {
+			a, err = answer{revoked: true}, nil
+		}
+		if err != nil {
+			return answer{}, err
+		}
+		d.remember(sessionID, a, at)
+		return a, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return answer{}, r.Err
+		}
+		return r.Val.(answer), nil
+	case <-ctx.Done():
+		return answer{}, ctx.Err()
+	}
+}
+
+func (d *DB) remember(sessionID string, a answer, at time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// A revocation announced while the query ran is newer than its answer: keep it.
+	if !d.entries[sessionID].revoked {
+		d.entries[sessionID] = entry{revoked: a.revoked, at: at}
+	}
+	if a.found {
+		if _, ok := d.owners[sessionID]; !ok {
+			for k := range d.owners {
+				if len(d.owners) < max(1, d.OwnerCacheSize) {
+					break
+				}
+				delete(d.owners, k)
+			}
+		}
+		d.owners[sessionID] = a.owner
+	}
+	d.sweepLocked(at)
 }
 
 // sweepLocked drops stale live answers so the cache stays as small as the set of busy sessions.
@@ -93,43 +184,4 @@ func (d *DB) sweepLocked(now time.Time) {
 			delete(d.entries, k)
 		}
 	}
-}
-
-// Redis keeps revoked session IDs in Redis with an expiry equal to the longest life of their access
-// tokens, so every instance sees a revocation at once without reading the database.
-type Redis struct {
-	Client *redis.Client
-	Prefix string
-	Clock  fluxauth.Clock
-	// Fallback answers when Redis does not; revocations are in the database too, so nothing is lost.
-	Fallback *DB
-}
-
-func (r *Redis) key(sessionID string) string { return r.Prefix + "revoked:" + sessionID }
-
-// Announce records the session in Redis until its access tokens expire.
-func (r *Redis) Announce(ctx context.Context, sessionID string, until time.Time) error {
-	if r.Fallback != nil {
-		_ = r.Fallback.Announce(ctx, sessionID, until)
-	}
-	ttl := until.Sub(r.Clock.Now())
-	if ttl <= 0 {
-		return nil
-	}
-	if err := r.Client.Set(ctx, r.key(sessionID), "1", ttl).Err(); err != nil {
-		return fmt.Errorf("revocation: redis set: %w", err)
-	}
-	return nil
-}
-
-// IsRevoked is one Redis GET; when Redis fails, the database answers.
-func (r *Redis) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
-	n, err := r.Client.Exists(ctx, r.key(sessionID)).Result()
-	if err != nil {
-		if r.Fallback != nil {
-			return r.Fallback.IsRevoked(ctx, sessionID)
-		}
-		return false, fmt.Errorf("revocation: redis: %w", err)
-	}
-	return n > 0, nil
 }
