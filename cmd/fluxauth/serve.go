@@ -76,6 +76,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	dbRevocations := revocation.NewDB(db, cfg.RevocationCacheTTL, clock)
 	var revocations account.Revocations = dbRevocations
+	var redisRevocations *revocation.Redis
 	var limiter ratelimit.Limiter = ratelimit.NewMemory(clock)
 	var degraded func() []string
 	if cfg.RedisURL != "" {
@@ -90,7 +91,24 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		redis.SetLogger(redisLogger{logger})
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
-		revocations = &revocation.Redis{Client: rdb, Prefix: "fluxauth:", Clock: clock, Fallback: dbRevocations}
+		// Window: announceRevoked keeps a revocation for the access-token TTL plus the longest leeway,
+		// so that is how long an access token from before a Redis data loss can still be presented.
+		redisRevocations = revocation.NewRedis(rdb, dbRevocations, revocation.RedisConfig{
+			Prefix: "fluxauth:", Window: issuer.TTL() + token.MaxLeeway, Timeout: cfg.RedisTimeout,
+			Clock: clock, Logger: logger,
+		})
+		revocations = redisRevocations
+		runCtx, stopRun := context.WithCancel(context.Background())
+		runDone := make(chan struct{})
+		go func() {
+			redisRevocations.Run(runCtx)
+			close(runDone)
+		}()
+		// Stopped after the final Flush below and before the Redis client closes (defers run in reverse).
+		defer func() {
+			stopRun()
+			<-runDone
+		}()
 		fallback := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Timeout: cfg.RedisTimeout}), limiter, logger, clock)
 		limiter = fallback
 		degraded = func() []string {
@@ -168,7 +186,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	// Requests are done; the events they queued are written before the database closes.
+	// Requests are done; revocations Redis missed get one more try before its client closes.
+	if redisRevocations != nil {
+		if err := redisRevocations.Flush(shutCtx); err != nil {
+			logger.Warn("revocation: not every failed announcement reached redis before shutdown", "err", err)
+		}
+	}
+	// The events the requests queued are written before the database closes.
 	if err := recorder.Close(shutCtx); err != nil {
 		return err
 	}
