@@ -35,6 +35,10 @@ type Config struct {
 	// SuspiciousRefreshRate: a refresh that comes sooner after the session's previous refresh than
 	// one interval of this rate is recorded as suspicious_token_usage (not refused); zero disables it.
 	SuspiciousRefreshRate ratelimit.Limit
+	// CheckSessionOwner refuses an access token whose session belongs to another user than its sub.
+	// Required with HS256, where every service holding the shared secret can mint any sub and sid;
+	// with ES256 only fluxauth signs, so it may be turned off to spare the lookup.
+	CheckSessionOwner bool
 }
 
 // Revocations tells every instance which sessions have ended, so their access tokens stop working
@@ -45,6 +49,9 @@ type Revocations interface {
 	Announce(ctx context.Context, sessionID string, until time.Time) error
 	// IsRevoked reports whether the session was ended.
 	IsRevoked(ctx context.Context, sessionID string) (bool, error)
+	// Owner returns the ID of the user the session belongs to; fluxauth.ErrNotFound if it never
+	// existed.
+	Owner(ctx context.Context, sessionID string) (string, error)
 }
 
 // Recorder keeps security events and passes them on to live subscribers.

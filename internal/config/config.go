@@ -370,6 +370,9 @@ func (c *Config) deriveDefaults() {
 	if path, ok := c.SQLitePath(); ok && c.SigningKeys == "" {
 		c.SigningKeys = filepath.Join(filepath.Dir(path), "fluxauth-keys.json")
 	}
+	// Only with the shared HS256 secret can another party sign a token for someone else's session;
+	// ES256 tokens are signed by fluxauth alone, so the owner lookup is spared.
+	c.Account.CheckSessionOwner = c.JWTAlg == "HS256"
 }
 
 // crossCheck reports the problems that span several settings. It only reads c.

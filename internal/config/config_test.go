@@ -146,3 +146,18 @@ func readmeDefaultMatches(s Setting, cell string) (want string, ok bool) {
 		return code, cell == code || strings.HasPrefix(cell, code+" ")
 	}
 }
+
+// With HS256 every holder of the shared secret can sign any sub and sid, so the session owner check
+// is on; ES256 tokens are fluxauth's alone, and the check is spared.
+func TestTheSessionOwnerCheckFollowsTheSigningAlgorithm(t *testing.T) {
+	c, err := Load(given("FLUXAUTH_JWT_ALG", "HS256", "FLUXAUTH_JWT_SECRET", strings.Repeat("s", 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Account.CheckSessionOwner {
+		t.Fatal("HS256 without the session owner check")
+	}
+	if Default().Account.CheckSessionOwner {
+		t.Fatal("ES256 (the default) with the session owner check")
+	}
+}
