@@ -353,10 +353,12 @@ func TestAccessTokensSurviveARestartOnAnotherAddressWithTheDefaultIssuer(t *test
 		t.Fatalf("a loopback listener was warned about its issuer:\n%s", logs)
 	}
 	// Listening on every interface now, on another port.
-	_, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(freeAddr(t), ":")[1])
+	cmd, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(freeAddr(t), ":")[1])
 	if me := get(t, url+"/api/auth/me", access); !strings.Contains(me, "restart@example.com") {
 		t.Fatalf("the token died with the restart: %s", me)
 	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait() // the log is written by the process until it exits
 	if !strings.Contains(logs.String(), "FLUXAUTH_ISSUER is unset") {
 		t.Fatalf("no warning about the default issuer on a public listener:\n%s", logs)
 	}
