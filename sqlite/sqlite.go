@@ -59,16 +59,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	pragmas.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	pragmas.Add("_pragma", "foreign_keys(1)")
 	if path == ":memory:" {
-		pragmas.Set("_txlock", "immediate")
-		w, err := sql.Open("sqlite", path+"?"+pragmas.Encode())
+		w, err := openWriter(path, pragmas)
 		if err != nil {
 			return nil, err
 		}
-		// The single connection is the database: it must never be closed while idle.
-		w.SetMaxOpenConns(1)
-		w.SetMaxIdleConns(1)
-		w.SetConnMaxLifetime(0)
-		w.SetConnMaxIdleTime(0)
 		db.writer, db.reader = w, w
 	} else {
 		if dir := filepath.Dir(path); dir != "." {
@@ -79,16 +73,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		pragmas.Add("_pragma", "journal_mode(WAL)")
 		pragmas.Add("_pragma", "synchronous(NORMAL)")
 
-		wp := cloneValues(pragmas)
-		wp.Set("_txlock", "immediate")
-		w, err := sql.Open("sqlite", path+"?"+wp.Encode())
+		w, err := openWriter(path, pragmas)
 		if err != nil {
 			return nil, err
 		}
-		w.SetMaxOpenConns(1)
-		w.SetMaxIdleConns(1)
-		w.SetConnMaxLifetime(0)
-		w.SetConnMaxIdleTime(0)
 		db.writer = w
 
 		rp := cloneValues(pragmas)
@@ -113,6 +101,23 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, unavailable(err)
 	}
 	return db, nil
+}
+
+// openWriter opens the pool of the one connection that writes. Its transactions begin IMMEDIATE,
+// taking the write lock at once, so that they queue here rather than fail on upgrading a read lock.
+// The connection is never closed while idle: for ":memory:" it is the database.
+func openWriter(path string, pragmas url.Values) (*sql.DB, error) {
+	wp := cloneValues(pragmas)
+	wp.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", path+"?"+wp.Encode())
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	return w, nil
 }
 
 func cloneValues(v url.Values) url.Values {
