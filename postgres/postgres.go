@@ -37,6 +37,7 @@ type shared = sqlq.Store
 // DB is a fluxauth.Store on a PostgreSQL database.
 type DB struct {
 	shared
+	migrator
 	pool *pgxpool.Pool
 
 	// Now stamps events inserted without a CreatedAt. It defaults to the system clock in UTC.
@@ -68,6 +69,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	}
 	db := &DB{pool: pool, Now: func() time.Time { return time.Now().UTC() }}
 	db.shared = sqlq.NewStore(dialect, conn{pool}, conn{pool}, func() time.Time { return db.Now() })
+	db.migrator = newMigrator(db)
 	return db, nil
 }
 

@@ -38,6 +38,7 @@ type shared = sqlq.Store
 // DB is a fluxauth.Store on one SQLite file.
 type DB struct {
 	shared
+	migrator
 	path   string
 	writer *sql.DB
 	reader *sql.DB
@@ -101,6 +102,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.reader = r
 	}
 	db.shared = sqlq.NewStore(dialect, conn{db.reader}, conn{db.writer}, func() time.Time { return db.Now() })
+	db.migrator = newMigrator(db)
 	// The writer connects first so that it creates the file and switches it to WAL before any reader.
 	if err := db.writer.PingContext(ctx); err != nil {
 		db.Close()
