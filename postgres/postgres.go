@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -152,10 +151,10 @@ type querier interface {
 // microseconds, its precision (truncated, not rounded, as the sqlite store keeps them). Its ID
 // columns are UUIDs, and cleanup passes over rows that a refresh or a revocation holds.
 var dialect = sqlq.Dialect{
-	Placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
-	Time:        func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
-	UUIDs:       true,
-	SkipLocked:  " FOR UPDATE SKIP LOCKED",
+	Param:      '$',
+	Time:       func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
+	UUIDs:      true,
+	SkipLocked: " FOR UPDATE SKIP LOCKED",
 }
 
 // conn runs the shared statements of sqlq on q, mapping the driver's errors.

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -198,8 +197,8 @@ type querier interface {
 // dialect is how SQLite takes arguments: numbered ?n placeholders, and times as sqlq.TimeText, which
 // sorts as the times do.
 var dialect = sqlq.Dialect{
-	Placeholder: func(n int) string { return "?" + strconv.Itoa(n) },
-	Time:        func(t time.Time) any { return sqlq.TimeText(t) },
+	Param: '?',
+	Time:  func(t time.Time) any { return sqlq.TimeText(t) },
 }
 
 // conn runs the shared statements of sqlq on q, mapping the driver's errors.

@@ -19,7 +19,7 @@ type args struct {
 
 func (a *args) add(v any) string {
 	a.list = append(a.list, v)
-	return a.d.Placeholder(len(a.list))
+	return a.d.placeholder(len(a.list))
 }
 
 // InsertEvents appends events to the audit log in one statement. Events without an ID, a severity

@@ -15,7 +15,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,8 +24,9 @@ import (
 
 // Dialect says how a store's database differs where the shared statements care.
 type Dialect struct {
-	// Placeholder writes the placeholder of the n-th argument (from 1).
-	Placeholder func(n int) string
+	// Param followed by an argument's number (from 1) is its placeholder: '$' for PostgreSQL, '?'
+	// for SQLite.
+	Param byte
 	// Time passes a time as an argument.
 	Time func(time.Time) any
 	// UUIDs is set when ID columns are typed UUID: the database fails a comparison with anything
@@ -70,25 +70,21 @@ func (s Store) writer() Tx { return Tx{s.d, s.write, s.now} }
 // badID reports an ID that the database cannot hold, and so cannot find.
 func (d Dialect) badID(id string) bool { return d.UUIDs && uuid.Validate(id) != nil }
 
+func (d Dialect) placeholder(n int) string { return string(d.Param) + strconv.Itoa(n) }
+
 // rebind rewrites query's $n placeholders into d's. query must hold no other '$' followed by a
 // digit: the shared statements use no dollar-quoted strings.
 func (d Dialect) rebind(query string) string {
-	var b strings.Builder
-	b.Grow(len(query))
-	for i := 0; i < len(query); i++ {
-		j := i + 1
-		for query[i] == '$' && j < len(query) && '0' <= query[j] && query[j] <= '9' {
-			j++
-		}
-		if j == i+1 {
-			b.WriteByte(query[i])
-			continue
-		}
-		n, _ := strconv.Atoi(query[i+1 : j])
-		b.WriteString(d.Placeholder(n))
-		i = j - 1
+	if d.Param == '$' {
+		return query
 	}
-	return b.String()
+	b := []byte(query)
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] == '$' && '0' <= b[i+1] && b[i+1] <= '9' {
+			b[i] = d.Param
+		}
+	}
+	return string(b)
 }
 
 // nullTime passes the zero time as NULL, for the columns where zero means "not yet".
