@@ -26,7 +26,7 @@ const (
 // User is an account.
 type User struct {
 	ID       string
-	Email    string // trimmed; compared case-insensitively
+	Email    string // trimmed; compared ignoring the case of ASCII letters (see UserStore)
 	Name     string
 	UserType string
 	// PasswordHash is the PHC-style argon2id string or a legacy bcrypt hash; empty for accounts that
@@ -124,13 +124,15 @@ type EventFilter struct {
 	Limit      int
 }
 
-// UserStore keeps accounts and their external identities.
+// UserStore keeps accounts and their external identities. Emails are compared ignoring the case of
+// ASCII letters only (A-Z): "élodie@x" and "ÉLODIE@x" are two addresses, in every store, until the
+// canonical form of an email is decided.
 type UserStore interface {
 	// CreateUser inserts u, assigning nothing: the caller sets ID and times. ErrConflict when the email
-	// is taken (case-insensitively).
+	// is taken (in another case of its ASCII letters too).
 	CreateUser(ctx context.Context, u *User) error
 	UserByID(ctx context.Context, id string) (*User, error)
-	// UserByEmail matches case-insensitively.
+	// UserByEmail matches ignoring the case of ASCII letters.
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
 	// SetUserType changes the type of the user with email; ErrNotFound when there is none.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,15 +42,18 @@ func BenchmarkRefresh(b *testing.B) {
 	var next atomic.Int64
 	// A server has many refreshes in flight; 8 per core (the pool's default size) lets commits share
 	// their WAL flushes.
-	b.SetParallelism(8)
+	const parallelism = 8
+	b.SetParallelism(parallelism)
+	perGoroutine := sessions / (parallelism * runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		// Each goroutine owns the sessions i ≡ k (mod stride); with fewer goroutines than sessions
-		// no two goroutines rotate the same chain.
+		// Each goroutine owns a slice of the sessions of its own, so no two goroutines rotate the
+		// same chain: one would otherwise present a tip the other had just spent.
 		k := int(next.Add(1) - 1)
-		for i := k; pb.Next(); i += 64 {
-			slot := i % sessions
-			presented := tips[slot]
+		own := tips[k*perGoroutine : (k+1)*perGoroutine]
+		for i := 0; pb.Next(); i++ {
+			slot := i % len(own)
+			presented := own[slot]
 			var child *fluxauth.RefreshToken
 			err := db.Update(ctx, func(tx fluxauth.Tx) error {
 				if err := tx.LockSession(ctx, presented.SessionID); err != nil {
@@ -65,14 +70,17 @@ func BenchmarkRefresh(b *testing.B) {
 				c.CreatedAt, c.LastUsedAt, c.ExpiresAt = at, at, at.Add(30*24*time.Hour)
 				c.SpentAt = time.Time{}
 				child = &c
-				_, err = tx.RotateRefreshToken(ctx, cur.ID, child, at)
+				ok, err := tx.RotateRefreshToken(ctx, cur.ID, child, at)
+				if err == nil && !ok {
+					err = errors.New("the presented tip was no longer live")
+				}
 				return err
 			})
 			if err != nil {
 				b.Error(err)
 				return
 			}
-			tips[slot] = child
+			own[slot] = child
 		}
 	})
 }

@@ -18,16 +18,25 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/sqlq"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-var _ fluxauth.Store = (*DB)(nil)
+var (
+	_ fluxauth.Store      = (*DB)(nil)
+	_ fluxauth.AdminStore = (*DB)(nil)
+)
+
+// shared names sqlq.Store as an unexported field of DB, whose methods DB gains.
+type shared = sqlq.Store
 
 // DB is a fluxauth.Store on a PostgreSQL database.
 type DB struct {
+	shared
+	migrator
 	pool *pgxpool.Pool
 
 	// Now stamps events inserted without a CreatedAt. It defaults to the system clock in UTC.
@@ -57,7 +66,10 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, unavailable(err)
 	}
-	return &DB{pool: pool, Now: func() time.Time { return time.Now().UTC() }}, nil
+	db := &DB{pool: pool, Now: func() time.Time { return time.Now().UTC() }}
+	db.shared = sqlq.NewStore(dialect, conn{pool}, conn{pool}, func() time.Time { return db.Now() })
+	db.migrator = newMigrator(db)
+	return db, nil
 }
 
 // Close closes every connection of the pool.
@@ -108,16 +120,16 @@ func (db *DB) update(ctx context.Context, fn func(tx fluxauth.Tx) error) error {
 	// After Commit this is a no-op; after a failure or a panic in fn it ends the transaction even if
 	// ctx is already cancelled.
 	defer pgTx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(&tx{q: pgTx, db: db}); err != nil {
+	if err := fn(&tx{Tx: sqlq.NewTx(dialect, conn{pgTx}, db.Now), q: pgTx}); err != nil {
 		return err
 	}
 	return mapErr(pgTx.Commit(ctx))
 }
 
-// tx is the fluxauth.Tx of Update; the reads and writes of the DB share its methods through querier.
+// tx is the fluxauth.Tx of Update: the shared statements, and the dialect's own on q.
 type tx struct {
-	q  querier
-	db *DB
+	sqlq.Tx
+	q querier
 }
 
 var _ fluxauth.Tx = (*tx)(nil)
@@ -135,31 +147,42 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// ts is how times are written: microseconds (PostgreSQL's precision, truncated rather than rounded
-// the same way as the sqlite store) in UTC.
-func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
-// nullTime writes the zero time as NULL, for the columns where zero means "not yet".
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return ts(t)
+// dialect is how PostgreSQL takes arguments: $n placeholders, and times in UTC truncated to
+// microseconds, its precision (truncated, not rounded, as the sqlite store keeps them). Its ID
+// columns are UUIDs, and cleanup passes over rows that a refresh or a revocation holds.
+var dialect = sqlq.Dialect{
+	Param:      '$',
+	Time:       func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
+	UUIDs:      true,
+	SkipLocked: " FOR UPDATE SKIP LOCKED",
 }
 
-func fromNull(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return t.UTC()
+// conn runs the shared statements of sqlq on q, mapping the driver's errors.
+type conn struct{ q querier }
+
+var _ sqlq.Querier = conn{}
+
+func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := c.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), mapErr(err)
 }
 
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
+func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlq.Scanner {
+	return row{c.q.QueryRow(ctx, query, args...)}
 }
+
+func (c conn) Query(ctx context.Context, query string, args []any, fn func(sqlq.Scanner) error) error {
+	// A failed Query returns rows that report its error; CollectRows closes them and returns the
+	// first error of the query, of fn or of reading the rows.
+	rows, _ := c.q.Query(ctx, query, args...)
+	_, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (struct{}, error) { return struct{}{}, fn(row) })
+	return mapErr(err)
+}
+
+// row maps the errors of a single-row query.
+type row struct{ r pgx.Row }
+
+func (r row) Scan(dest ...any) error { return mapErr(r.r.Scan(dest...)) }
 
 // isUUID guards lookups by UUID columns: any other string cannot match, and PostgreSQL would
 // reject it with an error instead of finding nothing.

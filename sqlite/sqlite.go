@@ -21,14 +21,23 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/sqlq"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-var _ fluxauth.Store = (*DB)(nil)
+var (
+	_ fluxauth.Store      = (*DB)(nil)
+	_ fluxauth.AdminStore = (*DB)(nil)
+)
+
+// shared names sqlq.Store as an unexported field of DB, whose methods DB gains.
+type shared = sqlq.Store
 
 // DB is a fluxauth.Store on one SQLite file.
 type DB struct {
+	shared
+	migrator
 	path   string
 	writer *sql.DB
 	reader *sql.DB
@@ -59,16 +68,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	pragmas.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	pragmas.Add("_pragma", "foreign_keys(1)")
 	if path == ":memory:" {
-		pragmas.Set("_txlock", "immediate")
-		w, err := sql.Open("sqlite", path+"?"+pragmas.Encode())
+		w, err := openWriter(path, pragmas)
 		if err != nil {
 			return nil, err
 		}
-		// The single connection is the database: it must never be closed while idle.
-		w.SetMaxOpenConns(1)
-		w.SetMaxIdleConns(1)
-		w.SetConnMaxLifetime(0)
-		w.SetConnMaxIdleTime(0)
 		db.writer, db.reader = w, w
 	} else {
 		if dir := filepath.Dir(path); dir != "." {
@@ -79,16 +82,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		pragmas.Add("_pragma", "journal_mode(WAL)")
 		pragmas.Add("_pragma", "synchronous(NORMAL)")
 
-		wp := cloneValues(pragmas)
-		wp.Set("_txlock", "immediate")
-		w, err := sql.Open("sqlite", path+"?"+wp.Encode())
+		w, err := openWriter(path, pragmas)
 		if err != nil {
 			return nil, err
 		}
-		w.SetMaxOpenConns(1)
-		w.SetMaxIdleConns(1)
-		w.SetConnMaxLifetime(0)
-		w.SetConnMaxIdleTime(0)
 		db.writer = w
 
 		rp := cloneValues(pragmas)
@@ -103,6 +100,8 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		r.SetMaxIdleConns(n)
 		db.reader = r
 	}
+	db.shared = sqlq.NewStore(dialect, conn{db.reader}, conn{db.writer}, func() time.Time { return db.Now() })
+	db.migrator = newMigrator(db)
 	// The writer connects first so that it creates the file and switches it to WAL before any reader.
 	if err := db.writer.PingContext(ctx); err != nil {
 		db.Close()
@@ -113,6 +112,23 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, unavailable(err)
 	}
 	return db, nil
+}
+
+// openWriter opens the pool of the one connection that writes. Its transactions begin IMMEDIATE,
+// taking the write lock at once, so that they queue here rather than fail on upgrading a read lock.
+// The connection is never closed while idle: for ":memory:" it is the database.
+func openWriter(path string, pragmas url.Values) (*sql.DB, error) {
+	wp := cloneValues(pragmas)
+	wp.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", path+"?"+wp.Encode())
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	return w, nil
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -155,16 +171,16 @@ func (db *DB) Update(ctx context.Context, fn func(tx fluxauth.Tx) error) error {
 		return mapErr(err)
 	}
 	defer sqlTx.Rollback()
-	if err := fn(&tx{q: sqlTx, db: db}); err != nil {
+	if err := fn(&tx{Tx: sqlq.NewTx(dialect, conn{sqlTx}, db.Now), q: sqlTx}); err != nil {
 		return err
 	}
 	return mapErr(sqlTx.Commit())
 }
 
-// tx is the fluxauth.Tx of Update; the reads and writes of the DB share its methods through querier.
+// tx is the fluxauth.Tx of Update: the shared statements, and the dialect's own on q.
 type tx struct {
-	q  querier
-	db *DB
+	sqlq.Tx
+	q querier
 }
 
 var _ fluxauth.Tx = (*tx)(nil)
@@ -178,39 +194,49 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-type scanner interface{ Scan(dest ...any) error }
-
-// timeFormat is fixed-width, so TEXT comparison in SQL orders times correctly.
-const timeFormat = "2006-01-02T15:04:05.000000Z"
-
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-// nullTime stores the zero time as NULL, for the columns where zero means "not yet".
-func nullTime(t time.Time) any {
-	if t.IsZero() {
-		return nil
-	}
-	return formatTime(t)
+// dialect is how SQLite takes arguments: numbered ?n placeholders, and times as sqlq.TimeText, which
+// sorts as the times do.
+var dialect = sqlq.Dialect{
+	Param: '?',
+	Time:  func(t time.Time) any { return sqlq.TimeText(t) },
 }
 
-// parseTime reads formatTime's output; "" (a NULL read through COALESCE) is the zero time.
-func parseTime(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	t, err := time.Parse(timeFormat, s)
+// conn runs the shared statements of sqlq on q, mapping the driver's errors.
+type conn struct{ q querier }
+
+var _ sqlq.Querier = conn{}
+
+func (c conn) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := c.q.ExecContext(ctx, query, args...)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("sqlite: bad stored time %q: %w", s, err)
+		return 0, mapErr(err)
 	}
-	return t, nil
+	n, err := res.RowsAffected()
+	return n, mapErr(err)
 }
 
-func nullString(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
+func (c conn) QueryRow(ctx context.Context, query string, args ...any) sqlq.Scanner {
+	return row{c.q.QueryRowContext(ctx, query, args...)}
 }
+
+func (c conn) Query(ctx context.Context, query string, args []any, fn func(sqlq.Scanner) error) error {
+	rows, err := c.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := fn(rows); err != nil {
+			return mapErr(err)
+		}
+	}
+	return mapErr(rows.Err())
+}
+
+// row maps the errors of a single-row query.
+type row struct{ r *sql.Row }
+
+func (r row) Scan(dest ...any) error { return mapErr(r.r.Scan(dest...)) }
 
 // mapErr turns driver errors into the store's sentinel errors.
 func mapErr(err error) error {

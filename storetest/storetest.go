@@ -17,9 +17,17 @@ import (
 	"github.com/google/uuid"
 )
 
+// Storage is everything a storage backend of fluxauth implements: the Store, and the stores of the
+// admin API and of the cleanup job.
+type Storage interface {
+	fluxauth.Store
+	fluxauth.AdminStore
+	fluxauth.CleanupStore
+}
+
 // Backend is a store under test and what the suite needs to watch it from outside.
 type Backend struct {
-	Store fluxauth.Store
+	Store Storage
 	// LockWaits returns a count that rises as soon as one of Store's transactions starts waiting for
 	// a lock another transaction holds: the number waiting now (PostgreSQL's pg_stat_activity) or the
 	// number of waits so far (a connection pool's wait count) both do. With it a test can hold a
@@ -31,30 +39,23 @@ type Backend struct {
 // Run runs the contract suite. open must return an empty, migrated store for tb and release it when
 // tb ends; it is called once per subtest, and subtests run in parallel.
 func Run(t *testing.T, open func(tb testing.TB) Backend) {
-	suites := []struct {
-		name  string
-		tests []test
-	}{
-		{"users", userTests},
-		{"identities", identityTests},
-		{"refresh tokens", tokenTests},
-		{"rotation", rotateTests},
-		{"update", updateTests},
-		{"events", eventTests},
-		{"concurrency", concurrencyTests},
-	}
-	for _, s := range suites {
-		t.Run(s.name, func(t *testing.T) {
-			for _, tc := range s.tests {
-				t.Run(tc.name, func(t *testing.T) {
-					t.Parallel()
-					tc.fn(t, open(t).Store)
-				})
-			}
-		})
-	}
-	t.Run("locks", func(t *testing.T) {
-		for _, tc := range lockTests {
+	store := func(tb testing.TB) fluxauth.Store { return open(tb).Store }
+	storage := func(tb testing.TB) Storage { return open(tb).Store }
+	run(t, "users", userTests, store)
+	run(t, "identities", identityTests, store)
+	run(t, "refresh tokens", tokenTests, store)
+	run(t, "rotation", rotateTests, store)
+	run(t, "update", updateTests, store)
+	run(t, "events", eventTests, store)
+	run(t, "concurrency", concurrencyTests, store)
+	run(t, "admin", adminTests, storage)
+	run(t, "cleanup", cleanupTests, storage)
+	run(t, "locks", lockTests, open)
+}
+
+func run[S any](t *testing.T, suite string, tests []testOf[S], open func(tb testing.TB) S) {
+	t.Run(suite, func(t *testing.T) {
+		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				t.Parallel()
 				tc.fn(t, open(t))
@@ -63,16 +64,20 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	})
 }
 
-type test struct {
+// testOf is one case of the suite, named after the behaviour it pins down.
+type testOf[S any] struct {
 	name string
-	fn   func(t *testing.T, s fluxauth.Store)
+	fn   func(t *testing.T, s S)
 }
 
-// backendTest is a contract case that also watches the store from outside.
-type backendTest struct {
-	name string
-	fn   func(t *testing.T, b Backend)
-}
+type (
+	// test is a case that needs only the Store.
+	test = testOf[fluxauth.Store]
+	// storageTest is a case of the admin or the cleanup store.
+	storageTest = testOf[Storage]
+	// backendTest is a case that also watches the store from outside.
+	backendTest = testOf[Backend]
+)
 
 // t0 carries nanoseconds and a non-UTC zone on purpose: stores keep microseconds, in UTC.
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.FixedZone("CET", 3600))

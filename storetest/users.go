@@ -44,6 +44,40 @@ var userTests = []test{
 		must(t, "UserByEmail", err)
 		equal(t, "UserByEmail", got, u)
 	}},
+	{"email case is ignored for ASCII letters only", func(t *testing.T, s fluxauth.Store) {
+		// Until the canonical form of an email is decided, both stores fold A-Z and nothing else:
+		// SQLite's NOCASE cannot do more, and PostgreSQL's lower() would do more or less depending
+		// on the database's locale. Non-ASCII letters in another case make another address.
+		ctx := context.Background()
+		lower := mustCreateUser(t, s, "élodie@example.com")
+		got, err := s.UserByEmail(ctx, "élodie@EXAMPLE.COM")
+		must(t, "UserByEmail with ASCII letters in another case", err)
+		equal(t, "UserByEmail", got, lower)
+		_, err = s.UserByEmail(ctx, "ÉLODIE@example.com")
+		wantErr(t, "UserByEmail with a non-ASCII letter in another case", err, fluxauth.ErrNotFound)
+
+		upper := mustCreateUser(t, s, "Élodie@example.com") // no conflict: another address
+		got, err = s.UserByEmail(ctx, "ÉLODIE@example.com")
+		must(t, "UserByEmail of the second address", err)
+		equal(t, "UserByEmail of the second address", got, upper)
+		must(t, "SetUserType", s.SetUserType(ctx, "ÉLODIE@EXAMPLE.COM", fluxauth.UserTypeAdmin, at(time.Hour)))
+		got, err = s.UserByID(ctx, upper.ID)
+		must(t, "UserByID", err)
+		upper.UserType, upper.UpdatedAt = fluxauth.UserTypeAdmin, at(time.Hour)
+		equal(t, "the second address after SetUserType", got, upper)
+		got, err = s.UserByID(ctx, lower.ID)
+		must(t, "UserByID", err)
+		equal(t, "the first address after SetUserType of the second", got, lower)
+
+		// Nor does a non-ASCII letter fold into an ASCII one: U+212A KELVIN SIGN lowers to k.
+		kate := mustCreateUser(t, s, "kate@example.com")
+		_, err = s.UserByEmail(ctx, "\u212Aate@example.com")
+		wantErr(t, "UserByEmail with the Kelvin sign for k", err, fluxauth.ErrNotFound)
+		must(t, "CreateUser with the Kelvin sign for k", s.CreateUser(ctx, newUser("\u212Aate@example.com")))
+		got, err = s.UserByEmail(ctx, "KATE@example.com")
+		must(t, "UserByEmail", err)
+		equal(t, "UserByEmail", got, kate)
+	}},
 	{"missing user is not found", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
 		mustCreateUser(t, s, "someone@example.com")

@@ -25,30 +25,44 @@ type Status struct {
 	AppliedAt time.Time // zero while pending
 }
 
-// Migrator runs one store's migrations.
+// Migrator runs one store's migrations. A store embeds it to gain its methods.
 type Migrator struct {
-	// Dialect names the store in errors ("sqlite", "postgres").
-	Dialect string
-	// Provider returns a goose provider and what releases it.
-	Provider func() (*goose.Provider, func(), error)
-	// MapErr turns driver errors into the store's (e.g. wrapping fluxauth.ErrUnavailable).
-	MapErr func(error) error
+	dialect  string
+	provider func() (*goose.Provider, func(), error)
+	mapErr   func(error) error
+}
+
+// New returns the Migrator of a store: dialect names it in errors ("sqlite", "postgres"), provider
+// returns a goose provider and what releases it, and mapErr turns driver errors into the store's
+// (e.g. wrapping fluxauth.ErrUnavailable).
+func New(dialect string, provider func() (*goose.Provider, func(), error), mapErr func(error) error) Migrator {
+	return Migrator{dialect: dialect, provider: provider, mapErr: mapErr}
+}
+
+// Files returns the migration files of a store, embedded in the folder migrations of fsys.
+func Files(fsys fs.FS) fs.FS {
+	sub, err := fs.Sub(fsys, "migrations")
+	if err != nil {
+		panic(err) // the embedded folder exists at compile time
+	}
+	return sub
 }
 
 func (m Migrator) run(ctx context.Context, what string, fn func(p *goose.Provider) error) error {
-	p, release, err := m.Provider()
+	p, release, err := m.provider()
 	if err != nil {
 		return err
 	}
 	defer release()
 	if err := fn(p); err != nil {
-		return fmt.Errorf("%s: %s: %w", m.Dialect, what, m.MapErr(err))
+		return fmt.Errorf("%s: %s: %w", m.dialect, what, m.mapErr(err))
 	}
 	return nil
 }
 
-// Up applies every pending migration and returns the names of those it applied.
-func (m Migrator) Up(ctx context.Context) ([]string, error) {
+// MigrateUp applies every pending migration, each in its own transaction, and returns the names
+// of those it applied.
+func (m Migrator) MigrateUp(ctx context.Context) ([]string, error) {
 	var names []string
 	err := m.run(ctx, "migrate up", func(p *goose.Provider) error {
 		res, err := p.Up(ctx)
@@ -58,8 +72,9 @@ func (m Migrator) Up(ctx context.Context) ([]string, error) {
 	return names, err
 }
 
-// Down rolls back the most recently applied migration and returns its name; "" when none is.
-func (m Migrator) Down(ctx context.Context) (string, error) {
+// MigrateDown rolls back the most recently applied migration and returns its name; "" when none
+// is applied.
+func (m Migrator) MigrateDown(ctx context.Context) (string, error) {
 	var name string
 	err := m.run(ctx, "migrate down", func(p *goose.Provider) error {
 		res, err := p.Down(ctx)
@@ -74,8 +89,9 @@ func (m Migrator) Down(ctx context.Context) (string, error) {
 	return name, err
 }
 
-// DownTo rolls back every migration above version (0: all) and returns their names, newest first.
-func (m Migrator) DownTo(ctx context.Context, version int64) ([]string, error) {
+// MigrateDownTo rolls back every migration above version (0 rolls back all of them) and returns
+// their names, newest first.
+func (m Migrator) MigrateDownTo(ctx context.Context, version int64) ([]string, error) {
 	var names []string
 	err := m.run(ctx, fmt.Sprintf("migrate down to %d", version), func(p *goose.Provider) error {
 		res, err := p.DownTo(ctx, version)
@@ -85,8 +101,8 @@ func (m Migrator) DownTo(ctx context.Context, version int64) ([]string, error) {
 	return names, err
 }
 
-// Status lists every embedded migration in version order, with when it was applied.
-func (m Migrator) Status(ctx context.Context) ([]Status, error) {
+// MigrationStatus lists every embedded migration in version order, with when it was applied.
+func (m Migrator) MigrationStatus(ctx context.Context) ([]Status, error) {
 	var out []Status
 	err := m.run(ctx, "migration status", func(p *goose.Provider) error {
 		st, err := p.Status(ctx)
@@ -102,8 +118,8 @@ func (m Migrator) Status(ctx context.Context) ([]Status, error) {
 	return out, err
 }
 
-// Version returns the version of the newest applied migration, 0 when none is.
-func (m Migrator) Version(ctx context.Context) (int64, error) {
+// SchemaVersion returns the version of the newest applied migration, 0 when none is.
+func (m Migrator) SchemaVersion(ctx context.Context) (int64, error) {
 	var v int64
 	err := m.run(ctx, "schema version", func(p *goose.Provider) error {
 		var err error

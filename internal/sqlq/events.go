@@ -1,46 +1,35 @@
-// Package sqlq holds the SQL both stores build the same way, apart from their placeholders and how
-// they pass times: the audit log's insert rows and its listing query.
 package sqlq
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth"
 )
 
-// Dialect says how a store writes a placeholder for its n-th argument (from 1) and passes a time.
-type Dialect struct {
-	Placeholder func(n int) string
-	Time        func(time.Time) any
-}
-
-// query collects arguments and hands out their placeholders.
-type query struct {
+// args collects a statement's arguments and hands out their placeholders.
+type args struct {
 	d    Dialect
-	args []any
+	list []any
 }
 
-func (q *query) arg(v any) string {
-	q.args = append(q.args, v)
-	return q.d.Placeholder(len(q.args))
+func (a *args) add(v any) string {
+	a.list = append(a.list, v)
+	return a.d.placeholder(len(a.list))
 }
 
-func nullString(s string) any {
-	if s == "" {
+// InsertEvents appends events to the audit log in one statement. Events without an ID, a severity
+// or a time get a UUIDv7, "info" and the store's now().
+func (t Tx) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
+	if len(events) == 0 {
 		return nil
 	}
-	return s
-}
-
-// InsertEvents returns one INSERT for events and its arguments. Events without an ID, a severity or
-// a time get a UUIDv7, "info" and now().
-func InsertEvents(d Dialect, events []*fluxauth.SecurityEvent, now func() time.Time) (string, []any, error) {
-	q := &query{d: d, args: make([]any, 0, 9*len(events))}
+	d := t.d
+	a := &args{d: d, list: make([]any, 0, 9*len(events))}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO security_events
 		(id, event_type, severity, user_id, token_id, ip_address, user_agent, metadata, created_at) VALUES `)
@@ -52,13 +41,13 @@ func InsertEvents(d Dialect, events []*fluxauth.SecurityEvent, now func() time.T
 			e.Severity = fluxauth.SeverityInfo
 		}
 		if e.CreatedAt.IsZero() {
-			e.CreatedAt = now()
+			e.CreatedAt = t.now()
 		}
 		var meta any
 		if e.Metadata != nil {
 			m, err := json.Marshal(e.Metadata)
 			if err != nil {
-				return "", nil, fmt.Errorf("event metadata: %w", err)
+				return fmt.Errorf("event metadata: %w", err)
 			}
 			meta = string(m)
 		}
@@ -66,19 +55,29 @@ func InsertEvents(d Dialect, events []*fluxauth.SecurityEvent, now func() time.T
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-			q.arg(e.ID), q.arg(e.Type), q.arg(e.Severity), q.arg(nullString(e.UserID)), q.arg(nullString(e.TokenID)),
-			q.arg(nullString(e.IPAddress)), q.arg(nullString(e.UserAgent)), q.arg(meta), q.arg(d.Time(e.CreatedAt)))
+			a.add(e.ID), a.add(e.Type), a.add(e.Severity), a.add(nullString(e.UserID)), a.add(nullString(e.TokenID)),
+			a.add(nullString(e.IPAddress)), a.add(nullString(e.UserAgent)), a.add(meta), a.add(d.Time(e.CreatedAt)))
 	}
-	return b.String(), q.args, nil
+	_, err := t.q.Exec(ctx, b.String(), a.list...)
+	return err
 }
 
-// ListEvents returns the listing query for f (newest first by created_at, then id; a Limit of 0
-// lists every match; BeforeID counts only with BeforeTime) and its arguments. columns is the
-// store's select list.
-func ListEvents(d Dialect, columns string, f fluxauth.EventFilter) (string, []any) {
-	q := &query{d: d}
+// InsertEvents appends events to the audit log in one statement. Events without an ID, a severity
+// or a time get a UUIDv7, "info" and the store's now().
+func (s Store) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
+	return s.writer().InsertEvents(ctx, events...)
+}
+
+// ListEvents returns the events matching f, newest first by (CreatedAt, ID). A Limit of 0 lists
+// every match; BeforeID counts only with BeforeTime, and must be an event's ID.
+func (s Store) ListEvents(ctx context.Context, f fluxauth.EventFilter) ([]*fluxauth.SecurityEvent, error) {
+	d := s.d
+	if !f.BeforeTime.IsZero() && f.BeforeID != "" && d.badID(f.BeforeID) {
+		return nil, fmt.Errorf("event cursor id %q is not a UUID", f.BeforeID)
+	}
+	a := &args{d: d}
 	var where []string
-	add := func(cond string, v any) { where = append(where, cond+" "+q.arg(v)) }
+	add := func(cond string, v any) { where = append(where, cond+" "+a.add(v)) }
 	if f.Type != "" {
 		add("event_type =", f.Type)
 	}
@@ -99,18 +98,35 @@ func ListEvents(d Dialect, columns string, f fluxauth.EventFilter) (string, []an
 	}
 	if !f.BeforeTime.IsZero() {
 		if f.BeforeID != "" {
-			where = append(where, "(created_at, id) < ("+q.arg(d.Time(f.BeforeTime))+", "+q.arg(f.BeforeID)+")")
+			where = append(where, "(created_at, id) < ("+a.add(d.Time(f.BeforeTime))+", "+a.add(f.BeforeID)+")")
 		} else {
 			add("created_at <", d.Time(f.BeforeTime))
 		}
 	}
-	sql := "SELECT " + columns + " FROM security_events"
+	sql := `SELECT id, event_type, severity, user_id, token_id, ip_address, user_agent, metadata, created_at
+		FROM security_events`
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
 	sql += " ORDER BY created_at DESC, id DESC"
 	if f.Limit > 0 {
-		sql += " LIMIT " + q.arg(f.Limit)
+		sql += " LIMIT " + a.add(f.Limit)
 	}
-	return sql, q.args
+	var out []*fluxauth.SecurityEvent
+	err := s.read.Query(ctx, sql, a.list, func(row Scanner) error {
+		var e fluxauth.SecurityEvent
+		var meta []byte
+		if err := row.Scan(scanText(&e.ID), &e.Type, &e.Severity, scanText(&e.UserID), scanText(&e.TokenID),
+			scanText(&e.IPAddress), scanText(&e.UserAgent), &meta, scanTime(&e.CreatedAt)); err != nil {
+			return err
+		}
+		if meta != nil {
+			if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+				return fmt.Errorf("event %s metadata: %w", e.ID, err)
+			}
+		}
+		out = append(out, &e)
+		return nil
+	})
+	return out, err
 }
