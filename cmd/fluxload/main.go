@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fluxstudio/fluxauth/loadtest"
+	"github.com/fluxstudio/fluxauth/internal/loadtest"
 )
 
 func main() {
