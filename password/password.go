@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/semaphore"
 )
 
 // Lengths of what Hash writes. Verify accepts other lengths within sane bounds (hashes made
@@ -79,7 +80,7 @@ func (p Params) Validate() error {
 // concurrent use. Make one with New: the zero value has no pool.
 type Hasher struct {
 	params Params
-	slots  chan struct{} // the pool: a computation holds one element while it runs
+	pool   *semaphore.Weighted // a computation holds one unit while it runs
 
 	randMu sync.Mutex // lets tests inject a reader that is not safe for concurrent use
 	rand   io.Reader
@@ -118,7 +119,7 @@ func New(params Params, workers int, rand io.Reader) *Hasher {
 	}
 	return &Hasher{
 		params: params,
-		slots:  make(chan struct{}, workers),
+		pool:   semaphore.NewWeighted(int64(workers)),
 		rand:   rand,
 		// The dummy's salt and key need not be random or real: verifying against it costs one argon2id
 		// computation at params whatever they are, and no password can derive an all-zero key.
@@ -236,14 +237,12 @@ func (h *Hasher) compute(ctx context.Context, fn func()) error {
 		return err
 	}
 	h.hook(eventWaiting)
-	select {
-	case h.slots <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := h.pool.Acquire(ctx, 1); err != nil {
+		return err
 	}
-	defer func() { <-h.slots }()
-	// select picks at random when a slot frees up just as ctx ends; do not spend a hash on a caller
-	// that has gone.
+	defer h.pool.Release(1)
+	// Acquire may still succeed after ctx has ended (a slot freed just as it did); do not spend a hash
+	// on a caller that has gone.
 	if err := ctx.Err(); err != nil {
 		return err
 	}
