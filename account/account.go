@@ -100,6 +100,13 @@ type Principal struct {
 	UserType  string
 }
 
+// Now is the service's clock: the time its sessions and events are stamped with, so a report over
+// them (the admin summary's window) agrees with what was written.
+func (s *Service) Now() time.Time { return s.Clock.Now() }
+
+// JWKS returns the public keys access tokens are verified with, as a JSON Web Key Set.
+func (s *Service) JWKS() []byte { return s.Tokens.JWKS() }
+
 func (s *Service) newID() string {
 	id, err := uuid.NewV7FromReader(s.Rand)
 	if err != nil {

@@ -204,6 +204,6 @@ func (s *Server) logoutAll(w http.ResponseWriter, r *http.Request, p *account.Pr
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, err := w.Write(s.Accounts.Tokens.JWKS())
+	_, err := w.Write(s.Accounts.JWKS())
 	return err
 }
