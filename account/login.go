@@ -1,0 +1,99 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/password"
+)
+
+// LoginInput is the body of POST /api/auth/login.
+type LoginInput struct {
+	Email, Password string
+	Device          Device
+}
+
+var errInvalidCredentials = fluxauth.Errorf(fluxauth.EInvalidCredentials, "The email or password is incorrect.")
+
+// Login checks a password and starts a session. An unknown email costs the same hashing work and
+// gets the same answer as a wrong password, so responses do not reveal which accounts exist.
+func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
+	in.Email = NormalizeEmail(in.Email)
+	var v fluxauth.ValidationError
+	if in.Email == "" {
+		v.Add("email", "is required")
+	}
+	if in.Password == "" {
+		v.Add("password", "is required")
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	dev := in.Device.normalized()
+	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
+		return nil, err
+	}
+	if err := s.allow(ctx, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
+		return nil, err
+	}
+	u, err := s.Store.UserByEmail(ctx, in.Email)
+	if err != nil && !errors.Is(err, fluxauth.ErrNotFound) {
+		return nil, err
+	}
+	userID := ""
+	if u != nil {
+		userID = u.ID
+	}
+	if err := s.attemptLogin(ctx, in.Email, userID, dev); err != nil {
+		return nil, err
+	}
+	if u == nil || u.PasswordHash == "" {
+		if err := s.Passwords.VerifyDummy(ctx, in.Password); err != nil {
+			return nil, err
+		}
+		reason := "unknown_email"
+		if u != nil {
+			reason = "no_password"
+		}
+		if err := s.recordFailedLogin(ctx, userID, in.Email, reason, dev); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidCredentials
+	}
+	ok, rehash, err := s.Passwords.Verify(ctx, u.PasswordHash, in.Password)
+	if err != nil && !errors.Is(err, password.ErrMalformedHash) {
+		return nil, err
+	}
+	if !ok {
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "wrong_password", dev); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidCredentials
+	}
+	s.loginSucceeded(ctx, in.Email)
+	if rehash {
+		s.upgradeHash(ctx, u, in.Password)
+	}
+	return s.login(ctx, u, dev, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
+}
+
+// upgradeHash rehashes a legacy or outdated hash with the current parameters. Failing it must not
+// fail the login: the old hash still works.
+func (s *Service) upgradeHash(ctx context.Context, u *fluxauth.User, pw string) {
+	hash, err := s.Passwords.Hash(ctx, pw)
+	if err == nil {
+		err = s.Store.SetPasswordHash(ctx, u.ID, hash, s.Clock.Now())
+	}
+	if err != nil {
+		s.Logger.WarnContext(ctx, "password rehash failed", "user_id", u.ID, "err", err)
+	}
+}
+
+func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason string, dev Device) error {
+	return s.record(ctx, &fluxauth.SecurityEvent{
+		Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning, UserID: userID,
+		Metadata: map[string]any{"reason": reason, "email": email},
+	}, dev)
+}

@@ -1,0 +1,97 @@
+package account
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/password"
+)
+
+// SignupInput is the body of POST /api/auth/signup.
+type SignupInput struct {
+	Email, Password, Name, UserType string
+	Device                          Device
+}
+
+// NormalizeEmail trims the address; case is kept as typed but never matters for lookups.
+func NormalizeEmail(s string) string { return strings.TrimSpace(s) }
+
+func validEmail(email string) bool {
+	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") {
+		return false
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email {
+		return false
+	}
+	at := strings.LastIndexByte(email, '@')
+	return at > 0 && strings.Contains(email[at+1:], ".") && !strings.HasSuffix(email, ".")
+}
+
+// Signup creates an account and its first session.
+func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
+	in.Email = NormalizeEmail(in.Email)
+	in.Name = strings.TrimSpace(in.Name)
+	in.UserType = strings.TrimSpace(in.UserType)
+	if in.UserType == "" {
+		in.UserType = fluxauth.UserTypeClient
+	}
+	var v fluxauth.ValidationError
+	if !validEmail(in.Email) {
+		v.Add("email", "must be a valid email address")
+	}
+	if err := password.CheckPolicy(in.Password); err != nil {
+		var fe *fluxauth.Error
+		if errors.As(err, &fe) && fe.Fields["password"] != "" {
+			v.Add("password", fe.Fields["password"])
+		} else {
+			v.Add("password", "is not acceptable")
+		}
+	}
+	if in.Name == "" {
+		v.Add("name", "is required")
+	} else if utf8.RuneCountInString(in.Name) > 100 {
+		v.Add("name", "must be at most 100 characters")
+	}
+	if in.UserType == fluxauth.UserTypeAdmin || !slices.Contains(s.Config.SignupUserTypes, in.UserType) {
+		v.Add("userType", "must be one of: "+strings.Join(s.Config.SignupUserTypes, ", "))
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.allow(ctx, "signup:ip", s.Rules.Signup, in.Device, in.Device.IP); err != nil {
+		return nil, err
+	}
+	hash, err := s.Passwords.Hash(ctx, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now()
+	u := &fluxauth.User{
+		ID: s.newID(), Email: in.Email, Name: in.Name, UserType: in.UserType,
+		PasswordHash: hash, CreatedAt: now, UpdatedAt: now,
+	}
+	dev := in.Device.normalized()
+	var res *Result
+	err = s.update(ctx, func(tx fluxauth.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			if errors.Is(err, fluxauth.ErrConflict) {
+				return fluxauth.Errorf(fluxauth.EEmailTaken, "An account with this email already exists.")
+			}
+			return err
+		}
+		var err error
+		res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventSignup, nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.Created = true
+	return res, nil
+}

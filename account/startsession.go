@@ -1,0 +1,98 @@
+package account
+
+import (
+	"context"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/token"
+)
+
+// login starts a session for an authenticated user.
+func (s *Service) login(ctx context.Context, u *fluxauth.User, dev Device, event string, meta map[string]any) (*Result, error) {
+	now := s.Clock.Now()
+	var res *Result
+	err := s.update(ctx, func(tx fluxauth.Tx) error {
+		var err error
+		res, err = s.startSession(ctx, tx, u, dev, now, event, meta)
+		return err
+	})
+	return res, err
+}
+
+// startSession writes a session's first refresh token, with its events, inside tx.
+func (s *Service) startSession(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User, dev Device, now time.Time, event string, meta map[string]any) (*Result, error) {
+	active, err := tx.ActiveSessions(ctx, u.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	sessionID := s.newID()
+	raw, hash, err := s.Refreshes.New(s.Rand, sessionID)
+	if err != nil {
+		return nil, err
+	}
+	rt := &fluxauth.RefreshToken{
+		ID: s.newID(), SessionID: sessionID, UserID: u.ID, TokenHash: hash,
+		DeviceName: dev.Name, DeviceFingerprint: dev.Fingerprint, IPAddress: dev.IP, UserAgent: dev.UserAgent,
+		SessionCreatedAt: now, CreatedAt: now, LastUsedAt: now,
+		ExpiresAt: s.expiry(now, now),
+	}
+	if err := tx.InsertRefreshToken(ctx, rt); err != nil {
+		return nil, err
+	}
+	events := []*fluxauth.SecurityEvent{s.event(event, fluxauth.SeverityInfo, u.ID, rt.ID, dev, withSession(meta, rt.SessionID))}
+	if len(active) > 0 && !knownDevice(active, dev) {
+		events = append(events, s.event(fluxauth.EventMultipleDeviceLogin, fluxauth.SeverityInfo, u.ID, rt.ID, dev,
+			map[string]any{"activeSessions": len(active), "sessionId": rt.SessionID, "deviceName": dev.Name}))
+	}
+	if err := tx.InsertEvents(ctx, events...); err != nil {
+		return nil, err
+	}
+	return s.result(u, rt, raw)
+}
+
+// knownDevice reports whether dev matches one of the sessions: by fingerprint when both have one,
+// else by device name and user agent.
+func knownDevice(sessions []*fluxauth.RefreshToken, dev Device) bool {
+	for _, t := range sessions {
+		if dev.Fingerprint != "" && t.DeviceFingerprint != "" {
+			if dev.Fingerprint == t.DeviceFingerprint {
+				return true
+			}
+			continue
+		}
+		if t.DeviceName == dev.Name && t.UserAgent == dev.UserAgent {
+			return true
+		}
+	}
+	return false
+}
+
+func withSession(meta map[string]any, sessionID string) map[string]any {
+	m := make(map[string]any, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["sessionId"] = sessionID
+	return m
+}
+
+// expiry extends a refresh token's life from now, but never past the session's absolute limit.
+func (s *Service) expiry(now, sessionStart time.Time) time.Time {
+	exp := now.Add(s.Config.RefreshTTL)
+	if limit := sessionStart.Add(s.Config.SessionMaxAge); exp.After(limit) {
+		exp = limit
+	}
+	return exp
+}
+
+func (s *Service) result(u *fluxauth.User, rt *fluxauth.RefreshToken, raw string) (*Result, error) {
+	access, _, err := s.Tokens.Sign(token.Claims{UserID: u.ID, SessionID: rt.SessionID, Email: u.Email, UserType: u.UserType})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		User: u, AccessToken: access, RefreshToken: raw, SessionID: rt.SessionID,
+		ExpiresIn: int(s.Tokens.TTL() / time.Second),
+	}, nil
+}
