@@ -9,6 +9,7 @@ import (
 
 type googleRequest struct {
 	IDToken           string `json:"idToken"`
+	Nonce             string `json:"nonce"`
 	DeviceName        string `json:"deviceName"`
 	DeviceFingerprint string `json:"deviceFingerprint"`
 }
@@ -27,7 +28,7 @@ func (s *Server) google(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.idTokenSignIn(w, r, account.IDTokenInput{
-		Provider: oidc.Google, IDToken: req.IDToken, Device: s.device(r, req.DeviceName, req.DeviceFingerprint),
+		Provider: oidc.Google, IDToken: req.IDToken, Nonce: req.Nonce, Device: s.device(r, req.DeviceName, req.DeviceFingerprint),
 	})
 }
 

@@ -130,6 +130,28 @@ func TestAppleNonceAndName(t *testing.T) {
 	}
 }
 
+func TestTokenWithANonceClaimIsRefusedWithoutTheNonce(t *testing.T) {
+	// Someone who captured a token from a sign-in that used a nonce does not know the nonce.
+	p := newProviderEnv(t)
+	sum := sha256.Sum256([]byte("raw-nonce"))
+	apple := p.apple.Claims()
+	apple["nonce"] = hex.EncodeToString(sum[:])
+	google := p.google.Claims()
+	google["nonce"] = "raw-nonce"
+	for path, tok := range map[string]string{"/api/auth/apple": p.apple.Sign(t, apple), "/api/auth/google": p.google.Sign(t, google)} {
+		if res := p.do(t, "POST", path, map[string]string{"idToken": tok}); res.Status != 401 || res.errorCode(t) != "invalid_id_token" {
+			t.Fatalf("%s without the nonce: %d %s", path, res.Status, res.Body)
+		}
+		if res := p.do(t, "POST", path, map[string]string{"idToken": tok, "nonce": "raw-nonce"}); res.Status >= 300 {
+			t.Fatalf("%s with the nonce: %d %s", path, res.Status, res.Body)
+		}
+	}
+	evs := p.events(t, fluxauth.EventFailedLogin)
+	if len(evs) != 2 || evs[0].Metadata["detail"] != oidc.ReasonNonce || evs[1].Metadata["detail"] != oidc.ReasonNonce {
+		t.Fatalf("failed_login events %+v, want two with detail nonce", evs)
+	}
+}
+
 func TestIdentityLinksToExistingAccountOnlyWithVerifiedEmail(t *testing.T) {
 	p := newProviderEnv(t)
 	owner := p.signup(t, "owner@example.com")

@@ -43,7 +43,7 @@ const (
 	ReasonExpired     = "expired"       // exp missing or passed
 	ReasonNotYetValid = "not_yet_valid" // nbf in the future beyond the allowed skew
 	ReasonSubject     = "subject"       // no sub: nothing to link an identity to
-	ReasonNonce       = "nonce"         // nonce given but the claim is missing or differs
+	ReasonNonce       = "nonce"         // the nonce claim and the request's nonce are not both absent or equal
 	ReasonUnavailable = "provider_unavailable"
 	ReasonDisabled    = "provider_disabled"
 )
@@ -155,8 +155,10 @@ func NewVerifier(name string, cfg Config) *Verifier {
 // with provider_disabled and never contacts the provider.
 func (v *Verifier) Enabled() bool { return len(v.clientIDs) > 0 }
 
-// Verify checks rawIDToken and returns its claims. When nonce is not empty the token must carry it
-// (hashed, for Apple). Errors are *fluxauth.Error: invalid_id_token for a token that fails a check,
+// Verify checks rawIDToken and returns its claims. A token with a nonce claim needs the nonce the
+// app asked for it with (the claim holds its hash, for Apple), and a nonce given needs a token
+// carrying it: a token captured from a sign-in that used a nonce is useless without the nonce.
+// Errors are *fluxauth.Error: invalid_id_token for a token that fails a check,
 // provider_unavailable when discovery or the key fetch failed, provider_disabled when Enabled is
 // false; Reason tells which check failed.
 func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claims, error) {
@@ -218,7 +220,7 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 	if tok.Subject == "" {
 		return nil, invalid(ReasonSubject, errors.New("no sub claim"))
 	}
-	if nonce != "" {
+	if nonce != "" || tok.Nonce != "" {
 		if err := v.checkNonce(tok.Nonce, nonce); err != nil {
 			return nil, err
 		}
@@ -329,6 +331,9 @@ func (v *Verifier) issuerOK(iss string) bool {
 func (v *Verifier) checkNonce(claim, nonce string) error {
 	if claim == "" {
 		return invalid(ReasonNonce, errors.New("nonce given but the token has no nonce claim"))
+	}
+	if nonce == "" {
+		return invalid(ReasonNonce, errors.New("the token has a nonce claim but no nonce was given"))
 	}
 	want := nonce
 	if v.name == Apple {

@@ -287,11 +287,27 @@ func TestMissingNonceClaimIsRefusedWhenANonceIsGiven(t *testing.T) {
 	}
 }
 
-func TestNonceClaimIsIgnoredWhenNoNonceIsGiven(t *testing.T) {
+func TestNonceClaimIsRefusedWhenNoNonceIsGiven(t *testing.T) {
+	// A token captured from a sign-in that used a nonce must not sign in by leaving the nonce out.
+	for _, tc := range []struct{ name, claim string }{
+		{oidc.Apple, sha256Hex("raw-nonce")},
+		{oidc.Google, "raw-nonce"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			iss, v, _ := setup(t, tc.name)
+			claims := iss.Claims()
+			claims["nonce"] = tc.claim
+			token := iss.Sign(t, claims)
+			_, err := verify(t, v, token, "")
+			wantInvalid(t, err, oidc.ReasonNonce)
+			mustVerify(t, v, token, "raw-nonce")
+		})
+	}
+}
+
+func TestTokenWithoutNonceNeedsNoNonce(t *testing.T) {
 	iss, v, _ := setup(t, oidc.Apple)
-	claims := iss.Claims()
-	claims["nonce"] = sha256Hex("raw-nonce")
-	mustVerify(t, v, iss.Sign(t, claims), "")
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
 }
 
 func TestEmailVerifiedIsReadFromBoolOrString(t *testing.T) {
