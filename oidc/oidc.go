@@ -1,5 +1,6 @@
 // Package oidc owns the verification of Google and Apple ID tokens that the apps obtain from the
-// provider SDKs and hand to fluxauth: lazy discovery of each provider, its cached signing keys, the
+// provider SDKs and hand to fluxauth: lazy discovery of each provider, its cached signing keys
+// (fetched again for a kid they lack, at most once per 30 seconds whatever the traffic), the
 // checks of signature, issuer, audience, expiry and nonce, and the split between a token that is
 // invalid (invalid_id_token, with a reason for the audit log) and a provider that cannot be reached
 // (provider_unavailable).
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/fluxstudio/fluxauth"
 )
@@ -300,8 +302,10 @@ func (v *Verifier) fetchDiscovery() (*discovered, error) {
 	if len(algs) == 0 {
 		algs = []string{gooidc.RS256} // the one algorithm OpenID Connect requires
 	}
-	// The remote key set caches the keys and refetches them when a token names an unknown kid.
-	keys := &keySet{remote: gooidc.NewRemoteKeySet(httpCtx, meta.JWKSURI)}
+	keys := &keySet{url: meta.JWKSURI, client: v.client, clock: v.clock}
+	for _, a := range algs {
+		keys.algs = append(keys.algs, jose.SignatureAlgorithm(a))
+	}
 	return &discovered{
 		verifier: gooidc.NewVerifier(v.issuer, keys, &gooidc.Config{
 			SupportedSigningAlgs: algs,
@@ -425,46 +429,4 @@ func (b *stringBool) UnmarshalJSON(data []byte) error {
 		*b = false
 	}
 	return nil
-}
-
-// keySet is go-oidc's remote key set, noting for the call in progress whether fetching the keys
-// failed (the provider is unreachable) or the keys did not verify the token (it is forged).
-type keySet struct{ remote *gooidc.RemoteKeySet }
-
-type keyCallKey struct{}
-
-type keyCall struct{ fetchErr, verifyErr error }
-
-// staleFetchRetries and staleFetchPause cover a window in go-oidc's RemoteKeySet: a fetch that has
-// just delivered its keys stays registered as in flight for a moment, and a verification that asks
-// for keys then is handed that fetch's result instead of starting a new one. A token signed with a
-// key rotated in since would be refused as forged; trying again shortly after fetches afresh.
-const (
-	staleFetchRetries = 2
-	staleFetchPause   = 10 * time.Millisecond
-)
-
-func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, err := k.remote.VerifySignature(ctx, jwt)
-	for i := 0; err != nil && errors.Unwrap(err) == nil && i < staleFetchRetries; i++ {
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(staleFetchPause):
-		}
-		payload, err = k.remote.VerifySignature(ctx, jwt)
-	}
-	if err != nil {
-		if call, ok := ctx.Value(keyCallKey{}).(*keyCall); ok {
-			// The remote key set wraps every fetch failure (network, status, undecodable body,
-			// the caller's context ending) with %w, and reports a signature no key verifies as a
-			// bare error. The tests pin this against go-oidc upgrades.
-			if errors.Unwrap(err) != nil {
-				call.fetchErr = err
-			} else {
-				call.verifyErr = err
-			}
-		}
-	}
-	return payload, err
 }

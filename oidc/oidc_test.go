@@ -2,19 +2,26 @@ package oidc_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/oidc"
@@ -308,6 +315,181 @@ func TestNonceClaimIsRefusedWhenNoNonceIsGiven(t *testing.T) {
 func TestTokenWithoutNonceNeedsNoNonce(t *testing.T) {
 	iss, v, _ := setup(t, oidc.Apple)
 	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+}
+
+func TestForgedTokensUnderAKnownKidFetchNoKeys(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "") // the keys are fetched once, here
+	forge := func() string { return iss.SignWithForeignKey(t, iss.Claims()) }
+	for _, err := range verifyConcurrently(t, v, 50, forge) {
+		wantInvalid(t, err, oidc.ReasonSignature)
+	}
+	if k := iss.JWKSRequests(); k != 1 {
+		t.Fatalf("50 forgeries under a known kid caused %d JWKS requests in all, want the first only", k)
+	}
+}
+
+func TestUnknownKidsRefetchTheKeysAtMostOnceEvery30Seconds(t *testing.T) {
+	iss, v, clk := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "") // the first fetch
+	n := 0
+	forge := func() string {
+		n++
+		return iss.SignWithUnknownKey(t, fmt.Sprintf("unknown-%d", n), iss.Claims())
+	}
+	wantFetches := func(want int) {
+		t.Helper()
+		for _, err := range verifyConcurrently(t, v, 50, forge) {
+			wantInvalid(t, err, oidc.ReasonSignature)
+		}
+		if k := iss.JWKSRequests(); k != want {
+			t.Fatalf("%d JWKS requests, want %d", k, want)
+		}
+	}
+	wantFetches(2) // one refetch for 50 unknown kids
+	clk.Advance(29 * time.Second)
+	wantFetches(2)
+	clk.Advance(time.Second)
+	wantFetches(3)
+	clk.Advance(10 * time.Second)
+	wantFetches(3)
+}
+
+func TestAKeyRotatedInRightAfterARefetchIsPickedUpWithinTheInterval(t *testing.T) {
+	// The cost of the refetch bound: a key published after the last refetch, and used at once,
+	// is unknown until the interval has passed. Providers publish keys well before using them.
+	iss, v, clk := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	_, err := verify(t, v, iss.SignWithUnknownKey(t, "forged-kid", iss.Claims()), "")
+	wantInvalid(t, err, oidc.ReasonSignature)
+	iss.RotateKey(t)
+	token := iss.Sign(t, iss.Claims())
+	_, err = verify(t, v, token, "")
+	wantInvalid(t, err, oidc.ReasonSignature)
+	clk.Advance(30 * time.Second)
+	mustVerify(t, v, token, "")
+	if k := iss.JWKSRequests(); k != 3 {
+		t.Fatalf("%d JWKS requests, want 3", k)
+	}
+}
+
+func TestConcurrentVerificationsOfARotatedKeyShareOneRefetch(t *testing.T) {
+	iss, v, _ := setup(t, oidc.Apple)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	iss.RotateKey(t)
+	for _, err := range verifyConcurrently(t, v, 20, func() string { return iss.Sign(t, iss.Claims()) }) {
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+	}
+	if k := iss.JWKSRequests(); k != 2 {
+		t.Fatalf("%d JWKS requests, want 2", k)
+	}
+}
+
+func TestUnknownKidsWhileTheKeysCannotBeFetchedAreUnavailableAndFetchAtMostOnceEvery30Seconds(t *testing.T) {
+	iss, v, clk := setup(t, oidc.Google)
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	iss.Fail(http.StatusServiceUnavailable)
+	for i := range 5 {
+		_, err := verify(t, v, iss.SignWithUnknownKey(t, fmt.Sprintf("unknown-%d", i), iss.Claims()), "")
+		wantUnavailable(t, err)
+	}
+	if k := iss.JWKSRequests(); k != 2 {
+		t.Fatalf("%d JWKS requests, want 2", k)
+	}
+	// The cached keys still verify, and the next refetch after the interval recovers.
+	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
+	iss.Fail(0)
+	iss.RotateKey(t)
+	token := iss.Sign(t, iss.Claims())
+	_, err := verify(t, v, token, "")
+	wantUnavailable(t, err)
+	clk.Advance(30 * time.Second)
+	mustVerify(t, v, token, "")
+}
+
+func TestUnusableKeysInTheKeySetAreSkipped(t *testing.T) {
+	// A key of a type go-jose does not know and an encryption key beside the signing key: the
+	// signing key still verifies, and the encryption key verifies nothing.
+	key := ecKey(t)
+	url := servedIssuer(t, []string{"ES256"}, map[string]any{"keys": []any{
+		map[string]any{"kty": "OKP", "crv": "X448", "kid": "x448", "x": "AA"},
+		jose.JSONWebKey{Key: &key.PublicKey, KeyID: "enc", Algorithm: "ES256", Use: "enc"},
+		jose.JSONWebKey{Key: &key.PublicKey, KeyID: "sig", Algorithm: "ES256", Use: "sig"},
+	}})
+	clk := testenv.NewClock(time.Now())
+	v := oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: url, ClientIDs: []string{oidctest.ClientID}, Clock: clk})
+	mustVerify(t, v, signES256(t, key, "sig", url, clk), "")
+	_, err := verify(t, v, signES256(t, key, "enc", url, clk), "")
+	wantInvalid(t, err, oidc.ReasonSignature)
+}
+
+func ecKey(tb testing.TB) *ecdsa.PrivateKey {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return key
+}
+
+// signES256 returns a valid token without jti of the issuer at url, signed with key under kid.
+func signES256(tb testing.TB, key *ecdsa.PrivateKey, kid, url string, clk *testenv.Clock) string {
+	tb.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	payload, err := json.Marshal(map[string]any{"iss": url, "aud": oidctest.ClientID, "sub": "s", "exp": clk.Now().Add(time.Hour).Unix()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	token, err := jws.CompactSerialize()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return token
+}
+
+// servedIssuer serves a discovery document naming algs and the key set jwks on loopback, for the
+// key sets oidctest does not make, and returns its issuer URL.
+func servedIssuer(tb testing.TB, algs []string, jwks any) string {
+	tb.Helper()
+	mux := http.NewServeMux()
+	var url string
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"issuer": url, "jwks_uri": url + "/jwks", "id_token_signing_alg_values_supported": algs})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(jwks) })
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	url = srv.URL
+	return url
+}
+
+// verifyConcurrently verifies n tokens made by token, all at once, and returns their errors.
+func verifyConcurrently(tb testing.TB, v *oidc.Verifier, n int, token func() string) []error {
+	tb.Helper()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = token()
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range tokens {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, errs[i] = v.Verify(ctx, tokens[i], "")
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 func TestEmailVerifiedIsReadFromBoolOrString(t *testing.T) {

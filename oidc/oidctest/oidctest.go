@@ -105,6 +105,13 @@ func (i *Issuer) SignWithForeignKey(tb testing.TB, claims map[string]any) string
 	return sign(tb, kid, foreignKey(tb), claims)
 }
 
+// SignWithUnknownKey signs claims with a key no issuer ever publishes, under kid: a forgery naming
+// a key the verifier has not seen, such as one rotated in since it fetched the keys.
+func (i *Issuer) SignWithUnknownKey(tb testing.TB, kid string, claims map[string]any) string {
+	tb.Helper()
+	return sign(tb, kid, foreignKey(tb), claims)
+}
+
 // RotateKey makes a new key, under a new kid, the signing key. The old keys stay published, as
 // providers keep them while tokens signed with them live.
 func (i *Issuer) RotateKey(tb testing.TB) {
