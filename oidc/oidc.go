@@ -88,6 +88,13 @@ type Claims struct {
 	Email         string
 	EmailVerified bool
 	Name          string
+	// Expiry is the token's exp: until then it verifies, so until then its use must be remembered.
+	Expiry time.Time
+	// ReplayKey names the token for accepting it once: the hex SHA-256 of its jti or, when it has
+	// none, of its header and payload, which are what the provider signed. Neither changes when a
+	// third party re-encodes the token or swaps an ECDSA signature for its twin, as a hash of the
+	// whole token would.
+	ReplayKey string
 }
 
 // Verifier verifies the ID tokens of one provider. It is safe for concurrent use; create one per
@@ -162,7 +169,8 @@ func (v *Verifier) Enabled() bool { return len(v.clientIDs) > 0 }
 // carrying it: a token captured from a sign-in that used a nonce is useless without the nonce.
 // Errors are *fluxauth.Error: invalid_id_token for a token that fails a check,
 // provider_unavailable when discovery or the key fetch failed, provider_disabled when Enabled is
-// false; Reason tells which check failed.
+// false; Reason tells which check failed. Verify does not remember tokens: accepting each once is
+// the caller's job, with Claims.ReplayKey.
 func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claims, error) {
 	if !v.Enabled() {
 		return nil, &fluxauth.Error{
@@ -177,7 +185,7 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 	}
 
 	// Checked before go-oidc so a forged alg gets its own reason, and costs no key fetch.
-	if err := checkAlg(rawIDToken, d.algs); err != nil {
+	if err := checkCompact(rawIDToken, d.algs); err != nil {
 		return nil, err
 	}
 
@@ -195,6 +203,7 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 	}
 
 	var raw struct {
+		ID            string     `json:"jti"`
 		NotBefore     *float64   `json:"nbf"`
 		Email         string     `json:"email"`
 		EmailVerified stringBool `json:"email_verified"`
@@ -232,7 +241,24 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 		Email:         raw.Email,
 		EmailVerified: bool(raw.EmailVerified),
 		Name:          raw.Name,
+		Expiry:        tok.Expiry,
+		ReplayKey:     replayKey(rawIDToken, raw.ID),
 	}, nil
+}
+
+// replayKey computes Claims.ReplayKey of a token checkCompact accepted.
+func replayKey(rawIDToken, jti string) string {
+	h := sha256.New()
+	if jti != "" {
+		h.Write([]byte("jti\x00"))
+		h.Write([]byte(jti))
+	} else {
+		// checkCompact made the encoding canonical, so the encoded header and payload stand for
+		// the decoded ones; the signature is left out, as the only part a third party can vary.
+		h.Write([]byte("jws\x00"))
+		h.Write([]byte(rawIDToken[:strings.LastIndexByte(rawIDToken, '.')]))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // discover returns the provider's discovery, fetching it if no earlier call succeeded. Concurrent
@@ -368,20 +394,29 @@ func (v *Verifier) display() string {
 	return v.name
 }
 
-// checkAlg refuses a token whose header names an algorithm the provider does not sign with.
-func checkAlg(raw string, algs []string) error {
-	header, _, ok := strings.Cut(raw, ".")
-	if !ok {
+// checkCompact refuses a token that is not a JWS in canonical compact form (three segments of
+// unpadded base64url whose unused bits are zero) or whose header names an algorithm the provider
+// does not sign with. go-jose would accept whitespace and non-canonical base64 too: refusing them
+// makes the encoded token the only encoding of what it carries, so replayKey can hash it.
+func checkCompact(raw string, algs []string) error {
+	segments := strings.SplitN(raw, ".", 4)
+	if len(segments) != 3 {
 		return invalid(ReasonMalformed, errors.New("not a compact JWS"))
 	}
-	b, err := base64.RawURLEncoding.DecodeString(header)
-	if err != nil {
-		return invalid(ReasonMalformed, fmt.Errorf("header: %w", err))
+	var header []byte
+	for i, seg := range segments {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(seg)
+		if err != nil || strings.ContainsAny(seg, "\r\n") {
+			return invalid(ReasonMalformed, fmt.Errorf("segment %d is not canonical base64url", i+1))
+		}
+		if i == 0 {
+			header = b
+		}
 	}
 	var h struct {
 		Alg string `json:"alg"`
 	}
-	if err := json.Unmarshal(b, &h); err != nil {
+	if err := json.Unmarshal(header, &h); err != nil {
 		return invalid(ReasonMalformed, fmt.Errorf("header: %w", err))
 	}
 	if !slices.Contains(algs, h.Alg) {

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -96,7 +97,16 @@ func wantUnavailable(tb testing.TB, err error) {
 func TestValidTokenYieldsItsClaims(t *testing.T) {
 	iss, v, _ := setup(t, oidc.Google)
 	got := mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
-	want := oidc.Claims{Subject: oidctest.Subject, Email: "user@example.com", EmailVerified: true, Name: "Test User"}
+	if len(got.ReplayKey) != 64 {
+		t.Fatalf("ReplayKey %q, want a hex SHA-256", got.ReplayKey)
+	}
+	got.ReplayKey = ""
+	want := oidc.Claims{Subject: oidctest.Subject, Email: "user@example.com", EmailVerified: true, Name: "Test User",
+		Expiry: iss.Now().Add(time.Hour).Truncate(time.Second)}
+	if !got.Expiry.Equal(want.Expiry) {
+		t.Fatalf("expiry %v, want %v", got.Expiry, want.Expiry)
+	}
+	got.Expiry = want.Expiry
 	if *got != want {
 		t.Fatalf("claims %+v, want %+v", *got, want)
 	}
@@ -317,6 +327,68 @@ func TestTokenWithoutNonceNeedsNoNonce(t *testing.T) {
 	mustVerify(t, v, iss.Sign(t, iss.Claims()), "")
 }
 
+func TestReplayKeyIsTheJTIWhenThereIsOne(t *testing.T) {
+	iss, v, clk := setup(t, oidc.Google)
+	claims := iss.Claims()
+	first := mustVerify(t, v, iss.Sign(t, claims), "")
+	// The same jti in a token that differs otherwise is the same token to the provider.
+	clk.Advance(time.Second)
+	claims["iat"] = iss.Now().Unix()
+	if again := mustVerify(t, v, iss.Sign(t, claims), ""); again.ReplayKey != first.ReplayKey {
+		t.Fatalf("same jti, ReplayKey %s then %s", first.ReplayKey, again.ReplayKey)
+	}
+	if other := mustVerify(t, v, iss.Sign(t, iss.Claims()), ""); other.ReplayKey == first.ReplayKey {
+		t.Fatal("tokens with different jti share a ReplayKey")
+	}
+}
+
+func TestReplayKeyWithoutJTIIsTheSignedContent(t *testing.T) {
+	iss, v, clk := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	delete(claims, "jti")
+	token := iss.Sign(t, claims)
+	first := mustVerify(t, v, token, "")
+	if again := mustVerify(t, v, token, ""); again.ReplayKey != first.ReplayKey {
+		t.Fatal("the same token got two ReplayKeys")
+	}
+	clk.Advance(time.Second)
+	claims["iat"] = iss.Now().Unix()
+	if other := mustVerify(t, v, iss.Sign(t, claims), ""); other.ReplayKey == first.ReplayKey {
+		t.Fatal("tokens of different content share a ReplayKey")
+	}
+}
+
+func TestReencodedTokenIsRefusedRatherThanGivenANewReplayKey(t *testing.T) {
+	// go-jose decodes base64 leniently: unused low bits of a segment's last character may be set,
+	// and whitespace is skipped. Such a copy verifies like the original; had it been accepted
+	// under another ReplayKey, it would replay the original.
+	iss, v, _ := setup(t, oidc.Apple)
+	claims := iss.Claims()
+	delete(claims, "jti")
+	for pad := ""; ; pad += "x" {
+		claims["name"] = "Test User" + pad
+		if len(b64JSON(t, claims))%4 != 0 {
+			break // the payload's last character has unused bits
+		}
+	}
+	token := iss.Sign(t, claims)
+	original := mustVerify(t, v, token, "")
+	parts := strings.Split(token, ".")
+	payload := []byte(parts[1])
+	payload[len(payload)-1] = base64URLAlphabet[strings.IndexByte(base64URLAlphabet, payload[len(payload)-1])^1]
+	for name, copy := range map[string]string{
+		"unused bits set": parts[0] + "." + string(payload) + "." + parts[2],
+		"whitespace":      parts[0] + ".\n" + parts[1] + "." + parts[2],
+	} {
+		c, err := verify(t, v, copy, "")
+		if err == nil {
+			t.Errorf("%s: re-encoded token accepted (ReplayKey equal: %v)", name, c.ReplayKey == original.ReplayKey)
+			continue
+		}
+		wantInvalid(t, err, oidc.ReasonMalformed)
+	}
+}
+
 func TestForgedTokensUnderAKnownKidFetchNoKeys(t *testing.T) {
 	iss, v, _ := setup(t, oidc.Google)
 	mustVerify(t, v, iss.Sign(t, iss.Claims()), "") // the keys are fetched once, here
@@ -425,6 +497,32 @@ func TestUnusableKeysInTheKeySetAreSkipped(t *testing.T) {
 	wantInvalid(t, err, oidc.ReasonSignature)
 }
 
+func TestECDSASignatureTwinHasTheSameReplayKey(t *testing.T) {
+	// (r, s) and (r, n-s) are both valid ECDSA signatures of one message, so anyone holding a
+	// token signed with ES256 can make a second, different string that verifies: the ReplayKey of
+	// a token without jti must not depend on the signature.
+	key := ecKey(t)
+	url := servedIssuer(t, []string{"ES256"}, jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "ec", Algorithm: "ES256", Use: "sig"}}})
+	clk := testenv.NewClock(time.Now())
+	v := oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: url, ClientIDs: []string{oidctest.ClientID}, Clock: clk})
+	token := signES256(t, key, "ec", url, clk)
+	parts := strings.Split(token, ".")
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("signature %d bytes, %v", len(sig), err)
+	}
+	s := new(big.Int).SetBytes(sig[32:])
+	s.Sub(elliptic.P256().Params().N, s)
+	twinSig := append(sig[:32:32], s.FillBytes(make([]byte, 32))...)
+	twin := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString(twinSig)
+
+	a := mustVerify(t, v, token, "")
+	b := mustVerify(t, v, twin, "")
+	if twin == token || a.ReplayKey != b.ReplayKey {
+		t.Fatalf("the twin of a token got ReplayKey %s, the token %s", b.ReplayKey, a.ReplayKey)
+	}
+}
+
 func ecKey(tb testing.TB) *ecdsa.PrivateKey {
 	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -491,6 +589,8 @@ func verifyConcurrently(tb testing.TB, v *oidc.Verifier, n int, token func() str
 	wg.Wait()
 	return errs
 }
+
+const base64URLAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 func TestEmailVerifiedIsReadFromBoolOrString(t *testing.T) {
 	iss, v, _ := setup(t, oidc.Apple)

@@ -67,8 +67,9 @@ func NewIssuer(tb testing.TB) *Issuer {
 func (i *Issuer) URL() string { return "http://" + i.addr }
 
 // Claims returns valid claims for a token of this issuer: iss, aud ClientID, sub Subject, a
-// verified email, a name, issued now and expiring in an hour. Tests change or delete entries to
-// make the token they need.
+// verified email, a name, issued now and expiring in an hour, and a jti of its own (as Google
+// sends; Apple sends none), so that each call makes a different token. Tests change or delete
+// entries to make the token they need.
 func (i *Issuer) Claims() map[string]any {
 	now := time.Now()
 	if i.Now != nil {
@@ -83,6 +84,7 @@ func (i *Issuer) Claims() map[string]any {
 		"name":           "Test User",
 		"iat":            now.Unix(),
 		"exp":            now.Add(time.Hour).Unix(),
+		"jti":            rand.Text(),
 	}
 }
 
