@@ -77,6 +77,15 @@ func (t *RefreshToken) Spent() bool { return !t.SpentAt.IsZero() }
 // Revoked reports whether the token's session was ended.
 func (t *RefreshToken) Revoked() bool { return !t.RevokedAt.IsZero() }
 
+// IDTokenUse records that a provider's ID token was accepted, so that it is never accepted again.
+type IDTokenUse struct {
+	Provider string // "google" or "apple"; keys are unique per provider
+	Key      string // what names the token: the hex SHA-256 of its jti, else of its signed content
+	UsedAt   time.Time
+	// ExpiresAt is the token's exp: after it the token is refused as expired, so the record can go.
+	ExpiresAt time.Time
+}
+
 // Severity levels of security events.
 const (
 	SeverityInfo     = "info"
@@ -171,6 +180,10 @@ type Tx interface {
 	// now, newest activity first.
 	ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*RefreshToken, error)
 	InsertEvents(ctx context.Context, events ...*SecurityEvent) error
+	// UseIDToken records u unless a use of the same (Provider, Key) is recorded; ok is false, and
+	// nothing is written, when one is. A use recorded by a transaction still running makes this wait
+	// for its end, so of concurrent transactions presenting one token exactly one gets true.
+	UseIDToken(ctx context.Context, u *IDTokenUse) (ok bool, err error)
 }
 
 // SessionStore reads sessions outside a transaction.
@@ -260,6 +273,9 @@ type CleanupStore interface {
 	// DeleteEventsBefore deletes up to limit security events created before cutoff.
 	DeleteEventsBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	CountEventsBefore(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteIDTokenUsesBefore deletes up to limit ID-token uses whose token expired before cutoff.
+	DeleteIDTokenUsesBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	CountIDTokenUsesBefore(ctx context.Context, cutoff time.Time) (int, error)
 	// TryExclusive runs fn unless another holder (in any instance sharing the database) holds the
 	// named lock, in which case it returns false without running fn.
 	TryExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)

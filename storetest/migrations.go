@@ -20,10 +20,10 @@ type Migrating interface {
 }
 
 // migrations are the files every dialect has, oldest first.
-var migrations = []string{"001_create_refresh_tokens.sql", "002_create_security_events.sql", "003_create_users.sql", "004_create_identities.sql", "005_refresh_token_reissue.sql", "006_users_email_ascii_case.sql"}
+var migrations = []string{"001_create_refresh_tokens.sql", "002_create_security_events.sql", "003_create_users.sql", "004_create_identities.sql", "005_refresh_token_reissue.sql", "006_users_email_ascii_case.sql", "007_create_id_token_uses.sql"}
 
 // allTables is the schema once every migration is applied.
-var allTables = []string{"identities", "refresh_tokens", "schema_migrations", "security_events", "users"}
+var allTables = []string{"id_token_uses", "identities", "refresh_tokens", "schema_migrations", "security_events", "users"}
 
 // RunMigrations rolls a fully migrated db back one step, then to zero, and up again, checking the
 // version, the names reported, the tables left (tables lists them, sorted) and that the store works

@@ -50,7 +50,8 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "concurrency", concurrencyTests, store)
 	run(t, "admin", adminTests, storage)
 	run(t, "cleanup", cleanupTests, storage)
-	run(t, "locks", lockTests, open)
+	run(t, "id tokens", idTokenTests, storage)
+	run(t, "locks", append(lockTests, idTokenLockTests...), open)
 }
 
 func run[S any](t *testing.T, suite string, tests []testOf[S], open func(tb testing.TB) S) {
