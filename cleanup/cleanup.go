@@ -1,6 +1,7 @@
-// Package cleanup deletes refresh tokens and security events that retention no longer needs: daily
-// inside serve, or on demand with "fluxauth cleanup". It deletes in batches so it never holds a long
-// lock, never touches a live session, and runs on one instance at a time.
+// Package cleanup deletes refresh tokens and security events that retention no longer needs, and the
+// records of ID tokens used once their tokens have expired: daily inside serve, or on demand with
+// "fluxauth cleanup". It deletes in batches so it never holds a long lock, never touches a live
+// session, and runs on one instance at a time.
 package cleanup
 
 import (
@@ -15,6 +16,11 @@ import (
 // lockName is the advisory lock that keeps two instances from cleaning at once.
 const lockName = "cleanup"
 
+// idTokenUseMargin is how long the use of an ID token is kept past the token's exp. The verifier
+// refuses an expired token by its own instance's clock, and an instance whose clock runs behind the
+// cleaner's must not accept a token whose use is already forgotten.
+const idTokenUseMargin = time.Hour
+
 // Job is one configured cleanup.
 type Job struct {
 	Store          fluxauth.CleanupStore
@@ -27,11 +33,12 @@ type Job struct {
 
 // Report is what one run did, or would do with DryRun.
 type Report struct {
-	Tokens   int
-	Events   int
-	DryRun   bool
-	Skipped  bool // another instance was running it
-	Duration time.Duration
+	Tokens      int
+	Events      int
+	IDTokenUses int
+	DryRun      bool
+	Skipped     bool // another instance was running it
+	Duration    time.Duration
 }
 
 func (r Report) String() string {
@@ -42,7 +49,7 @@ func (r Report) String() string {
 	if r.DryRun {
 		verb = "would delete"
 	}
-	return fmt.Sprintf("refresh_tokens: %s %d\nsecurity_events: %s %d", verb, r.Tokens, verb, r.Events)
+	return fmt.Sprintf("refresh_tokens: %s %d\nsecurity_events: %s %d\nid_token_uses: %s %d", verb, r.Tokens, verb, r.Events, verb, r.IDTokenUses)
 }
 
 // Run cleans once. With dryRun it only counts.
@@ -50,6 +57,7 @@ func (j *Job) Run(ctx context.Context, dryRun bool) (Report, error) {
 	start := time.Now()
 	now := j.Clock.Now()
 	tokenCutoff, eventCutoff := now.Add(-j.TokenRetention), now.Add(-j.EventRetention)
+	idTokenCutoff := now.Add(-idTokenUseMargin)
 	rep := Report{DryRun: dryRun}
 	ran, err := j.Store.TryExclusive(ctx, lockName, func(ctx context.Context) error {
 		var err error
@@ -57,23 +65,30 @@ func (j *Job) Run(ctx context.Context, dryRun bool) (Report, error) {
 			if rep.Tokens, err = j.Store.CountDeadTokens(ctx, tokenCutoff); err != nil {
 				return err
 			}
-			rep.Events, err = j.Store.CountEventsBefore(ctx, eventCutoff)
+			if rep.Events, err = j.Store.CountEventsBefore(ctx, eventCutoff); err != nil {
+				return err
+			}
+			rep.IDTokenUses, err = j.Store.CountIDTokenUsesBefore(ctx, idTokenCutoff)
 			return err
 		}
 		if rep.Tokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadTokens(ctx, tokenCutoff, n) }); err != nil {
 			return err
 		}
-		rep.Events, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteEventsBefore(ctx, eventCutoff, n) })
+		if rep.Events, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteEventsBefore(ctx, eventCutoff, n) }); err != nil {
+			return err
+		}
+		rep.IDTokenUses, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteIDTokenUsesBefore(ctx, idTokenCutoff, n) })
 		return err
 	})
 	rep.Skipped = !ran && err == nil
 	rep.Duration = time.Since(start)
 	if err != nil {
-		j.Logger.ErrorContext(ctx, "cleanup failed", "refresh_tokens", rep.Tokens, "security_events", rep.Events, "err", err)
+		j.Logger.ErrorContext(ctx, "cleanup failed", "refresh_tokens", rep.Tokens, "security_events", rep.Events,
+			"id_token_uses", rep.IDTokenUses, "err", err)
 		return rep, err
 	}
 	j.Logger.InfoContext(ctx, "cleanup", "refresh_tokens", rep.Tokens, "security_events", rep.Events,
-		"dry_run", dryRun, "skipped", rep.Skipped, "duration", rep.Duration)
+		"id_token_uses", rep.IDTokenUses, "dry_run", dryRun, "skipped", rep.Skipped, "duration", rep.Duration)
 	return rep, nil
 }
 

@@ -463,6 +463,61 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// The use of an ID token is forgotten an hour after the token expired, and not before: until then
+// some instance could still take the token for unexpired and must find it used.
+func TestCleanupForgetsIDTokenUsesAnHourAfterTheirTokensExpired(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t).store
+			ctx := context.Background()
+			clock := testenv.NewClock(time.Now())
+			now := clock.Now()
+			use := func(expires time.Time) *fluxauth.IDTokenUse {
+				return &fluxauth.IDTokenUse{Provider: "google", Key: uuid.NewString(), UsedAt: expires.Add(-time.Hour), ExpiresAt: expires}
+			}
+			record := func(u *fluxauth.IDTokenUse) bool {
+				t.Helper()
+				var ok bool
+				if err := s.Update(ctx, func(tx fluxauth.Tx) error {
+					var err error
+					ok, err = tx.UseIDToken(ctx, u)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return ok
+			}
+			gone := []*fluxauth.IDTokenUse{use(now.Add(-48 * time.Hour)), use(now.Add(-61 * time.Minute)), use(now.Add(-61 * time.Minute))}
+			kept := []*fluxauth.IDTokenUse{use(now.Add(-59 * time.Minute)), use(now), use(now.Add(time.Hour))}
+			for _, u := range append(gone, kept...) {
+				record(u)
+			}
+			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 2,
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			for _, dryRun := range []bool{true, false} {
+				rep, err := job.Run(ctx, dryRun)
+				if err != nil || rep.IDTokenUses != len(gone) {
+					t.Fatalf("dry run %v: report %+v, %v; want %d ID-token uses", dryRun, rep, err, len(gone))
+				}
+				if !strings.Contains(rep.String(), fmt.Sprintf("id_token_uses: %s %d", map[bool]string{true: "would delete", false: "deleted"}[dryRun], len(gone))) {
+					t.Fatalf("report text %q", rep.String())
+				}
+			}
+			for _, u := range kept {
+				if record(u) {
+					t.Fatalf("the use of a token that expired at %v (now %v) was forgotten", u.ExpiresAt, now)
+				}
+			}
+			for _, u := range gone {
+				if !record(u) {
+					t.Fatalf("the use of a token that expired at %v (now %v) was kept", u.ExpiresAt, now)
+				}
+			}
+		})
+	}
+}
+
 func TestNextRun(t *testing.T) {
 	base := time.Date(2026, 11, 27, 2, 30, 0, 0, time.UTC)
 	cases := []struct {
