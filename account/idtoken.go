@@ -22,6 +22,12 @@ type IDTokenInput struct {
 // sign-in. An identity is linked to an existing account with the same email only when the provider
 // vouches that the email is verified; otherwise nothing changes and account_exists is returned, so
 // nobody can take over an account by registering its address with a provider.
+//
+// Each ID token signs in once: its use is recorded in the transaction that starts the session, so
+// a token is spent exactly when a session was opened with it. A second presentation, on any
+// instance, is invalid_id_token (failed_login with detail "replayed"); one racing the first waits
+// for it and is refused if it committed. A sign-in that fails (the database, account_exists) leaves
+// the token unspent, which lets the client retry it, and lets nobody open a session it did not.
 func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Result, error) {
 	v := s.Providers[in.Provider]
 	if v == nil || !v.Enabled() {
@@ -48,18 +54,45 @@ func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Resu
 		}
 		return nil, err
 	}
+	use := &fluxauth.IDTokenUse{Provider: in.Provider, Key: claims.ReplayKey, UsedAt: s.Clock.Now(), ExpiresAt: claims.Expiry}
 	// A concurrent first sign-in of the same subject or email may win the insert; the second pass
 	// then finds what it created.
 	for attempt := 0; ; attempt++ {
-		res, err := s.signInIdentity(ctx, in, claims, dev)
+		res, err := s.signInIdentity(ctx, in, claims, use, dev)
 		if errors.Is(err, fluxauth.ErrConflict) && attempt < 2 {
 			continue
+		}
+		if errors.Is(err, errIDTokenUsed) {
+			if rerr := s.record(ctx, &fluxauth.SecurityEvent{
+				Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning,
+				Metadata: map[string]any{"reason": "invalid_id_token", "provider": in.Provider, "detail": ReasonReplayed},
+			}, dev); rerr != nil {
+				return nil, rerr
+			}
+			return nil, &fluxauth.Error{Code: fluxauth.EInvalidIDToken, Message: "The ID token has been used already; sign in with the provider again.", Err: err}
 		}
 		return res, err
 	}
 }
 
-func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.Claims, dev Device) (*Result, error) {
+// ReasonReplayed is the detail of the failed_login event of an ID token presented again after it
+// signed in, beside the reasons oidc.Reason gives for tokens that fail verification.
+const ReasonReplayed = "replayed"
+
+// errIDTokenUsed rolls back a sign-in whose ID token is already spent.
+var errIDTokenUsed = errors.New("the ID token has been used already")
+
+// spendIDToken records the token's use, first thing in a sign-in's transaction: a sign-in racing
+// with another of the same token waits here, before taking any other lock.
+func spendIDToken(ctx context.Context, tx fluxauth.Tx, use *fluxauth.IDTokenUse) error {
+	ok, err := tx.UseIDToken(ctx, use)
+	if err == nil && !ok {
+		err = errIDTokenUsed
+	}
+	return err
+}
+
+func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.Claims, use *fluxauth.IDTokenUse, dev Device) (*Result, error) {
 	meta := map[string]any{"method": in.Provider}
 	id, err := s.Store.IdentityBySubject(ctx, in.Provider, c.Subject)
 	switch {
@@ -68,7 +101,17 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 		if err != nil {
 			return nil, err
 		}
-		return s.login(ctx, u, dev, fluxauth.EventLoginSuccess, meta)
+		now := s.Clock.Now()
+		var res *Result
+		err = s.update(ctx, func(tx fluxauth.Tx) error {
+			if err := spendIDToken(ctx, tx, use); err != nil {
+				return err
+			}
+			var err error
+			res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventLoginSuccess, meta)
+			return err
+		})
+		return res, err
 	case !errors.Is(err, fluxauth.ErrNotFound):
 		return nil, err
 	}
@@ -88,6 +131,9 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 		identity.UserID = existing.ID
 		var res *Result
 		err := s.update(ctx, func(tx fluxauth.Tx) error {
+			if err := spendIDToken(ctx, tx, use); err != nil {
+				return err
+			}
 			if err := tx.CreateIdentity(ctx, identity); err != nil {
 				return err
 			}
@@ -110,6 +156,9 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 	identity.UserID = u.ID
 	var res *Result
 	err = s.update(ctx, func(tx fluxauth.Tx) error {
+		if err := spendIDToken(ctx, tx, use); err != nil {
+			return err
+		}
 		if err := tx.CreateUser(ctx, u); err != nil {
 			return err
 		}

@@ -1,9 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +17,8 @@ import (
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/oidc/oidctest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
+	"github.com/fluxstudio/fluxauth/sqlite"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 // providerEnv is a fluxauth server whose Google and Apple are local OIDC issuers on loopback.
@@ -24,15 +31,19 @@ func newProviderEnv(t *testing.T, opts ...envOption) *providerEnv {
 	t.Helper()
 	g, a := oidctest.NewIssuer(t), oidctest.NewIssuer(t)
 	pe := &providerEnv{google: g, apple: a}
-	opts = append(opts, withAccounts(func(acc *account.Service) {
-		acc.Providers = map[string]*oidc.Verifier{
-			oidc.Google: oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: g.URL(), ClientIDs: []string{"web-client", oidctest.ClientID}, Clock: acc.Clock}),
-			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: a.URL(), ClientIDs: []string{oidctest.ClientID}, Clock: acc.Clock}),
-		}
-	}))
-	pe.env = newEnv(t, opts...)
+	pe.env = newEnv(t, append(opts, withProviders(g, a))...)
 	g.Now, a.Now = pe.Clock.Now, pe.Clock.Now
 	return pe
+}
+
+// withProviders makes google and apple the server's Google and Apple.
+func withProviders(google, apple *oidctest.Issuer) envOption {
+	return withAccounts(func(acc *account.Service) {
+		acc.Providers = map[string]*oidc.Verifier{
+			oidc.Google: oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: google.URL(), ClientIDs: []string{"web-client", oidctest.ClientID}, Clock: acc.Clock}),
+			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: apple.URL(), ClientIDs: []string{oidctest.ClientID}, Clock: acc.Clock}),
+		}
+	})
 }
 
 func (p *providerEnv) googleToken(t *testing.T, mutate func(map[string]any)) string {
@@ -55,7 +66,7 @@ func TestGoogleSignInCreatesThenSignsIn(t *testing.T) {
 	if first.User.Email != "g@example.com" || first.User.Name != "Gee Oogle" || first.Token != first.AccessToken || first.RefreshToken == "" {
 		t.Fatalf("response %+v", first)
 	}
-	res = p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok})
+	res = p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.googleToken(t, nil)})
 	if res.Status != http.StatusOK {
 		t.Fatalf("second sign-in %d %s", res.Status, res.Body)
 	}
@@ -222,14 +233,192 @@ func TestIDTokenSignInIsRateLimitedPerIP(t *testing.T) {
 	p := newProviderEnv(t, withAccounts(func(a *account.Service) {
 		a.Rules.IDTokenIP = ratelimit.Limit{Rate: 2, Period: time.Minute}
 	}))
-	tok := p.googleToken(t, nil)
 	for i := 0; i < 2; i++ {
-		if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}); res.Status >= 300 {
+		if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.googleToken(t, nil)}); res.Status >= 300 {
 			t.Fatalf("sign-in %d: %d %s", i, res.Status, res.Body)
 		}
 	}
-	res := p.do(t, "POST", "/api/auth/apple", map[string]string{"idToken": tok})
+	res := p.do(t, "POST", "/api/auth/apple", map[string]string{"idToken": p.googleToken(t, nil)})
 	if res.Status != 429 || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("third sign-in from one IP: %d %s", res.Status, res.Body)
+	}
+}
+
+func TestIDTokenSignsInOnce(t *testing.T) {
+	for name, mutate := range map[string]func(map[string]any){
+		"with jti":    nil,
+		"without jti": func(c map[string]any) { delete(c, "jti") }, // as Apple's: known by its hash
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newProviderEnv(t)
+			tok := p.googleToken(t, mutate)
+			first := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok})
+			if first.Status != http.StatusCreated {
+				t.Fatalf("first sign-in: %d %s", first.Status, first.Body)
+			}
+			var ar authResponse
+			first.json(t, &ar)
+			// A captured token replayed later, from elsewhere, before it expires.
+			p.Clock.Advance(10 * time.Minute)
+			res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}, "X-Forwarded-For", "203.0.113.9")
+			if res.Status != http.StatusUnauthorized || res.errorCode(t) != "invalid_id_token" {
+				t.Fatalf("replay: %d %s", res.Status, res.Body)
+			}
+			wantReplayEvents(t, p.env, 1)
+			if n := len(p.sessions(t, ar.AccessToken)); n != 1 {
+				t.Fatalf("%d sessions after a replay, want 1", n)
+			}
+			// The owner signs in again with a fresh token of the same subject.
+			if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.googleToken(t, mutate)}); res.Status != http.StatusOK {
+				t.Fatalf("fresh token: %d %s", res.Status, res.Body)
+			}
+		})
+	}
+}
+
+func TestAnIDTokenIsSpentPerProvider(t *testing.T) {
+	// Keys are per provider: Apple's use of a jti says nothing of a Google token with the same jti.
+	p := newProviderEnv(t)
+	gc, ac := p.google.Claims(), p.apple.Claims()
+	ac["jti"] = gc["jti"]
+	ac["sub"] = "apple-subject"
+	for path, tok := range map[string]string{"/api/auth/google": p.google.Sign(t, gc), "/api/auth/apple": p.apple.Sign(t, ac)} {
+		if res := p.do(t, "POST", path, map[string]string{"idToken": tok}); res.Status >= 300 {
+			t.Fatalf("%s: %d %s", path, res.Status, res.Body)
+		}
+	}
+}
+
+func TestAnIDTokenWhoseSignInFailedIsNotSpent(t *testing.T) {
+	// The use is recorded in the sign-in's transaction: when that rolls back, the client may retry
+	// the same token, and the first sign-in that commits spends it.
+	db := &failingStore{DB: sqlitetest.MustOpenDB(t)}
+	p := newProviderEnv(t, withStore(db))
+	tok := p.googleToken(t, nil)
+	db.failNext.Store(true)
+	if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}); res.Status < 500 {
+		t.Fatalf("sign-in whose transaction failed: %d %s", res.Status, res.Body)
+	}
+	if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}); res.Status != http.StatusCreated {
+		t.Fatalf("retry of the same token: %d %s", res.Status, res.Body)
+	}
+	if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}); res.Status != http.StatusUnauthorized {
+		t.Fatalf("replay after the retry: %d %s", res.Status, res.Body)
+	}
+	wantReplayEvents(t, p.env, 1)
+}
+
+// failingStore is a real SQLite store whose next transaction, once failNext is set, runs and is
+// then rolled back with an error, as when the database fails at commit.
+type failingStore struct {
+	*sqlite.DB
+	failNext atomic.Bool
+}
+
+func (s *failingStore) Update(ctx context.Context, fn func(tx fluxauth.Tx) error) error {
+	if !s.failNext.CompareAndSwap(true, false) {
+		return s.DB.Update(ctx, fn)
+	}
+	errInjected := errors.New("injected failure")
+	err := s.DB.Update(ctx, func(tx fluxauth.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errInjected
+	})
+	return fmt.Errorf("%w: %w", fluxauth.ErrUnavailable, err)
+}
+
+func TestParallelSignInsWithOneIDTokenOpenOneSessionOnSQLite(t *testing.T) {
+	p := newProviderEnv(t)
+	parallelIDTokenSignIns(t, []*env{p.env}, p.google, 20)
+}
+
+func TestParallelSignInsWithOneIDTokenAcrossTwoInstancesOpenOneSession(t *testing.T) {
+	g, a := oidctest.NewIssuer(t), oidctest.NewIssuer(t)
+	e1, e2 := twoInstances(t, withProviders(g, a))
+	g.Now, a.Now = e1.Clock.Now, e1.Clock.Now
+	parallelIDTokenSignIns(t, []*env{e1, e2}, g, 20)
+}
+
+// parallelIDTokenSignIns signs a Google user up, then presents one fresh ID token of theirs n
+// times at once, spread over envs and client addresses: exactly one sign-in succeeds, every other
+// is a replay. The account exists first so that nothing but the token's use is contended (a first
+// sign-in would also race on creating the user, whose unique email serialises the racers).
+func parallelIDTokenSignIns(t *testing.T, envs []*env, google *oidctest.Issuer, n int) {
+	t.Helper()
+	if res := envs[0].do(t, "POST", "/api/auth/google", map[string]string{"idToken": google.Sign(t, google.Claims())}); res.Status != http.StatusCreated {
+		t.Fatalf("first sign-in: %d %s", res.Status, res.Body)
+	}
+	tok := google.Sign(t, google.Claims())
+	var wg sync.WaitGroup
+	results := make([]*response, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			res, err := envs[i%len(envs)].send("POST", "/api/auth/google", map[string]string{"idToken": tok},
+				"X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+			if err != nil {
+				t.Errorf("request %d: %v", i, err) // not Fatal: this runs off the test goroutine
+				return
+			}
+			results[i] = res
+		})
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	var winner *authResponse
+	for i, res := range results {
+		switch {
+		case res.Status == http.StatusOK && winner == nil:
+			winner = &authResponse{}
+			res.json(t, winner)
+		case res.Status == http.StatusUnauthorized && res.errorCode(t) == "invalid_id_token":
+		default:
+			t.Fatalf("request %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	if winner == nil {
+		t.Fatal("no sign-in succeeded")
+	}
+	if got := len(envs[0].sessions(t, winner.AccessToken)); got != 2 {
+		t.Fatalf("%d sessions, want 2 (the sign-up's and the winner's)", got)
+	}
+	replays := 0
+	for _, e := range envs {
+		if err := e.Recorder.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ev := range envs[0].events(t, fluxauth.EventFailedLogin) {
+		if ev.Metadata["detail"] == account.ReasonReplayed {
+			replays++
+		}
+	}
+	if replays != n-1 {
+		t.Fatalf("%d failed_login events with detail replayed, want %d", replays, n-1)
+	}
+}
+
+// wantReplayEvents checks that the audit log holds n failed_login events of replayed ID tokens.
+func wantReplayEvents(tb testing.TB, e *env, n int) {
+	tb.Helper()
+	var got []*fluxauth.SecurityEvent
+	for _, ev := range e.events(tb, fluxauth.EventFailedLogin) {
+		if ev.Metadata["detail"] == account.ReasonReplayed {
+			got = append(got, ev)
+		}
+	}
+	if len(got) != n {
+		tb.Fatalf("%d failed_login events with detail replayed, want %d", len(got), n)
+	}
+	for _, ev := range got {
+		if ev.Metadata["reason"] != "invalid_id_token" || ev.Metadata["provider"] != "google" || ev.Severity != fluxauth.SeverityWarning {
+			tb.Fatalf("replay event %+v", ev)
+		}
 	}
 }
