@@ -25,7 +25,7 @@ type IDTokenInput struct {
 //
 // Each ID token signs in once: its use is recorded in the transaction that starts the session, so
 // a token is spent exactly when a session was opened with it. A second presentation, on any
-// instance, is invalid_id_token (failed_login with detail "replayed"); one racing the first waits
+// instance, is invalid_id_token (failed_login with reason and detail "replayed"); one racing the first waits
 // for it and is refused if it committed. A sign-in that fails (the database, account_exists) leaves
 // the token unspent, which lets the client retry it, and lets nobody open a session it did not.
 func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Result, error) {
@@ -65,7 +65,7 @@ func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Resu
 		if errors.Is(err, errIDTokenUsed) {
 			if rerr := s.record(ctx, &fluxauth.SecurityEvent{
 				Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning,
-				Metadata: map[string]any{"reason": "invalid_id_token", "provider": in.Provider, "detail": ReasonReplayed},
+				Metadata: map[string]any{"reason": ReasonReplayed, "provider": in.Provider, "detail": ReasonReplayed},
 			}, dev); rerr != nil {
 				return nil, rerr
 			}

@@ -395,7 +395,7 @@ func parallelIDTokenSignIns(t *testing.T, envs []*env, google *oidctest.Issuer, 
 		}
 	}
 	for _, ev := range envs[0].events(t, fluxauth.EventFailedLogin) {
-		if ev.Metadata["detail"] == account.ReasonReplayed {
+		if ev.Metadata["reason"] == account.ReasonReplayed && ev.Metadata["detail"] == account.ReasonReplayed {
 			replays++
 		}
 	}
@@ -409,7 +409,7 @@ func wantReplayEvents(tb testing.TB, e *env, n int) {
 	tb.Helper()
 	var got []*fluxauth.SecurityEvent
 	for _, ev := range e.events(tb, fluxauth.EventFailedLogin) {
-		if ev.Metadata["detail"] == account.ReasonReplayed {
+		if ev.Metadata["reason"] == account.ReasonReplayed && ev.Metadata["detail"] == account.ReasonReplayed {
 			got = append(got, ev)
 		}
 	}
