@@ -417,7 +417,7 @@ func wantReplayEvents(tb testing.TB, e *env, n int) {
 		tb.Fatalf("%d failed_login events with detail replayed, want %d", len(got), n)
 	}
 	for _, ev := range got {
-		if ev.Metadata["reason"] != "invalid_id_token" || ev.Metadata["provider"] != "google" || ev.Severity != fluxauth.SeverityWarning {
+		if ev.Metadata["reason"] != account.ReasonReplayed || ev.Metadata["provider"] != "google" || ev.Severity != fluxauth.SeverityWarning {
 			tb.Fatalf("replay event %+v", ev)
 		}
 	}
