@@ -11,6 +11,8 @@ package ratelimit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -139,15 +141,30 @@ type Limiter interface {
 	Reset(ctx context.Context, key string) error
 }
 
+// MaxKeyPart is the longest escaped part Key writes as it is; a longer one is replaced by its hash.
+const MaxKeyPart = 64
+
 // Key builds a limiter key from a scope ("login:ip") and its parts (an IP address, an email). Parts
 // are escaped, so an IPv6 address or an email with a colon can never make two different tuples
 // share a key.
+//
+// Parts come from clients, and limiters keep every key for its window (Memory in the heap, Redis in
+// its memory), so a key's length must not be the client's choice: a part whose escaped form is longer
+// than MaxKeyPart is written as "#" and the unpadded base64url SHA-256 of the raw part. Escaped parts
+// never contain "#", so a hashed part cannot be mistaken for a written one; short parts stay readable
+// in the rate_limit_exceeded events that name their key.
 func Key(scope string, parts ...string) string {
 	var b strings.Builder
 	b.WriteString(scope)
 	for _, p := range parts {
 		b.WriteByte(':')
-		b.WriteString(url.QueryEscape(p))
+		if e := url.QueryEscape(p); len(e) <= MaxKeyPart {
+			b.WriteString(e)
+			continue
+		}
+		sum := sha256.Sum256([]byte(p))
+		b.WriteByte('#')
+		b.WriteString(base64.RawURLEncoding.EncodeToString(sum[:]))
 	}
 	return b.String()
 }

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +201,31 @@ func TestKeyEscapesPartsSoTuplesCannotCollide(t *testing.T) {
 	}
 	if got := ratelimit.Key("login:ip", "1.2.3.4"); got != "login:ip:1.2.3.4" {
 		t.Fatalf("Key = %q, want login:ip:1.2.3.4", got)
+	}
+}
+
+// A client chooses the parts (an email of 58 KB was seen); the limiter keeps every key for its
+// window, so a key's length must be bounded whatever the parts.
+func TestKeyOfALongPartIsBoundedAndStillDistinct(t *testing.T) {
+	long := strings.Repeat("a", 58<<10) + "@example.com"
+	other := strings.Repeat("a", 58<<10) + "@example.org"
+	k := ratelimit.Key("login:ipemail", "203.0.113.7", long)
+	if len(k) > len("login:ipemail:203.0.113.7:")+ratelimit.MaxKeyPart {
+		t.Fatalf("key of a %d-byte part is %d bytes long", len(long), len(k))
+	}
+	if k != ratelimit.Key("login:ipemail", "203.0.113.7", long) {
+		t.Fatal("the same parts gave two keys")
+	}
+	if k == ratelimit.Key("login:ipemail", "203.0.113.7", other) {
+		t.Fatal("two long parts share a key")
+	}
+	// A short part that spells what a hashed one is written as keeps a key of its own.
+	hashed := k[strings.LastIndexByte(k, ':')+1:]
+	if ratelimit.Key("login:ipemail", "203.0.113.7", hashed) == k {
+		t.Fatal("a written part collides with a hashed one")
+	}
+	// Escaping counts: 30 bytes that escape to 90 are hashed too.
+	if k := ratelimit.Key("s", strings.Repeat("é", 15)); len(k) > len("s:")+ratelimit.MaxKeyPart {
+		t.Fatalf("escaped part written whole: %d bytes", len(k))
 	}
 }
