@@ -62,13 +62,17 @@ func (s *Server) device(r *http.Request, name, fingerprint string) account.Devic
 	return account.Device{Name: name, Fingerprint: fingerprint, IP: s.clientIP(r), UserAgent: r.UserAgent()}
 }
 
+// Bounds of the request bodies (see fields.go). An email address has at most 254 bytes (RFC 5321); a
+// name at most 100 characters, which the account rules count; device strings fit their columns. A
+// password is bounded well above the policy's 128 characters, so a legacy password longer than the
+// policy still signs in; an ID token is a JWT of a few KB.
 type signupRequest struct {
-	Email             string `json:"email"`
-	Password          string `json:"password"`
-	Name              string `json:"name"`
-	UserType          string `json:"userType"`
-	DeviceName        string `json:"deviceName"`
-	DeviceFingerprint string `json:"deviceFingerprint"`
+	Email             string `json:"email" check:"text,254"`
+	Password          string `json:"password" check:"secret,1024"`
+	Name              string `json:"name" check:"text,400"`
+	UserType          string `json:"userType" check:"text,64"`
+	DeviceName        string `json:"deviceName" check:"text,255"`
+	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
 }
 
 func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
@@ -88,10 +92,10 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
 }
 
 type loginRequest struct {
-	Email             string `json:"email"`
-	Password          string `json:"password"`
-	DeviceName        string `json:"deviceName"`
-	DeviceFingerprint string `json:"deviceFingerprint"`
+	Email             string `json:"email" check:"text,254"`
+	Password          string `json:"password" check:"secret,1024"`
+	DeviceName        string `json:"deviceName" check:"text,255"`
+	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
@@ -111,8 +115,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 type refreshRequest struct {
-	RefreshToken      string `json:"refreshToken"`
-	DeviceFingerprint string `json:"deviceFingerprint"`
+	RefreshToken      string `json:"refreshToken" check:"secret,1024"`
+	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
 }
 
 func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {

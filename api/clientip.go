@@ -52,7 +52,9 @@ func (pl *ProxyList) contains(a netip.Addr) bool {
 // ClientIP returns the address of the client that made r: the socket's peer, unless that peer is a
 // trusted proxy, in which case the right-most X-Forwarded-For address that is not itself a trusted
 // proxy. The right-most is used because every address to its left was written by the client and
-// can be forged.
+// can be forged. An IPv6 zone ("fe80::1%eth0") is dropped: it names an interface of whichever host
+// wrote it, means nothing here, and in a forwarded address its length is the client's choice, while
+// the address is a rate-limit key and fills a 45-character column.
 func ClientIP(r *http.Request, trusted *ProxyList) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -62,7 +64,7 @@ func ClientIP(r *http.Request, trusted *ProxyList) string {
 	if err != nil {
 		return host
 	}
-	peer = peer.Unmap()
+	peer = peer.Unmap().WithZone("")
 	if !trusted.contains(peer) {
 		return peer.String()
 	}
@@ -78,7 +80,7 @@ func ClientIP(r *http.Request, trusted *ProxyList) string {
 			// A malformed hop means everything left of it is unreliable.
 			break
 		}
-		client = a.Unmap()
+		client = a.Unmap().WithZone("")
 		if !trusted.contains(client) {
 			break
 		}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/fluxstudio/fluxauth/api"
@@ -24,6 +25,8 @@ func TestClientIP(t *testing.T) {
 		{"trusted proxy without header", "10.1.2.3:80", "", "10.1.2.3"},
 		{"IPv6 peer", "[2001:db8::1]:443", "", "2001:db8::1"},
 		{"IPv4-mapped IPv6 is unmapped", "[::ffff:203.0.113.9]:1", "", "203.0.113.9"},
+		{"a forwarded zone of the client's choosing is dropped", "10.1.2.3:80", "fe80::1%" + strings.Repeat("z", 4000), "fe80::1"},
+		{"the peer's zone is dropped", "[fe80::2%eth0]:443", "", "fe80::2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -8,18 +8,18 @@ import (
 )
 
 type googleRequest struct {
-	IDToken           string `json:"idToken"`
-	Nonce             string `json:"nonce"`
-	DeviceName        string `json:"deviceName"`
-	DeviceFingerprint string `json:"deviceFingerprint"`
+	IDToken           string `json:"idToken" check:"secret,16384"`
+	Nonce             string `json:"nonce" check:"secret,512"`
+	DeviceName        string `json:"deviceName" check:"text,255"`
+	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
 }
 
 type appleRequest struct {
-	IDToken           string `json:"idToken"`
-	Nonce             string `json:"nonce"`
-	Name              string `json:"name"`
-	DeviceName        string `json:"deviceName"`
-	DeviceFingerprint string `json:"deviceFingerprint"`
+	IDToken           string `json:"idToken" check:"secret,16384"`
+	Nonce             string `json:"nonce" check:"secret,512"`
+	Name              string `json:"name" check:"text,400"`
+	DeviceName        string `json:"deviceName" check:"text,255"`
+	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
 }
 
 func (s *Server) google(w http.ResponseWriter, r *http.Request) error {

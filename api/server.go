@@ -193,7 +193,9 @@ func (s *Server) withBodyLimit(next http.Handler) http.Handler {
 	})
 }
 
-// decodeJSON reads the request body into v, refusing unknown fields and trailing data.
+// decodeJSON reads the request body into the struct v points to, refusing unknown fields and
+// trailing data, and then enforces the bounds of its fields (checkFields), before anything is done
+// with them.
 func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -215,7 +217,7 @@ func decodeJSON(r *http.Request, v any) error {
 		}
 		return fluxauth.Errorf(fluxauth.EInvalidJSON, "The request body must hold a single JSON object.")
 	}
-	return nil
+	return checkFields(v)
 }
 
 // jsonProblem describes a decoding error without echoing the client's values.
