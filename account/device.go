@@ -1,6 +1,9 @@
 package account
 
-import "strings"
+import (
+	"strings"
+	"unicode"
+)
 
 // Device describes where a request came from; sessions and security events record it.
 type Device struct {
@@ -10,19 +13,45 @@ type Device struct {
 	UserAgent   string
 }
 
-// maxDeviceField bounds client-supplied device strings to what the columns hold.
-const maxDeviceField = 255
+// maxDeviceField bounds client-supplied device strings to what the columns hold; maxUserAgent bounds
+// the user agent, whose column is unbounded text.
+const (
+	maxDeviceField = 255
+	maxUserAgent   = 1024
+)
 
+// normalized makes what the client said about its device fit to store, whichever way it came (the
+// User-Agent and X-Device-Fingerprint headers carry any bytes).
 func (d Device) normalized() Device {
-	d.Name = clip(strings.TrimSpace(d.Name), maxDeviceField)
+	d.UserAgent = cleanText(d.UserAgent, maxUserAgent)
+	d.Name = cleanText(d.Name, maxDeviceField)
 	if d.Name == "" {
 		d.Name = DeviceNameFromUserAgent(d.UserAgent)
 	}
-	d.Fingerprint = clip(strings.TrimSpace(d.Fingerprint), maxDeviceField)
-	d.UserAgent = clip(d.UserAgent, 1024)
+	d.Fingerprint = cleanText(d.Fingerprint, maxDeviceField)
 	return d
 }
 
+// cleanText returns client text as it may be stored: valid UTF-8, each invalid sequence replaced by
+// U+FFFD (PostgreSQL refuses invalid UTF-8, and one such event used to stall the audit log); control
+// characters turned into spaces (PostgreSQL refuses NUL, and the others garble logs and the
+// dashboard); trimmed; and at most n bytes, cut on a character boundary.
+func cleanText(s string, n int) string {
+	// Bound the work first; a character cut in two here becomes U+FFFD below, still valid.
+	if len(s) > 4*n {
+		s = s[:4*n]
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	return clip(strings.TrimSpace(s), n)
+}
+
+// clip cuts valid UTF-8 to at most n bytes, on a character boundary.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -1,6 +1,11 @@
 package account
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
 
 func TestDeviceNameFromUserAgent(t *testing.T) {
 	cases := map[string]string{
@@ -32,5 +37,36 @@ func TestClientSuppliedDeviceFieldsAreBounded(t *testing.T) {
 	}
 	if d := (Device{Name: "  ", UserAgent: "curl/8"}).normalized(); d.Name != "curl" {
 		t.Fatalf("blank name not derived: %q", d.Name)
+	}
+}
+
+// Header text carries any bytes; PostgreSQL refuses invalid UTF-8 and NUL, and one such event used
+// to stall the whole audit log.
+func TestHeaderTextIsMadeValidAndBoundedBeforeItIsStored(t *testing.T) {
+	hostile := []string{
+		"Mozilla/5.0 \xff\xfe (X11)",
+		"curl/8\x00injected",
+		"tab\tand\r\nnewline",
+		strings.Repeat("\xff", 10000),
+		strings.Repeat("é", 2000) + "\xc3", // a character cut in two at the end
+		strings.Repeat("a", 1<<20),
+	}
+	for _, s := range hostile {
+		d := Device{Name: s, Fingerprint: s, UserAgent: s}.normalized()
+		derived := Device{UserAgent: s}.normalized()
+		for field, v := range map[string]string{"name": d.Name, "fingerprint": d.Fingerprint, "user agent": d.UserAgent, "derived name": derived.Name} {
+			if !utf8.ValidString(v) {
+				t.Errorf("%.20q: %s is not valid UTF-8: %.40q", s, field, v)
+			}
+			if strings.IndexFunc(v, unicode.IsControl) >= 0 {
+				t.Errorf("%.20q: %s keeps a control character: %.40q", s, field, v)
+			}
+		}
+		if len(d.Name) > maxDeviceField || len(d.Fingerprint) > maxDeviceField || len(d.UserAgent) > maxUserAgent {
+			t.Errorf("%.20q: not bounded: name %d, fingerprint %d, user agent %d bytes", s, len(d.Name), len(d.Fingerprint), len(d.UserAgent))
+		}
+	}
+	if d := (Device{UserAgent: "Mozilla/5.0 \xff (Macintosh) Chrome/120.0"}).normalized(); d.Name != "Chrome on macOS" || d.UserAgent != "Mozilla/5.0 \uFFFD (Macintosh) Chrome/120.0" {
+		t.Fatalf("the readable rest was lost: %q, %q", d.Name, d.UserAgent)
 	}
 }

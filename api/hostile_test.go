@@ -16,6 +16,7 @@ import (
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
@@ -137,5 +138,32 @@ func TestLoginsWithHugeEmailsLeaveTheHeapFlat(t *testing.T) {
 	evs, err := store.ListEvents(context.Background(), fluxauth.EventFilter{Limit: 1})
 	if err != nil || len(evs) != 0 {
 		t.Fatalf("events recorded: %v %v", evs, err)
+	}
+}
+
+// Header text reaches PostgreSQL, which refuses invalid UTF-8: a raw \xff User-Agent used to fail the
+// signup (its session row) and stall the audit log (its events), answering 503 to everyone after.
+func TestHeadersWithInvalidUTF8AreStoredCleanOnPostgreSQL(t *testing.T) {
+	e := newEnv(t, withStore(postgrestest.MustOpenDB(t)))
+	hostile := []string{"User-Agent", "Mozilla/5.0 \xff\xfe (Macintosh) Chrome/120.0", "X-Device-Fingerprint", "fp-\xff"}
+	res := e.do(t, "POST", "/api/auth/signup", map[string]string{"email": "ua@example.com", "password": "correct horse battery", "name": "U"}, hostile...)
+	if res.Status != http.StatusCreated {
+		t.Fatalf("signup: %d %s", res.Status, res.Body)
+	}
+	var ar authResponse
+	res.json(t, &ar)
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "ua@example.com", "password": "wrong password"}, hostile...); res.Status != http.StatusUnauthorized {
+		t.Fatalf("failed login: %d %s", res.Status, res.Body)
+	}
+	if res := e.do(t, "POST", "/api/auth/refresh", map[string]string{"refreshToken": ar.RefreshToken}, hostile...); res.Status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", res.Status, res.Body)
+	}
+	failed := e.events(t, fluxauth.EventFailedLogin)
+	if len(failed) != 1 || failed[0].UserAgent != "Mozilla/5.0 \uFFFD (Macintosh) Chrome/120.0" {
+		t.Fatalf("failed_login events %+v", failed)
+	}
+	// The audit log still takes events.
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "ua@example.com", "password": "wrong again"}); res.Status != http.StatusUnauthorized {
+		t.Fatalf("a later failed login: %d %s", res.Status, res.Body)
 	}
 }
