@@ -17,6 +17,10 @@ var ErrConflict = errors.New("conflict")
 // 503 instead of 500.
 var ErrUnavailable = errors.New("unavailable")
 
+// ErrInvalidData wraps a store's refusal of the values themselves (an encoding it cannot hold, a
+// value too long for its column, a check constraint): writing the same values again fails again.
+var ErrInvalidData = errors.New("invalid data")
+
 // User types. Admin is never self-assigned.
 const (
 	UserTypeClient = "client"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,3 +234,111 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 func sortDurations(d []time.Duration) { slices.Sort(d) }
+
+// syncBuffer is a log destination the recorder's goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// One event the database refuses for what it holds must not hold the queue: it used to be retried
+// forever, and every later request that recorded an event answered 503.
+func TestAnEventTheDatabaseRefusesIsSetAsideAndTheRestWritten(t *testing.T) {
+	cases := map[string]struct {
+		open func(t *testing.T) fluxauth.Store
+		bad  func() *fluxauth.SecurityEvent
+	}{
+		// PostgreSQL refuses invalid UTF-8; the recorder is fed directly, past the account rules
+		// that clean header text.
+		"postgres, a raw \\xff user agent": {
+			open: func(t *testing.T) fluxauth.Store { return postgrestest.MustOpenDB(t) },
+			bad: func() *fluxauth.SecurityEvent {
+				ev := newEvent(fluxauth.SeverityWarning)
+				ev.UserAgent = "secret-ua-\xff"
+				return ev
+			},
+		},
+		"sqlite, a duplicate id": {
+			open: func(t *testing.T) fluxauth.Store { return sqlitetest.MustOpenDB(t) },
+			bad: func() *fluxauth.SecurityEvent {
+				ev := newEvent(fluxauth.SeverityWarning)
+				ev.ID = "00000000-0000-7000-8000-ffffffffffff"
+				return ev
+			},
+		},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			store := c.open(t)
+			logs := &syncBuffer{}
+			r := audit.New(store, slog.New(slog.NewTextHandler(logs, nil)), audit.Config{
+				BatchSize: 64, FlushInterval: time.Hour, RetryInterval: time.Millisecond,
+			})
+			defer r.Close(context.Background())
+			if strings.Contains(name, "duplicate") {
+				ev := c.bad()
+				if err := store.InsertEvents(context.Background(), ev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var good []string
+			for i := range 40 {
+				ev := newEvent(fluxauth.SeverityWarning)
+				good = append(good, ev.ID)
+				if err := r.Record(context.Background(), ev); err != nil {
+					t.Fatal(err)
+				}
+				if i == 17 {
+					bad := c.bad()
+					bad.Metadata = map[string]any{"email": "secret-meta@example.com"}
+					if err := r.Record(context.Background(), bad); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := r.Flush(ctx); err != nil {
+				t.Fatalf("the queue is stuck behind the refused event: %v", err)
+			}
+			if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
+				t.Fatalf("recording after the refused event: %v", err)
+			}
+			stored := map[string]bool{}
+			evs, err := store.ListEvents(context.Background(), fluxauth.EventFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range evs {
+				stored[e.ID] = true
+			}
+			for _, id := range good {
+				if !stored[id] {
+					t.Fatalf("event %s, in the batch of the refused one, was not written", id)
+				}
+			}
+			if n := r.SetAside(); n != 1 {
+				t.Fatalf("SetAside = %d, want 1", n)
+			}
+			log := logs.String()
+			if !strings.Contains(log, "audit event set aside") || !strings.Contains(log, "00000000-0000-7000-8000-") {
+				t.Fatalf("the refused event was not logged by its id:\n%s", log)
+			}
+			if strings.Contains(log, "secret-") {
+				t.Fatalf("the log holds the event's contents:\n%s", log)
+			}
+		})
+	}
+}

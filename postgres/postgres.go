@@ -201,6 +201,9 @@ func mapErr(err error) error {
 		switch {
 		case pgErr.Code == "23505":
 			return fmt.Errorf("%w: %s (%s)", fluxauth.ErrConflict, pgErr.Message, pgErr.ConstraintName)
+		case pgErr.Code[:2] == "22", pgErr.Code[:2] == "23", // data exception, integrity constraint
+			pgErr.Code[:2] == "54": // program limit exceeded (a value or a statement too large)
+			return fmt.Errorf("%w: %w", fluxauth.ErrInvalidData, err)
 		case pgErr.Code[:2] == "08", // connection exception
 			pgErr.Code == "53300",                        // too many connections
 			pgErr.Code == "57P01", pgErr.Code == "57P02", // admin or crash shutdown

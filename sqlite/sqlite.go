@@ -253,6 +253,8 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: %v", fluxauth.ErrConflict, err)
 		}
 		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
+			return fmt.Errorf("%w: %w", fluxauth.ErrInvalidData, err)
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_NOTADB:
 			return fmt.Errorf("%w: %v", fluxauth.ErrUnavailable, err)
 		}
