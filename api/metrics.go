@@ -40,6 +40,16 @@ func NewMetrics() *Metrics {
 	return m
 }
 
+// ExportSetAside exports count, the audit recorder's tally of events the database refused for what
+// they hold (audit.Recorder.SetAside), as fluxauth_audit_events_set_aside_total: each is an event
+// missing from the audit log, which an alert should bring to an operator.
+func (m *Metrics) ExportSetAside(count func() uint64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "fluxauth_audit_events_set_aside_total",
+		Help: "Security events the database refused for what they hold, logged and left out of the audit log.",
+	}, func() float64 { return float64(count()) }))
+}
+
 // CountEvent counts one recorded security event.
 func (m *Metrics) CountEvent(ev fluxauth.SecurityEvent) {
 	m.events.WithLabelValues(ev.Type, ev.Severity).Inc()

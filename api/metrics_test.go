@@ -25,6 +25,7 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 		res.Body.Close()
 	}
 	m.CountEvent(fluxauth.SecurityEvent{Type: "failed_login", Severity: "warning"})
+	m.ExportSetAside(func() uint64 { return 3 })
 	res, err := http.Get(ts.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +35,7 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 		`fluxauth_http_requests_total{route="GET /healthz",status="200"} 2`,
 		`fluxauth_http_requests_total{route="unmatched",status="404"} 1`,
 		`fluxauth_security_events_total{severity="warning",type="failed_login"} 1`,
+		`fluxauth_audit_events_set_aside_total 3`,
 		`fluxauth_http_request_duration_seconds_bucket{route="GET /healthz"`,
 		`go_goroutines`,
 	} {

@@ -130,6 +130,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		},
 	}
 	metrics := api.NewMetrics()
+	metrics.ExportSetAside(recorder.SetAside)
 	events, stopEvents := recorder.Subscribe(1024)
 	defer stopEvents()
 	go func() {
