@@ -68,10 +68,32 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.routes()
 	s.adminRoutes()
-	s.mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
-		return fluxauth.Errorf(fluxauth.ENotFound, "No such endpoint.")
-	}))
+	s.mux.HandleFunc("/", s.handle(s.unmatched))
 	return s.withRequestID(s.withAccessLog(s.withRecover(s.withBodyLimit(s.withLimitReport(s.withMetrics(s.mux))))))
+}
+
+// probeMethods are the methods unmatched tries on the path; HEAD matches the GET routes.
+var probeMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
+
+// unmatched answers a request no route took. The catch-all "/" that brings it here, which makes
+// those answers the standard error body, also hides the mux's own 405: so it asks the mux which
+// methods the path has, and answers 405 method_not_allowed with Allow when there are some, else
+// 404 not_found. This costs a few lookups on unmatched requests only.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) error {
+	var allowed []string
+	for _, m := range probeMethods {
+		if m == r.Method {
+			continue
+		}
+		if _, pattern := s.mux.Handler(&http.Request{Method: m, URL: r.URL, Host: r.Host}); pattern != "/" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		return fluxauth.Errorf(fluxauth.ENotFound, "No such endpoint.")
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	return fluxauth.Errorf(fluxauth.EMethodNotAllowed, "This endpoint does not answer %s.", r.Method)
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {

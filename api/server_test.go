@@ -24,7 +24,6 @@ func TestErrorsUseTheStandardBody(t *testing.T) {
 		code               string
 	}{
 		{"unknown route is 404 not_found", "GET", "/nope", nil, 404, "not_found"},
-		{"unknown method on a route is not_found too", "PUT", "/api/auth/login", nil, 404, "not_found"},
 		{"malformed JSON is 400 invalid_json", "POST", "/api/auth/login", `{"email":`, 400, "invalid_json"},
 		{"unknown field is 400 invalid_json", "POST", "/api/auth/login", `{"email":"a@b.co","password":"x","admin":true}`, 400, "invalid_json"},
 		{"empty body is 400 invalid_json", "POST", "/api/auth/login", "", 400, "invalid_json"},
@@ -45,6 +44,32 @@ func TestErrorsUseTheStandardBody(t *testing.T) {
 				t.Fatalf("content type %q", ct)
 			}
 		})
+	}
+}
+
+// The catch-all route that gives unknown paths the standard body used to hide the mux's 405.
+func TestAWrongMethodIs405WithAllow(t *testing.T) {
+	e := newEnv(t)
+	cases := []struct{ method, path, allow string }{
+		{"PUT", "/api/auth/login", "POST"},
+		{"GET", "/api/auth/login", "POST"},
+		{"POST", "/api/auth/me", "GET, HEAD"},
+		{"GET", "/api/auth/sessions/0190c0de-0000-7000-8000-000000000000", "DELETE"},
+		{"DELETE", "/healthz", "GET, HEAD"},
+	}
+	for _, c := range cases {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			res := e.do(t, c.method, c.path, nil)
+			if res.Status != http.StatusMethodNotAllowed || res.errorCode(t) != "method_not_allowed" {
+				t.Fatalf("%d %s; want 405 method_not_allowed", res.Status, res.Body)
+			}
+			if got := res.Header.Get("Allow"); got != c.allow {
+				t.Fatalf("Allow %q, want %q", got, c.allow)
+			}
+		})
+	}
+	if res := e.do(t, "PUT", "/api/auth/nope", nil); res.Status != http.StatusNotFound || res.Header.Get("Allow") != "" {
+		t.Fatalf("unknown path: %d, Allow %q", res.Status, res.Header.Get("Allow"))
 	}
 }
 
