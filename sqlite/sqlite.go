@@ -12,6 +12,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -79,6 +80,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 				return nil, fmt.Errorf("%w: sqlite: %v", fluxauth.ErrUnavailable, err)
 			}
 		}
+		if err := ownerOnly(path); err != nil {
+			return nil, err
+		}
 		pragmas.Add("_pragma", "journal_mode(WAL)")
 		pragmas.Add("_pragma", "synchronous(NORMAL)")
 
@@ -129,6 +133,34 @@ func openWriter(path string, pragmas url.Values) (*sql.DB, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	return w, nil
+}
+
+// ownerOnly makes the database at path readable by its owner only: it holds password hashes. SQLite
+// creates the -wal and -shm files with the database file's mode (which would otherwise be 0644), so
+// creating that file 0600 before SQLite opens it covers all three. A database, -wal or -shm that
+// exists with permissions for others (made before this rule) is tightened to its owner's.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: sqlite: %v", fluxauth.ErrUnavailable, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("%w: sqlite: %v", fluxauth.ErrUnavailable, err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&^0o077); err != nil {
+				return fmt.Errorf("sqlite: %s is open to other users (mode %#o) and could not be restricted to its owner: %w", p, perm, err)
+			}
+		}
+	}
+	return nil
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -96,3 +96,50 @@ func userTables(tb testing.TB, db *sqlite.DB) []string {
 	}
 	return names
 }
+
+// The database holds password hashes; with SQLite's defaults it and its -wal and -shm were 0644,
+// readable by every local user.
+func TestTheDatabaseAndItsWALAreReadableByTheirOwnerOnly(t *testing.T) {
+	check := func(t *testing.T, path string) {
+		t.Helper()
+		db, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.MigrateUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o600 {
+				t.Errorf("%s has mode %#o, want 0600", filepath.Base(p), perm)
+			}
+		}
+	}
+	t.Run("a new database", func(t *testing.T) {
+		check(t, filepath.Join(t.TempDir(), "new.db"))
+	})
+	t.Run("a database made before the rule", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "old.db")
+		db, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.MigrateUp(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			if err := os.Chmod(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Reopened while the first handle still holds the WAL open, as the CLI next to a running
+		// server does.
+		check(t, path)
+		db.Close()
+	})
+}
