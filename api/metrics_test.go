@@ -26,7 +26,9 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	}
 	m.CountEvent(fluxauth.SecurityEvent{Type: "failed_login", Severity: "warning"})
 	m.ExportSetAside(func() uint64 { return 3 })
-	res, err := http.Get(ts.URL + "/metrics")
+	internal := httptest.NewServer(api.InternalHandler(m))
+	defer internal.Close()
+	res, err := http.Get(internal.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,5 +47,31 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	}
 	if strings.Contains(body, "/no/such/path") {
 		t.Error("a raw path became a label")
+	}
+}
+
+// The security counters would show an attacker how they are watched: /metrics and pprof are served
+// on the internal listener only.
+func TestMetricsAndProfilesAreOnTheInternalListenerOnly(t *testing.T) {
+	m := api.NewMetrics()
+	public := httptest.NewServer((&api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: sqlitetest.MustOpenDB(t), Metrics: m}).Handler())
+	defer public.Close()
+	internal := httptest.NewServer(api.InternalHandler(m))
+	defer internal.Close()
+	for _, path := range []string{"/metrics", "/debug/pprof/"} {
+		res, err := http.Get(public.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body := readAll(t, res); res.StatusCode != http.StatusNotFound || strings.Contains(body, "go_goroutines") {
+			t.Errorf("public %s: %d", path, res.StatusCode)
+		}
+		res, err = http.Get(internal.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if readAll(t, res); res.StatusCode != http.StatusOK {
+			t.Errorf("internal %s: %d", path, res.StatusCode)
+		}
 	}
 }

@@ -38,7 +38,7 @@ type Server struct {
 	Admin AdminStore
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies *ProxyList
-	// Metrics, when set, are served on /metrics and fed by every request.
+	// Metrics, when set, are fed by every request; InternalHandler serves them, never this server.
 	Metrics *Metrics
 	// Degraded, when set, lists dependencies that are degraded but not fatal (e.g. Redis); /readyz
 	// reports them and stays 200.
@@ -63,9 +63,6 @@ func (s *Server) Handler() http.Handler {
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.handle(s.healthz))
 	s.mux.HandleFunc("GET /readyz", s.handle(s.readyz))
-	if s.Metrics != nil {
-		s.mux.Handle("GET /metrics", s.Metrics.handler())
-	}
 	s.routes()
 	s.adminRoutes()
 	s.mux.HandleFunc("/", s.handle(s.unmatched))

@@ -234,6 +234,52 @@ func TestServeReportsUnreachableRedisAsDegradedButStaysReady(t *testing.T) {
 	}
 }
 
+// /metrics and pprof are served on the internal listener only; FLUXAUTH_DEBUG_ADDR still opens it
+// for one release, with a warning.
+func TestServeServesMetricsAndProfilesOnTheInternalListenerOnly(t *testing.T) {
+	for _, variable := range []string{"FLUXAUTH_INTERNAL_ADDR", "FLUXAUTH_DEBUG_ADDR"} {
+		t.Run(variable, func(t *testing.T) {
+			internal := "http://" + freeAddr(t)
+			cmd, url, logs := startServe(t, t.TempDir(), variable+"="+strings.TrimPrefix(internal, "http://"))
+			get := func(u string) (int, string) {
+				t.Helper()
+				res, err := http.Get(u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer res.Body.Close()
+				b, _ := io.ReadAll(res.Body)
+				return res.StatusCode, string(b)
+			}
+			if code, body := get(url + "/metrics"); code != http.StatusNotFound || strings.Contains(body, "fluxauth_") {
+				t.Fatalf("the public listener serves /metrics: %d", code)
+			}
+			code, body := get(internal + "/metrics")
+			if code != http.StatusOK {
+				t.Fatalf("internal /metrics: %d", code)
+			}
+			for _, want := range []string{`fluxauth_http_requests_total{route="GET /healthz",status="200"}`, "fluxauth_audit_events_set_aside_total 0"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("internal /metrics lacks %s", want)
+				}
+			}
+			if code, _ := get(internal + "/debug/pprof/"); code != http.StatusOK {
+				t.Fatalf("internal /debug/pprof/: %d", code)
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("serve exited with %v:\n%s", err, logs)
+			}
+			warned := strings.Contains(logs.String(), "FLUXAUTH_DEBUG_ADDR is deprecated")
+			if warned != (variable == "FLUXAUTH_DEBUG_ADDR") {
+				t.Fatalf("deprecation warning: %v, want %v:\n%s", warned, !warned, logs)
+			}
+		})
+	}
+}
+
 func runCLI(tb testing.TB, dir string, env []string, args ...string) (string, error) {
 	tb.Helper()
 	cmd := exec.Command(binary, args...)

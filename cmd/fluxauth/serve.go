@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -51,6 +50,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	logger := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
 	clock := fluxauth.SystemClock{}
 
 	db, err := openDatabase(ctx, cfg)
@@ -129,15 +131,19 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
 		},
 	}
-	metrics := api.NewMetrics()
-	metrics.ExportSetAside(recorder.SetAside)
-	events, stopEvents := recorder.Subscribe(1024)
-	defer stopEvents()
-	go func() {
-		for ev := range events {
-			metrics.CountEvent(ev)
-		}
-	}()
+	// Metrics are measured only when the internal listener can serve them.
+	var metrics *api.Metrics
+	if cfg.InternalAddr != "" {
+		metrics = api.NewMetrics()
+		metrics.ExportSetAside(recorder.SetAside)
+		events, stopEvents := recorder.Subscribe(1024)
+		defer stopEvents()
+		go func() {
+			for ev := range events {
+				metrics.CountEvent(ev)
+			}
+		}()
+	}
 	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies,
 		Degraded: degraded, Metrics: metrics}
 
@@ -161,8 +167,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if keys != nil {
 		go reloadKeys(ctx, keys, logger)
 	}
-	if cfg.DebugAddr != "" {
-		if err := serveDebug(ctx, cfg.DebugAddr, logger); err != nil {
+	if cfg.InternalAddr != "" {
+		if err := serveInternal(ctx, cfg.InternalAddr, metrics, logger); err != nil {
 			return err
 		}
 	}
@@ -201,26 +207,20 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// serveDebug serves Go's pprof profiles on their own listener, so they are never reachable through
-// the public address.
-func serveDebug(ctx context.Context, addr string, logger *slog.Logger) error {
+// serveInternal serves /metrics and Go's pprof profiles on their own listener, so they are never
+// reachable through the public address.
+func serveInternal(ctx context.Context, addr string, metrics *api.Metrics, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("FLUXAUTH_DEBUG_ADDR: %v", err)
+		return fmt.Errorf("FLUXAUTH_INTERNAL_ADDR: %v", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: api.InternalHandler(metrics), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
 	go srv.Serve(ln)
-	logger.Info("debug listener (pprof)", "addr", ln.Addr().String())
+	logger.Info("internal listener (/metrics, /debug/pprof/)", "addr", ln.Addr().String())
 	return nil
 }
 

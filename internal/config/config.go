@@ -46,7 +46,8 @@ type Config struct {
 	Password        password.Params
 	HashWorkers     int
 	ShutdownTimeout time.Duration
-	DebugAddr       string
+	// InternalAddr is the internal listener's address (/metrics and pprof); empty: off.
+	InternalAddr string
 
 	GoogleClientIDs []string
 	AppleClientIDs  []string
@@ -62,6 +63,12 @@ type Config struct {
 	EventRetention time.Duration
 	CleanupAt      string // "HH:MM" UTC, or "off"
 	CleanupBatch   int
+
+	// Warnings are what the configuration got right but should change (a deprecated variable);
+	// serve logs them at start.
+	Warnings []string
+
+	debugAddr string // FLUXAUTH_DEBUG_ADDR, the deprecated alias of InternalAddr
 }
 
 // Setting is one configuration variable.
@@ -239,16 +246,22 @@ var settings = []Setting{
 		return nil
 	}},
 	{Env: "FLUXAUTH_CLEANUP_BATCH", Default: "10000", Help: "rows deleted per statement by cleanup", parse: uintIn(func(c *Config, n uint64) { c.CleanupBatch = int(n) }, 1, 1000000)},
-	{Env: "FLUXAUTH_DEBUG_ADDR", Help: "address of a separate listener for Go's pprof profiles (e.g. 127.0.0.1:6060); empty disables it. Never expose it publicly", parse: func(c *Config, v string) error {
+	{Env: "FLUXAUTH_INTERNAL_ADDR", Help: "address of the internal listener serving /metrics (Prometheus) and Go's pprof profiles, e.g. 127.0.0.1:9090; empty disables it. Never expose it publicly", parse: optionalAddr(func(c *Config) *string { return &c.InternalAddr })},
+	{Env: "FLUXAUTH_DEBUG_ADDR", Help: "deprecated alias of FLUXAUTH_INTERNAL_ADDR, removed in the next release", parse: optionalAddr(func(c *Config) *string { return &c.debugAddr })},
+	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown waits for in-flight requests", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+}
+
+// optionalAddr parses a listener address that may be empty (off).
+func optionalAddr(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
 		if v != "" {
 			if _, _, err := net.SplitHostPort(v); err != nil {
-				return fmt.Errorf("must be host:port, e.g. 127.0.0.1:6060")
+				return fmt.Errorf("must be host:port, e.g. 127.0.0.1:9090, or empty")
 			}
 		}
-		c.DebugAddr = v
+		*field(c) = v
 		return nil
-	}},
-	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown waits for in-flight requests", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+	}
 }
 
 func splitList(v string) []string {
@@ -370,6 +383,13 @@ func (c *Config) deriveDefaults() {
 	if path, ok := c.SQLitePath(); ok && c.SigningKeys == "" {
 		c.SigningKeys = filepath.Join(filepath.Dir(path), "fluxauth-keys.json")
 	}
+	if c.debugAddr != "" {
+		c.Warnings = append(c.Warnings, "FLUXAUTH_DEBUG_ADDR is deprecated and will be removed in the next release: "+
+			"set FLUXAUTH_INTERNAL_ADDR instead (the listener now serves /metrics too, which the public address no longer does)")
+		if c.InternalAddr == "" {
+			c.InternalAddr = c.debugAddr
+		}
+	}
 	// Only with the shared HS256 secret can another party sign a token for someone else's session;
 	// ES256 tokens are signed by fluxauth alone, so the owner lookup is spared.
 	c.Account.CheckSessionOwner = c.JWTAlg == "HS256"
@@ -383,6 +403,9 @@ func (c *Config) crossCheck() []string {
 	}
 	if _, sqlite := c.SQLitePath(); c.SigningKeys == "" && c.DatabaseURL != "" && !sqlite {
 		p = append(p, "FLUXAUTH_SIGNING_KEYS: required with PostgreSQL so every instance signs and derives refresh tokens with the same keys (create one with: fluxauth keys rotate --signing-keys PATH)")
+	}
+	if c.debugAddr != "" && c.InternalAddr != c.debugAddr {
+		p = append(p, "FLUXAUTH_DEBUG_ADDR: a deprecated alias of FLUXAUTH_INTERNAL_ADDR, which is set to another address; set only FLUXAUTH_INTERNAL_ADDR")
 	}
 	if c.Account.SessionMaxAge != 0 && c.Account.RefreshTTL > c.Account.SessionMaxAge {
 		p = append(p, "FLUXAUTH_REFRESH_TTL: must not exceed FLUXAUTH_SESSION_MAX_AGE")

@@ -161,3 +161,25 @@ func TestTheSessionOwnerCheckFollowsTheSigningAlgorithm(t *testing.T) {
 		t.Fatal("ES256 (the default) with the session owner check")
 	}
 }
+
+// FLUXAUTH_DEBUG_ADDR stays for one release as an alias of FLUXAUTH_INTERNAL_ADDR, with a warning.
+func TestTheDebugAddressIsADeprecatedAliasOfTheInternalAddress(t *testing.T) {
+	if c := Default(); c.InternalAddr != "" || len(c.Warnings) != 0 {
+		t.Fatalf("by default: internal address %q, warnings %q", c.InternalAddr, c.Warnings)
+	}
+	c, err := Load(given("FLUXAUTH_DEBUG_ADDR", "127.0.0.1:6060"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.InternalAddr != "127.0.0.1:6060" || len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "FLUXAUTH_INTERNAL_ADDR") {
+		t.Fatalf("internal address %q, warnings %q", c.InternalAddr, c.Warnings)
+	}
+	c, err = Load(given("FLUXAUTH_INTERNAL_ADDR", "127.0.0.1:9090"))
+	if err != nil || c.InternalAddr != "127.0.0.1:9090" || len(c.Warnings) != 0 {
+		t.Fatalf("internal address %q, warnings %q, %v", c.InternalAddr, c.Warnings, err)
+	}
+	_, err = Load(given("FLUXAUTH_INTERNAL_ADDR", "127.0.0.1:9090", "FLUXAUTH_DEBUG_ADDR", "127.0.0.1:6060"))
+	if err == nil || !strings.Contains(err.Error(), "FLUXAUTH_DEBUG_ADDR") {
+		t.Fatalf("two different addresses: %v", err)
+	}
+}
