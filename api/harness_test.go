@@ -63,11 +63,15 @@ type envConfig struct {
 	clock    *testenv.Clock
 	accounts func(*account.Service)
 	degraded func() []string
+	origins  []string
 }
 
 func withStore(s fluxauth.Store) envOption { return func(c *envConfig) { c.store = s } }
 func withKeys(k *token.KeySet) envOption   { return func(c *envConfig) { c.keys = k } }
 func withClock(k *testenv.Clock) envOption { return func(c *envConfig) { c.clock = k } }
+
+// withCORSOrigins sets the origins allowed to call the API from their pages.
+func withCORSOrigins(o ...string) envOption { return func(c *envConfig) { c.origins = o } }
 
 // withDegraded sets the server's Degraded, as serve does when Redis is configured.
 func withDegraded(f func() []string) envOption { return func(c *envConfig) { c.degraded = f } }
@@ -120,7 +124,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		tb.Fatal(err)
 	}
 	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), TrustedProxies: proxies,
-		Degraded: cfg.degraded}
+		Degraded: cfg.degraded, CORSOrigins: cfg.origins}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
 	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Logs: logs, server: ts}

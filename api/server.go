@@ -43,6 +43,8 @@ type Server struct {
 	// Degraded, when set, lists dependencies that are degraded but not fatal (e.g. Redis); /readyz
 	// reports them and stays 200.
 	Degraded func() []string
+	// CORSOrigins are the exact origins (ParseOrigins) whose pages may call the API; none by default.
+	CORSOrigins []string
 
 	mux *http.ServeMux
 }
@@ -66,7 +68,8 @@ func (s *Server) Handler() http.Handler {
 	s.routes()
 	s.adminRoutes()
 	s.mux.HandleFunc("/", s.handle(s.unmatched))
-	return s.withRequestID(s.withAccessLog(s.withRecover(s.withBodyLimit(s.withLimitReport(s.withMetrics(s.mux))))))
+	return s.withRequestID(s.withBrowserDefaults(s.withAccessLog(s.withRecover(s.withCORS(
+		s.withBodyLimit(s.withLimitReport(s.withMetrics(s.mux))))))))
 }
 
 // probeMethods are the methods unmatched tries on the path; HEAD matches the GET routes.

@@ -280,6 +280,21 @@ func TestServeServesMetricsAndProfilesOnTheInternalListenerOnly(t *testing.T) {
 	}
 }
 
+func TestServeAnswersCORSForTheConfiguredOrigins(t *testing.T) {
+	_, url, _ := startServe(t, t.TempDir(), "FLUXAUTH_CORS_ORIGINS=https://app.example.com")
+	req, _ := http.NewRequest("OPTIONS", url+"/api/auth/refresh", nil)
+	req.Header.Set("Origin", "https://app.example.com")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" {
+		t.Fatalf("preflight: %d, Allow-Origin %q", res.StatusCode, res.Header.Get("Access-Control-Allow-Origin"))
+	}
+}
+
 func runCLI(tb testing.TB, dir string, env []string, args ...string) (string, error) {
 	tb.Helper()
 	cmd := exec.Command(binary, args...)

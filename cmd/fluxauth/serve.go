@@ -145,7 +145,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}()
 	}
 	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies,
-		Degraded: degraded, Metrics: metrics}
+		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -48,6 +48,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// InternalAddr is the internal listener's address (/metrics and pprof); empty: off.
 	InternalAddr string
+	// CORSOrigins are the browser origins whose pages may call the API.
+	CORSOrigins []string
 
 	GoogleClientIDs []string
 	AppleClientIDs  []string
@@ -200,6 +202,11 @@ var settings = []Setting{
 	{Env: "FLUXAUTH_TRUSTED_PROXIES", Help: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed", parse: func(c *Config, v string) error {
 		pl, err := api.ParseProxyList(v)
 		c.TrustedProxies = pl
+		return err
+	}},
+	{Env: "FLUXAUTH_CORS_ORIGINS", Help: "comma-separated exact origins (https://app.example.com) whose pages may call the API; empty answers no CORS request", parse: func(c *Config, v string) error {
+		origins, err := api.ParseOrigins(v)
+		c.CORSOrigins = origins
 		return err
 	}},
 	{Env: "FLUXAUTH_ARGON2_MEMORY", Default: "19456", Help: "argon2id memory in KiB (the defaults are OWASP's recommendation)", parse: uintIn(func(c *Config, n uint64) { c.Password.Memory = uint32(n) }, 8192, 4<<20)},
