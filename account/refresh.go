@@ -260,11 +260,16 @@ func (s *Service) walkTo(raw string, tip *fluxauth.RefreshToken) (string, error)
 // policy a mismatch ends the session in tx and comes back as fail; under the record policy the
 // mismatch is returned as an event to record with the answer.
 func (s *Service) checkFingerprint(ctx context.Context, tx fluxauth.Tx, current *fluxauth.RefreshToken, dev Device, now time.Time) (events []*fluxauth.SecurityEvent, fail, err error) {
-	if dev.Fingerprint == "" || current.DeviceFingerprint == "" || dev.Fingerprint == current.DeviceFingerprint {
+	// A refresh that presents no fingerprint for a fingerprinted session is a mismatch too: otherwise
+	// a thief holding the token would simply leave it out.
+	if current.DeviceFingerprint == "" || dev.Fingerprint == current.DeviceFingerprint {
 		return nil, nil, nil
 	}
-	mismatch := s.event(fluxauth.EventDeviceFingerprintMismatch, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
-		map[string]any{"sessionId": current.SessionID, "policy": s.fingerprintPolicy()})
+	meta := map[string]any{"sessionId": current.SessionID, "policy": s.fingerprintPolicy()}
+	if dev.Fingerprint == "" {
+		meta["fingerprintMissing"] = true
+	}
+	mismatch := s.event(fluxauth.EventDeviceFingerprintMismatch, fluxauth.SeverityWarning, current.UserID, current.ID, dev, meta)
 	if !s.Config.FingerprintRevoke {
 		return []*fluxauth.SecurityEvent{mismatch}, nil, nil
 	}

@@ -344,6 +344,10 @@ func TestRefreshDecisionTable(t *testing.T) {
 func TestFingerprintRuleAppliesToEveryRow(t *testing.T) {
 	other := device
 	other.Fingerprint = "fp-thief"
+	// A thief holding the token could simply leave the fingerprint out: none is a mismatch too.
+	none := device
+	none.Fingerprint = ""
+	presented := map[string]account.Device{"another fingerprint": other, "no fingerprint": none}
 	for name, present := range map[string]func(r *rig, r0 string) string{
 		"rotation": func(r *rig, r0 string) string { return r0 },
 		"grace hit": func(r *rig, r0 string) string {
@@ -356,31 +360,55 @@ func TestFingerprintRuleAppliesToEveryRow(t *testing.T) {
 			return r0
 		},
 	} {
-		t.Run(name, func(t *testing.T) {
+		for what, dev := range presented {
+			t.Run(name+" with "+what, func(t *testing.T) {
+				eachStore(t, func(t *testing.T, r *rig) {
+					raw := present(r, r.signup("fp@example.com").RefreshToken)
+					_, err := r.svc.Refresh(context.Background(), raw, dev)
+					if fluxauth.ErrorCode(err) != fluxauth.ERefreshTokenRevoked {
+						t.Fatalf("refresh with %s: %v; want refresh_token_revoked", what, err)
+					}
+					if r.events(fluxauth.EventDeviceFingerprintMismatch) != 1 || r.events(fluxauth.EventSessionHijackAttempt) != 1 {
+						t.Fatal("the mismatch was not recorded")
+					}
+					r.wantRefused(raw, fluxauth.ERefreshTokenRevoked)
+				})
+			})
+		}
+	}
+	for what, dev := range presented {
+		t.Run("record policy answers and records "+what, func(t *testing.T) {
 			eachStore(t, func(t *testing.T, r *rig) {
-				raw := present(r, r.signup("fp@example.com").RefreshToken)
-				_, err := r.svc.Refresh(context.Background(), raw, other)
-				if fluxauth.ErrorCode(err) != fluxauth.ERefreshTokenRevoked {
-					t.Fatalf("refresh with another fingerprint: %v; want refresh_token_revoked", err)
+				r.svc.Config.FingerprintRevoke = false
+				r0 := r.signup("fprec@example.com").RefreshToken
+				r1 := r.mustRefresh(r0)
+				res, err := r.svc.Refresh(context.Background(), r0, dev)
+				if err != nil || res.RefreshToken != r1 {
+					t.Fatalf("grace hit under the record policy: %v", err)
 				}
-				if r.events(fluxauth.EventDeviceFingerprintMismatch) != 1 || r.events(fluxauth.EventSessionHijackAttempt) != 1 {
-					t.Fatal("the mismatch was not recorded")
+				evs, err := r.store.ListEvents(context.Background(), fluxauth.EventFilter{Type: fluxauth.EventDeviceFingerprintMismatch})
+				if err != nil || len(evs) != 1 {
+					t.Fatalf("the mismatch was not recorded: %d events, %v", len(evs), err)
 				}
-				r.wantRefused(raw, fluxauth.ERefreshTokenRevoked)
+				if missing, _ := evs[0].Metadata["fingerprintMissing"].(bool); missing != (dev.Fingerprint == "") {
+					t.Fatalf("fingerprintMissing %v for %s", evs[0].Metadata["fingerprintMissing"], what)
+				}
 			})
 		})
 	}
-	t.Run("record policy answers and records", func(t *testing.T) {
+	t.Run("a session without a fingerprint takes refreshes without one", func(t *testing.T) {
 		eachStore(t, func(t *testing.T, r *rig) {
-			r.svc.Config.FingerprintRevoke = false
-			r0 := r.signup("fprec@example.com").RefreshToken
-			r1 := r.mustRefresh(r0)
-			res, err := r.svc.Refresh(context.Background(), r0, other)
-			if err != nil || res.RefreshToken != r1 {
-				t.Fatalf("grace hit under the record policy: %v", err)
+			res, err := r.svc.Signup(context.Background(), account.SignupInput{
+				Email: "nofp@example.com", Password: "correct horse battery staple", Name: "Test", Device: none,
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-			if r.events(fluxauth.EventDeviceFingerprintMismatch) != 1 {
-				t.Fatal("the mismatch was not recorded")
+			if _, err := r.svc.Refresh(context.Background(), res.RefreshToken, none); err != nil {
+				t.Fatalf("refresh: %v", err)
+			}
+			if r.events(fluxauth.EventDeviceFingerprintMismatch) != 0 {
+				t.Fatal("a mismatch was recorded")
 			}
 		})
 	})
