@@ -32,10 +32,11 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		return nil, err
 	}
 	dev := in.Device.normalized()
-	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
+	// The per-IP limit first: once an address is over it, it can create no more per-email keys.
+	if err := s.allow(ctx, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
 		return nil, err
 	}
-	if err := s.allow(ctx, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
+	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
 		return nil, err
 	}
 	u, err := s.Store.UserByEmail(ctx, in.Email)

@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
@@ -41,5 +43,29 @@ func TestRateLimitHeadersDescribeTheTightestLimit(t *testing.T) {
 	res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "tight@example.com", "password": "wrong password"})
 	if res.Header.Get("RateLimit-Limit") != "3" || res.Header.Get("RateLimit-Remaining") != "2" {
 		t.Fatalf("headers %v; want the per-email limit (3, 2 left), not the per-IP one", res.Header)
+	}
+}
+
+func TestAnAddressOverItsLoginLimitCreatesNoMorePerEmailKeys(t *testing.T) {
+	limiter := ratelimit.NewMemory(testenv.NewClock(time.Now()))
+	e := newEnv(t, withAccounts(func(a *account.Service) {
+		a.Limiter = limiter
+		a.Rules = ratelimit.Rules{
+			LoginIP:      ratelimit.Limit{Rate: 3, Period: time.Minute, Burst: 3},
+			LoginIPEmail: ratelimit.Limit{Rate: 5, Period: time.Minute, Burst: 5},
+		}
+	}))
+	for i := range 3 {
+		e.do(t, "POST", "/api/auth/login", map[string]string{"email": fmt.Sprintf("spray%d@example.com", i), "password": "wrong password"})
+	}
+	keys := limiter.Len()
+	for i := range 50 {
+		res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": fmt.Sprintf("more%d@example.com", i), "password": "wrong password"})
+		if res.Status != 429 {
+			t.Fatalf("login %d past the per-IP limit: %d", i, res.Status)
+		}
+	}
+	if n := limiter.Len(); n > keys+1 { // the rate_limit_exceeded dedupe may add one
+		t.Fatalf("refused logins grew the limiter from %d to %d keys", keys, n)
 	}
 }
