@@ -80,11 +80,20 @@ func DeviceNameFromUserAgent(ua string) string {
 	case os != "":
 		return os + " device"
 	}
+	name := ua
 	if i := strings.IndexAny(ua, "/ ("); i > 0 {
-		return clip(ua[:i], 64)
+		name = ua[:i]
 	}
-	return clip(ua, 64)
+	// The User-Agent holds whatever bytes the client sent, and callers other than normalized may not
+	// have cleaned it; the name is stored and shown, so it must still be text, short and not blank.
+	if name = cleanText(name, maxUANameLen); name == "" {
+		return "Unknown device"
+	}
+	return name
 }
+
+// maxUANameLen bounds a device name taken from the User-Agent's own text.
+const maxUANameLen = 64
 
 type uaRule struct{ token, name string }
 
