@@ -29,24 +29,35 @@ const (
 
 // User is an account.
 type User struct {
-	ID       string
-	Email    string // trimmed; compared ignoring the case of ASCII letters (see UserStore)
+	ID string
+	// Email is the address as the user gave it, trimmed: what is shown and written to. Stores compare
+	// it in its canonical form (see UserStore).
+	Email    string
 	Name     string
 	UserType string
 	// PasswordHash is the PHC-style argon2id string or a legacy bcrypt hash; empty for accounts that
 	// only sign in with Google or Apple.
 	PasswordHash string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// EmailVerifiedAt is when the account's owner was last proven to own Email (a sign-in with a
+	// provider that vouched for it); zero while that has never been proven.
+	EmailVerifiedAt time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
+
+// EmailVerified reports whether the owner of the account has proven they own its email address.
+func (u *User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
 
 // Identity links a user to an external provider's subject.
 type Identity struct {
-	Provider  string // "google" or "apple"
-	Subject   string
-	UserID    string
-	Email     string
-	CreatedAt time.Time
+	Provider string // "google" or "apple"
+	Subject  string
+	UserID   string
+	Email    string
+	// EmailVerified is whether the provider vouched for Email when the identity was linked. Identities
+	// linked before fluxauth recorded it read false.
+	EmailVerified bool
+	CreatedAt     time.Time
 }
 
 // RefreshToken is one link of a session's rotation chain. The session is the chain: every token of
@@ -137,15 +148,16 @@ type EventFilter struct {
 	Limit      int
 }
 
-// UserStore keeps accounts and their external identities. Emails are compared ignoring the case of
-// ASCII letters only (A-Z): "élodie@x" and "ÉLODIE@x" are two addresses, in every store, until the
-// canonical form of an email is decided.
+// UserStore keeps accounts and their external identities. Emails are compared in their canonical
+// form (package emailaddr: NFKC and lower-cased local part, IDNA-mapped domain), which every store
+// keeps as the account's unique key: "kate@x", "KATE@x" and "\u212Aate@x" (Kelvin sign) are one
+// address, as are "élodie@x" and "ÉLODIE@x", in every store.
 type UserStore interface {
 	// CreateUser inserts u, assigning nothing: the caller sets ID and times. ErrConflict when the email
-	// is taken (in another case of its ASCII letters too).
+	// is taken (in any spelling with the same canonical form).
 	CreateUser(ctx context.Context, u *User) error
 	UserByID(ctx context.Context, id string) (*User, error)
-	// UserByEmail matches ignoring the case of ASCII letters.
+	// UserByEmail matches in canonical form.
 	UserByEmail(ctx context.Context, email string) (*User, error)
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
 	// SetUserType changes the type of the user with email; ErrNotFound when there is none.

@@ -26,6 +26,16 @@ func TestMigrationsRollBackToZeroAndReapply(t *testing.T) {
 	storetest.RunMigrations(t, db, sqlite.LatestSchemaVersion(), func(tb testing.TB) []string { return userTables(tb, db) })
 }
 
+func TestEmailKeyMigrationStopsOnLookalikeAccounts(t *testing.T) {
+	db := sqlitetest.MustOpenDB(t)
+	storetest.RunEmailKeyMigration(t, db, func(tb testing.TB, query string) {
+		tb.Helper()
+		if _, err := db.ExecContext(context.Background(), query); err != nil {
+			tb.Fatalf("%s: %v", query, err)
+		}
+	})
+}
+
 func TestStatusOfFreshDatabaseListsEveryMigrationPending(t *testing.T) {
 	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "fresh.db"))
 	if err != nil {

@@ -1,6 +1,7 @@
 // Package migrate runs a dialect's embedded SQL migrations with goose, the same way for every
 // store: version table schema_migrations, each migration in its own transaction, results named by
-// file.
+// file. It also holds the Go migrations, written once for every dialect, for what SQL cannot do
+// (008_users_email_key.go).
 package migrate
 
 import (
@@ -129,14 +130,17 @@ func (m Migrator) SchemaVersion(ctx context.Context) (int64, error) {
 	return v, err
 }
 
-// Latest is the version of the newest migration file in fsys.
-func Latest(fsys fs.FS) int64 {
+// Latest is the version of the newest migration: of the SQL files in fsys and of the Go migrations.
+func Latest(fsys fs.FS, goMigrations ...*goose.Migration) int64 {
 	entries, _ := fs.Glob(fsys, "*.sql")
 	var latest int64
 	for _, e := range entries {
 		if v, err := goose.NumericComponent(path.Base(e)); err == nil && v > latest {
 			latest = v
 		}
+	}
+	for _, m := range goMigrations {
+		latest = max(latest, m.Version)
 	}
 	return latest
 }

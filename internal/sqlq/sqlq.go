@@ -1,8 +1,7 @@
 // Package sqlq holds the SQL that both stores write alike, apart from what their Dialect says:
 // how a placeholder looks, how a time is passed, whether UUID columns are typed. Store and Tx
 // implement the methods of fluxauth.Store and fluxauth.Tx made of those statements; each store
-// embeds them and adds what is its own (opening, transactions, locking, rotation, the email
-// comparison, exclusive jobs).
+// embeds them and adds what is its own (opening, transactions, locking, rotation, exclusive jobs).
 //
 // Shared statements are written with PostgreSQL's $n placeholders, which rebind turns into a
 // dialect's. Rows are read through scan destinations that accept what either driver hands over (a

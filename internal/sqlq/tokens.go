@@ -18,7 +18,7 @@ const TokenColumns = `id, session_id, parent_id, user_id, token_hash,
 
 // TokenUserColumns are the columns of the token's user, aliased u, that ScanTokenUser reads after
 // the token's; a LEFT JOIN leaves them NULL when the account is gone.
-const TokenUserColumns = `u.id, u.email, u.name, u.user_type`
+const TokenUserColumns = `u.id, u.email, u.name, u.user_type, u.email_verified_at`
 
 // Qualify prefixes each of columns (a comma-separated list) with alias and a dot.
 func Qualify(alias, columns string) string {
@@ -46,7 +46,8 @@ func scanToken(row Scanner, extra ...any) (*fluxauth.RefreshToken, error) {
 // the token's account is gone.
 func ScanTokenUser(row Scanner, extra ...any) (*fluxauth.RefreshToken, *fluxauth.User, error) {
 	var u fluxauth.User
-	t, err := scanToken(row, append([]any{scanText(&u.ID), scanText(&u.Email), scanText(&u.Name), scanText(&u.UserType)}, extra...)...)
+	t, err := scanToken(row, append([]any{scanText(&u.ID), scanText(&u.Email), scanText(&u.Name), scanText(&u.UserType),
+		scanTime(&u.EmailVerifiedAt)}, extra...)...)
 	if err != nil || u.ID == "" {
 		return t, nil, err
 	}

@@ -5,24 +5,29 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/emailaddr"
 )
 
-// UserColumns are users' columns in the order ScanUser reads them.
-const UserColumns = `id, email, password_hash, name, user_type, created_at, updated_at`
+// UserColumns are users' columns in the order ScanUser reads them. The email's canonical form,
+// email_key, is written by CreateUser and compared by the lookups, never read back: it is derived.
+const UserColumns = `id, email, password_hash, name, user_type, email_verified_at, created_at, updated_at`
 
 // ScanUser reads a row of UserColumns.
 func ScanUser(row Scanner) (*fluxauth.User, error) {
 	var u fluxauth.User
-	if err := row.Scan(scanText(&u.ID), &u.Email, &u.PasswordHash, &u.Name, &u.UserType, scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt)); err != nil {
+	if err := row.Scan(scanText(&u.ID), &u.Email, &u.PasswordHash, &u.Name, &u.UserType,
+		scanTime(&u.EmailVerifiedAt), scanTime(&u.CreatedAt), scanTime(&u.UpdatedAt)); err != nil {
 		return nil, err
 	}
 	return &u, nil
 }
 
-// CreateUser inserts u as it is; fluxauth.ErrConflict when its ID or email is taken.
+// CreateUser inserts u as it is, keyed by its email's canonical form; fluxauth.ErrConflict when its
+// ID or that key is taken.
 func (t Tx) CreateUser(ctx context.Context, u *fluxauth.User) error {
-	_, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO users (`+UserColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
-		u.ID, u.Email, u.PasswordHash, u.Name, u.UserType, t.d.Time(u.CreatedAt), t.d.Time(u.UpdatedAt))
+	_, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO users (`+UserColumns+`, email_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`),
+		u.ID, u.Email, u.PasswordHash, u.Name, u.UserType, t.d.nullTime(u.EmailVerifiedAt), t.d.Time(u.CreatedAt), t.d.Time(u.UpdatedAt),
+		emailaddr.Canonical(u.Email))
 	return err
 }
 
@@ -39,6 +44,20 @@ func (s Store) UserByID(ctx context.Context, id string) (*fluxauth.User, error) 
 	return ScanUser(s.read.QueryRow(ctx, s.d.rebind(`SELECT `+UserColumns+` FROM users WHERE id = $1`), id))
 }
 
+// UserByEmail returns the user whose email has the canonical form of email, or
+// fluxauth.ErrNotFound. The unique index idx_users_email on email_key answers it.
+func (s Store) UserByEmail(ctx context.Context, email string) (*fluxauth.User, error) {
+	return ScanUser(s.read.QueryRow(ctx, s.d.rebind(`SELECT `+UserColumns+` FROM users WHERE email_key = $1`),
+		emailaddr.Canonical(email)))
+}
+
+// SetUserType changes the type of the user with email, compared as UserByEmail does;
+// fluxauth.ErrNotFound when there is none.
+func (s Store) SetUserType(ctx context.Context, email, userType string, at time.Time) error {
+	return AffectedOne(s.write.Exec(ctx, s.d.rebind(`UPDATE users SET user_type = $1, updated_at = $2 WHERE email_key = $3`),
+		userType, s.d.Time(at), emailaddr.Canonical(email)))
+}
+
 // SetPasswordHash replaces the user's password hash; fluxauth.ErrNotFound when there is no such user.
 func (s Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
 	if s.d.badID(userID) {
@@ -48,10 +67,21 @@ func (s Store) SetPasswordHash(ctx context.Context, userID, hash string, at time
 		hash, s.d.Time(at), userID))
 }
 
+// IdentityColumns are identities' columns in the order scanIdentity reads them.
+const IdentityColumns = `provider, subject, user_id, email, email_verified, created_at`
+
+func scanIdentity(row Scanner) (*fluxauth.Identity, error) {
+	var id fluxauth.Identity
+	if err := row.Scan(&id.Provider, &id.Subject, scanText(&id.UserID), &id.Email, &id.EmailVerified, scanTime(&id.CreatedAt)); err != nil {
+		return nil, err
+	}
+	return &id, nil
+}
+
 // CreateIdentity inserts id; fluxauth.ErrConflict when (provider, subject) exists.
 func (t Tx) CreateIdentity(ctx context.Context, id *fluxauth.Identity) error {
-	_, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO identities (provider, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)`),
-		id.Provider, id.Subject, id.UserID, id.Email, t.d.Time(id.CreatedAt))
+	_, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO identities (`+IdentityColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`),
+		id.Provider, id.Subject, id.UserID, id.Email, id.EmailVerified, t.d.Time(id.CreatedAt))
 	return err
 }
 
@@ -62,11 +92,6 @@ func (s Store) CreateIdentity(ctx context.Context, id *fluxauth.Identity) error 
 
 // IdentityBySubject returns the identity, or fluxauth.ErrNotFound.
 func (s Store) IdentityBySubject(ctx context.Context, provider, subject string) (*fluxauth.Identity, error) {
-	var id fluxauth.Identity
-	err := s.read.QueryRow(ctx, s.d.rebind(`SELECT provider, subject, user_id, email, created_at FROM identities
-		WHERE provider = $1 AND subject = $2`), provider, subject).Scan(&id.Provider, &id.Subject, scanText(&id.UserID), &id.Email, scanTime(&id.CreatedAt))
-	if err != nil {
-		return nil, err
-	}
-	return &id, nil
+	return scanIdentity(s.read.QueryRow(ctx, s.d.rebind(`SELECT `+IdentityColumns+` FROM identities
+		WHERE provider = $1 AND subject = $2`), provider, subject))
 }
