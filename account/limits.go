@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/emailaddr"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
@@ -110,22 +110,29 @@ func (s *Service) firstIn(ctx context.Context, key string, period time.Duration)
 }
 
 // lockoutKey is the failed-login lockout's key, and this is its rule. Every password login takes one
-// attempt from the budget of its email address, lower-cased, whatever the client IP, before the
-// password is checked (attemptLogin); a correct password clears the count (loginSucceeded). The key
-// is the address, not the account, so an unknown email is throttled exactly like a known one and the
-// answers reveal nothing. Rules.Lockout, RATE/PERIOD:BURST, sets the budget: BURST failures in quick
-// succession lock the address, which then gets one attempt every PERIOD/RATE and its whole budget
-// back after BURST×PERIOD/RATE without attempts.
-func lockoutKey(email string) string { return ratelimit.Key("lockout:email", strings.ToLower(email)) }
+// attempt from a budget before the password is checked (attemptLogin), whatever the client IP; a
+// correct password clears the count (loginSucceeded). The budget is the account's, by its ID, when
+// an account has the address: every spelling that reaches the account (emailaddr.Canonical makes
+// "KATE@x" and "\u212Aate@x" its address too) draws on it, and no other account's success can clear
+// it. An address no account has is throttled alike on the budget of its canonical form, so the
+// answers do not reveal which addresses are accounts. Rules.Lockout, RATE/PERIOD:BURST, sets the
+// budget: BURST failures in quick succession lock the account or address, which then gets one
+// attempt every PERIOD/RATE and its whole budget back after BURST×PERIOD/RATE without attempts.
+func lockoutKey(email, userID string) string {
+	if userID != "" {
+		return ratelimit.Key("lockout:user", userID)
+	}
+	return ratelimit.Key("lockout:email", emailaddr.Canonical(email))
+}
 
-// attemptLogin takes one try from the email's failed-login budget before the password is checked:
-// consuming first is what keeps parallel guesses from all passing a check made before any failure
-// was counted. userID, empty for an unknown email, only labels the rate_limit_exceeded event.
+// attemptLogin takes one try from the failed-login budget of the account userID, or of the email
+// when no account has it (userID empty), before the password is checked: consuming first is what
+// keeps parallel guesses from all passing a check made before any failure was counted.
 func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev Device) error {
 	if s.Limiter == nil || s.Rules.Lockout.IsZero() {
 		return nil
 	}
-	key := lockoutKey(email)
+	key := lockoutKey(email, userID)
 	res, err := (ratelimit.Lockout{Limiter: s.Limiter, Limit: s.Rules.Lockout}).Attempt(ctx, key)
 	if err != nil {
 		return err
@@ -140,11 +147,11 @@ func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev De
 	return limitError(res, true)
 }
 
-func (s *Service) loginSucceeded(ctx context.Context, email string) {
+func (s *Service) loginSucceeded(ctx context.Context, userID string) {
 	if s.Limiter == nil || s.Rules.Lockout.IsZero() {
 		return
 	}
-	if err := (ratelimit.Lockout{Limiter: s.Limiter, Limit: s.Rules.Lockout}).Reset(ctx, lockoutKey(email)); err != nil {
+	if err := (ratelimit.Lockout{Limiter: s.Limiter, Limit: s.Rules.Lockout}).Reset(ctx, lockoutKey("", userID)); err != nil {
 		s.Logger.WarnContext(ctx, "lockout reset failed", "err", err)
 	}
 }

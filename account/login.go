@@ -3,9 +3,9 @@ package account
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/emailaddr"
 	"github.com/fluxstudio/fluxauth/password"
 )
 
@@ -36,7 +36,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	if err := s.allow(ctx, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
 		return nil, err
 	}
-	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, strings.ToLower(in.Email)); err != nil {
+	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, emailaddr.Canonical(in.Email)); err != nil {
 		return nil, err
 	}
 	u, err := s.Store.UserByEmail(ctx, in.Email)
@@ -73,7 +73,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		}
 		return nil, errInvalidCredentials
 	}
-	s.loginSucceeded(ctx, in.Email)
+	s.loginSucceeded(ctx, u.ID)
 	if rehash {
 		s.upgradeHash(ctx, u, in.Password)
 	}
