@@ -26,6 +26,7 @@ const (
 	EMethodNotAllowed     = "method_not_allowed"
 	EEmailTaken           = "email_taken"
 	EAccountExists        = "account_exists"
+	EEmailNotVerified     = "email_not_verified"
 	EProviderDisabled     = "provider_disabled"
 	ERequestTooLarge      = "request_too_large"
 	ERateLimited          = "rate_limited"

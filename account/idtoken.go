@@ -145,6 +145,18 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 	case !errors.Is(err, fluxauth.ErrNotFound):
 		return nil, err
 	}
+	if !c.EmailVerified {
+		// An address the provider does not vouch for is not the signer's to claim: an account made
+		// with it would hold it against its owner, whose signup would then be refused.
+		if err := s.record(ctx, &fluxauth.SecurityEvent{
+			Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning,
+			Metadata: map[string]any{"reason": "email_not_verified", "provider": in.Provider, "email": email},
+		}, dev); err != nil {
+			return nil, err
+		}
+		return nil, fluxauth.Errorf(fluxauth.EEmailNotVerified,
+			"%s has not verified this email address; verify it there, or sign up with a password.", providerTitle(in.Provider))
+	}
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
 		name = strings.TrimSpace(c.Name)

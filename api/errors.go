@@ -19,6 +19,7 @@ var statusOf = map[string]int{
 	fluxauth.ERefreshTokenReused:   http.StatusUnauthorized,
 	fluxauth.EInvalidIDToken:       http.StatusUnauthorized,
 	fluxauth.EForbidden:            http.StatusForbidden,
+	fluxauth.EEmailNotVerified:     http.StatusForbidden,
 	fluxauth.ENotFound:             http.StatusNotFound,
 	fluxauth.EProviderDisabled:     http.StatusNotFound,
 	fluxauth.EMethodNotAllowed:     http.StatusMethodNotAllowed,
