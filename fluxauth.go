@@ -119,6 +119,9 @@ const (
 	EventSessionHijackAttempt      = "session_hijack_attempt"
 	EventRateLimitExceeded         = "rate_limit_exceeded"
 	EventTokenRevoked              = "token_revoked"
+	// EventAccountClaimed: a provider sign-in proved the account's address for the first time and
+	// took the account over from whoever else held a credential of it (see account's claim).
+	EventAccountClaimed = "account_claimed"
 )
 
 // SecurityEvent is one row of the audit log.
@@ -167,10 +170,34 @@ type UserStore interface {
 	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
 }
 
+// RemovedCredentials says what Tx.ClaimUser took from an account.
+type RemovedCredentials struct {
+	Password   bool // a password hash was cleared
+	Identities int  // identities deleted because the provider never vouched for their email
+}
+
+// Any reports whether anything was removed: whether anyone but the claimant could have held a way
+// into the account.
+func (r RemovedCredentials) Any() bool { return r.Password || r.Identities > 0 }
+
 // Tx is the view of the store inside Store.Update: everything in it commits or rolls back together.
 type Tx interface {
 	CreateUser(ctx context.Context, u *User) error
+	// LockUser returns the user and holds its row until the transaction ends, so that transactions
+	// that change an account's credentials and those that start its sessions run one after another
+	// and each reads what the other committed. ErrNotFound when there is no such user.
+	LockUser(ctx context.Context, id string) (*User, error)
+	// SetPasswordHash replaces the user's password hash; ErrNotFound when there is no such user.
+	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// ClaimUser hands the account to whoever just proved they own its email address by signing in
+	// through the identity (provider, subject): it removes every other credential of the account
+	// (its password hash; every other identity whose email was not verified), marks that identity's
+	// email verified, and sets the user's EmailVerifiedAt to at. It says what it removed. A store that
+	// keeps further credentials of an account removes them here as well. ErrNotFound when there is
+	// no such user.
+	ClaimUser(ctx context.Context, userID, provider, subject string, at time.Time) (RemovedCredentials, error)
 	CreateIdentity(ctx context.Context, id *Identity) error
+	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
 	// LockSession holds the session's lock until the transaction ends, so operations on one session's
 	// chain run one after another across goroutines and instances.
 	LockSession(ctx context.Context, sessionID string) error

@@ -155,6 +155,7 @@ var dialect = sqlq.Dialect{
 	Time:       func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
 	UUIDs:      true,
 	SkipLocked: " FOR UPDATE SKIP LOCKED",
+	ForUpdate:  " FOR UPDATE",
 }
 
 // conn runs the shared statements of sqlq on q, mapping the driver's errors.

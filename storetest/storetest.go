@@ -51,7 +51,9 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "admin", adminTests, storage)
 	run(t, "cleanup", cleanupTests, storage)
 	run(t, "id tokens", idTokenTests, storage)
+	run(t, "claims", claimTests, store)
 	run(t, "locks", append(lockTests, idTokenLockTests...), open)
+	run(t, "user locks", userLockTests, open)
 }
 
 func run[S any](t *testing.T, suite string, tests []testOf[S], open func(tb testing.TB) S) {

@@ -35,6 +35,9 @@ type Dialect struct {
 	// a transaction holds rather than wait for them (" FOR UPDATE SKIP LOCKED"; "" where writes
 	// are serial anyway).
 	SkipLocked string
+	// ForUpdate is appended to a select that must hold its rows until the transaction ends
+	// (" FOR UPDATE"; "" where write transactions already run one at a time).
+	ForUpdate string
 }
 
 // Store implements, with the shared statements, the methods of fluxauth.Store, AdminStore and

@@ -58,13 +58,55 @@ func (s Store) SetUserType(ctx context.Context, email, userType string, at time.
 		userType, s.d.Time(at), emailaddr.Canonical(email)))
 }
 
+// LockUser returns the user with id and holds its row until the transaction ends (the dialect's
+// ForUpdate); fluxauth.ErrNotFound when there is none.
+func (t Tx) LockUser(ctx context.Context, id string) (*fluxauth.User, error) {
+	if t.d.badID(id) {
+		return nil, fluxauth.ErrNotFound
+	}
+	return ScanUser(t.q.QueryRow(ctx, t.d.rebind(`SELECT `+UserColumns+` FROM users WHERE id = $1`+t.d.ForUpdate), id))
+}
+
 // SetPasswordHash replaces the user's password hash; fluxauth.ErrNotFound when there is no such user.
-func (s Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
-	if s.d.badID(userID) {
+func (t Tx) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
+	if t.d.badID(userID) {
 		return fluxauth.ErrNotFound
 	}
-	return AffectedOne(s.write.Exec(ctx, s.d.rebind(`UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3`),
-		hash, s.d.Time(at), userID))
+	return AffectedOne(t.q.Exec(ctx, t.d.rebind(`UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3`),
+		hash, t.d.Time(at), userID))
+}
+
+// SetPasswordHash replaces the user's password hash; fluxauth.ErrNotFound when there is no such user.
+func (s Store) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
+	return s.writer().SetPasswordHash(ctx, userID, hash, at)
+}
+
+// ClaimUser removes the account's password hash and every identity but (provider, subject) whose
+// email was not verified, marks that identity verified, and records the email verified at at.
+func (t Tx) ClaimUser(ctx context.Context, userID, provider, subject string, at time.Time) (fluxauth.RemovedCredentials, error) {
+	var r fluxauth.RemovedCredentials
+	if t.d.badID(userID) {
+		return r, fluxauth.ErrNotFound
+	}
+	err := AffectedOne(t.q.Exec(ctx, t.d.rebind(`UPDATE users SET email_verified_at = $1, updated_at = $1 WHERE id = $2`),
+		t.d.Time(at), userID))
+	if err != nil {
+		return r, err
+	}
+	n, err := t.q.Exec(ctx, t.d.rebind(`UPDATE users SET password_hash = '' WHERE id = $1 AND password_hash <> ''`), userID)
+	if err != nil {
+		return r, err
+	}
+	r.Password = n > 0
+	n, err = t.q.Exec(ctx, t.d.rebind(`DELETE FROM identities
+		WHERE user_id = $1 AND NOT email_verified AND NOT (provider = $2 AND subject = $3)`), userID, provider, subject)
+	if err != nil {
+		return r, err
+	}
+	r.Identities = int(n)
+	_, err = t.q.Exec(ctx, t.d.rebind(`UPDATE identities SET email_verified = TRUE
+		WHERE provider = $1 AND subject = $2 AND user_id = $3`), provider, subject, userID)
+	return r, err
 }
 
 // IdentityColumns are identities' columns in the order scanIdentity reads them.
@@ -91,7 +133,12 @@ func (s Store) CreateIdentity(ctx context.Context, id *fluxauth.Identity) error 
 }
 
 // IdentityBySubject returns the identity, or fluxauth.ErrNotFound.
-func (s Store) IdentityBySubject(ctx context.Context, provider, subject string) (*fluxauth.Identity, error) {
-	return scanIdentity(s.read.QueryRow(ctx, s.d.rebind(`SELECT `+IdentityColumns+` FROM identities
+func (t Tx) IdentityBySubject(ctx context.Context, provider, subject string) (*fluxauth.Identity, error) {
+	return scanIdentity(t.q.QueryRow(ctx, t.d.rebind(`SELECT `+IdentityColumns+` FROM identities
 		WHERE provider = $1 AND subject = $2`), provider, subject))
+}
+
+// IdentityBySubject returns the identity, or fluxauth.ErrNotFound.
+func (s Store) IdentityBySubject(ctx context.Context, provider, subject string) (*fluxauth.Identity, error) {
+	return s.reader().IdentityBySubject(ctx, provider, subject)
 }
