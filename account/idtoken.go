@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/fluxstudio/fluxauth"
@@ -21,7 +22,9 @@ type IDTokenInput struct {
 // SignInWithIDToken verifies the ID token and signs its owner in, creating the account on first
 // sign-in. An identity is linked to an existing account with the same email only when the provider
 // vouches that the email is verified; otherwise nothing changes and account_exists is returned, so
-// nobody can take over an account by registering its address with a provider.
+// nobody can take over an account by registering its address with a provider. A verified sign-in
+// into an account whose address was never proven takes the account over (claim); an account is
+// created only for an address the provider vouches for (else email_not_verified).
 //
 // Each ID token signs in once: its use is recorded in the transaction that starts the session, so
 // a token is spent exactly when a session was opened with it. A second presentation, on any
@@ -97,21 +100,7 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 	id, err := s.Store.IdentityBySubject(ctx, in.Provider, c.Subject)
 	switch {
 	case err == nil:
-		u, err := s.Store.UserByID(ctx, id.UserID)
-		if err != nil {
-			return nil, err
-		}
-		now := s.Clock.Now()
-		var res *Result
-		err = s.update(ctx, func(tx fluxauth.Tx) error {
-			if err := spendIDToken(ctx, tx, use); err != nil {
-				return err
-			}
-			var err error
-			res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventLoginSuccess, meta)
-			return err
-		})
-		return res, err
+		return s.enterAccount(ctx, id, false, c, use, dev, meta)
 	case !errors.Is(err, fluxauth.ErrNotFound):
 		return nil, err
 	}
@@ -128,20 +117,8 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 			return nil, fluxauth.Errorf(fluxauth.EAccountExists,
 				"An account with this email already exists; sign in with its password to link %s.", providerTitle(in.Provider))
 		}
-		identity.UserID = existing.ID
-		var res *Result
-		err := s.update(ctx, func(tx fluxauth.Tx) error {
-			if err := spendIDToken(ctx, tx, use); err != nil {
-				return err
-			}
-			if err := tx.CreateIdentity(ctx, identity); err != nil {
-				return err
-			}
-			var err error
-			res, err = s.startSession(ctx, tx, existing, dev, now, fluxauth.EventLoginSuccess, withLinked(meta))
-			return err
-		})
-		return res, err
+		identity.UserID, identity.EmailVerified = existing.ID, true
+		return s.enterAccount(ctx, identity, true, c, use, dev, withLinked(meta))
 	case !errors.Is(err, fluxauth.ErrNotFound):
 		return nil, err
 	}
@@ -164,8 +141,9 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 	if name == "" {
 		name = email[:strings.IndexByte(email+"@", '@')]
 	}
-	u := &fluxauth.User{ID: s.newID(), Email: email, Name: clip(name, 100), UserType: fluxauth.UserTypeClient, CreatedAt: now, UpdatedAt: now}
-	identity.UserID = u.ID
+	u := &fluxauth.User{ID: s.newID(), Email: email, Name: clip(name, 100), UserType: fluxauth.UserTypeClient,
+		EmailVerifiedAt: now, CreatedAt: now, UpdatedAt: now}
+	identity.UserID, identity.EmailVerified = u.ID, true
 	var res *Result
 	err = s.update(ctx, func(tx fluxauth.Tx) error {
 		if err := spendIDToken(ctx, tx, use); err != nil {
@@ -185,6 +163,49 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 		return nil, err
 	}
 	res.Created = true
+	return res, nil
+}
+
+// enterAccount signs the owner of identity into its account: it links identity first when link is
+// set, and claims the account when this sign-in is the first to prove its address (provesEmail,
+// claim). One transaction holds the account's row throughout, so a claim and another sign-in of
+// the account run one after the other: a sign-in through an identity that a claim removed meanwhile
+// finds it gone and starts over (as a sign-in whose insert lost a race does), and a claim ends every
+// session that was opened before it.
+func (s *Service) enterAccount(ctx context.Context, identity *fluxauth.Identity, link bool, c *oidc.Claims, use *fluxauth.IDTokenUse, dev Device, meta map[string]any) (*Result, error) {
+	now := s.Clock.Now()
+	var res *Result
+	var ended []string
+	err := s.update(ctx, func(tx fluxauth.Tx) error {
+		if err := spendIDToken(ctx, tx, use); err != nil {
+			return err
+		}
+		u, err := tx.LockUser(ctx, identity.UserID)
+		if err != nil {
+			return err
+		}
+		if link {
+			if err := tx.CreateIdentity(ctx, identity); err != nil {
+				return err
+			}
+		} else if cur, err := tx.IdentityBySubject(ctx, identity.Provider, identity.Subject); errors.Is(err, fluxauth.ErrNotFound) || (err == nil && cur.UserID != u.ID) {
+			return fmt.Errorf("%w: the identity was removed while signing in", fluxauth.ErrConflict)
+		} else if err != nil {
+			return err
+		}
+		ended = nil
+		if provesEmail(c, u) {
+			if ended, err = s.claim(ctx, tx, u, identity, now, dev); err != nil {
+				return err
+			}
+		}
+		res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventLoginSuccess, meta)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.announceRevoked(ctx, ended...)
 	return res, nil
 }
 

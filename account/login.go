@@ -73,23 +73,34 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		}
 		return nil, errInvalidCredentials
 	}
-	s.loginSucceeded(ctx, u.ID)
+	newHash := ""
 	if rehash {
-		s.upgradeHash(ctx, u, in.Password)
+		newHash = s.rehash(ctx, u, in.Password)
 	}
-	return s.login(ctx, u, dev, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
-}
-
-// upgradeHash rehashes a legacy or outdated hash with the current parameters. Failing it must not
-// fail the login: the old hash still works.
-func (s *Service) upgradeHash(ctx context.Context, u *fluxauth.User, pw string) {
-	hash, err := s.Passwords.Hash(ctx, pw)
-	if err == nil {
-		err = s.Store.SetPasswordHash(ctx, u.ID, hash, s.Clock.Now())
+	res, err := s.passwordSession(ctx, u, newHash, dev)
+	if errors.Is(err, errPasswordChanged) {
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "password_changed", dev); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidCredentials
 	}
 	if err != nil {
-		s.Logger.WarnContext(ctx, "password rehash failed", "user_id", u.ID, "err", err)
+		return nil, err
 	}
+	s.loginSucceeded(ctx, u.ID)
+	return res, nil
+}
+
+// rehash hashes a password whose stored hash is legacy or outdated with the current parameters,
+// for passwordSession to store. Failing it must not fail the login: the old hash still works, and
+// "" keeps it.
+func (s *Service) rehash(ctx context.Context, u *fluxauth.User, pw string) string {
+	hash, err := s.Passwords.Hash(ctx, pw)
+	if err != nil {
+		s.Logger.WarnContext(ctx, "password rehash failed", "user_id", u.ID, "err", err)
+		return ""
+	}
+	return hash
 }
 
 func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason string, dev Device) error {

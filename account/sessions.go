@@ -74,38 +74,48 @@ func (s *Service) RevokeUserSessions(ctx context.Context, userID, reason, by str
 }
 
 // revokeSessions ends the user's sessions with the given IDs in one transaction, each with its
-// token_revoked event. Locks are taken in ID order so two revocations never deadlock.
+// token_revoked event, and announces them once it has committed.
 func (s *Service) revokeSessions(ctx context.Context, userID string, ids []string, reason, by string, dev Device, mustExist bool) error {
-	ids = slices.Clone(ids)
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	now := s.Clock.Now()
 	var done []string
 	err := s.update(ctx, func(tx fluxauth.Tx) error {
-		done = done[:0]
-		for _, id := range ids {
-			if err := tx.LockSession(ctx, id); err != nil {
-				return err
-			}
-			tip, err := tx.SessionTip(ctx, id)
-			if errors.Is(err, fluxauth.ErrNotFound) || (err == nil && tip.UserID != userID) {
-				if mustExist {
-					return errNoSuchSession
-				}
-				continue
-			} else if err != nil {
-				return err
-			}
-			if err := s.revokeLocked(ctx, tx, tip, now, reason, by, dev); err != nil {
-				return err
-			}
-			done = append(done, id)
-		}
-		return nil
+		var err error
+		done, err = s.revokeSessionsIn(ctx, tx, userID, ids, now, reason, by, dev, mustExist)
+		return err
 	})
 	if err != nil {
 		return err
 	}
 	s.announceRevoked(ctx, done...)
 	return nil
+}
+
+// revokeSessionsIn ends, inside tx, those of the sessions ids that are the user's and live, each
+// with its token_revoked event, and returns them; with mustExist, one that is not fails it with
+// not_found. Locks are taken in ID order so two revocations never deadlock. The caller announces
+// the sessions once tx has committed.
+func (s *Service) revokeSessionsIn(ctx context.Context, tx fluxauth.Tx, userID string, ids []string, now time.Time, reason, by string, dev Device, mustExist bool) ([]string, error) {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var done []string
+	for _, id := range ids {
+		if err := tx.LockSession(ctx, id); err != nil {
+			return nil, err
+		}
+		tip, err := tx.SessionTip(ctx, id)
+		if errors.Is(err, fluxauth.ErrNotFound) || (err == nil && tip.UserID != userID) {
+			if mustExist {
+				return nil, errNoSuchSession
+			}
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if err := s.revokeLocked(ctx, tx, tip, now, reason, by, dev); err != nil {
+			return nil, err
+		}
+		done = append(done, id)
+	}
+	return done, nil
 }

@@ -2,19 +2,42 @@ package account
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-// login starts a session for an authenticated user.
-func (s *Service) login(ctx context.Context, u *fluxauth.User, dev Device, event string, meta map[string]any) (*Result, error) {
+// errPasswordChanged fails a password login whose account no longer has the hash the password was
+// checked against.
+var errPasswordChanged = errors.New("the password hash changed while it was being checked")
+
+// passwordSession starts a session for u, whose password was just checked against u.PasswordHash,
+// storing newHash (the password hashed anew, or "" to keep the hash). It holds the account's row and
+// first checks that the hash is still the one checked: a claim that removed the password while it
+// was being checked wins (errPasswordChanged), rather than the session it would end be opened
+// after it, or a rehash put the removed password back.
+func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash string, dev Device) (*Result, error) {
 	now := s.Clock.Now()
 	var res *Result
 	err := s.update(ctx, func(tx fluxauth.Tx) error {
-		var err error
-		res, err = s.startSession(ctx, tx, u, dev, now, event, meta)
+		cur, err := tx.LockUser(ctx, u.ID)
+		if errors.Is(err, fluxauth.ErrNotFound) {
+			return errPasswordChanged
+		} else if err != nil {
+			return err
+		}
+		if cur.PasswordHash != u.PasswordHash {
+			return errPasswordChanged
+		}
+		if newHash != "" {
+			if err := tx.SetPasswordHash(ctx, cur.ID, newHash, now); err != nil {
+				return err
+			}
+			cur.PasswordHash, cur.UpdatedAt = newHash, now
+		}
+		res, err = s.startSession(ctx, tx, cur, dev, now, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
 		return err
 	})
 	return res, err

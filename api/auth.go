@@ -30,10 +30,12 @@ type userJSON struct {
 	Email    string `json:"email"`
 	Name     string `json:"name"`
 	UserType string `json:"userType"`
+	// EmailVerified: the owner has proven the address (a Google or Apple sign-in that vouched for it).
+	EmailVerified bool `json:"emailVerified"`
 }
 
 func userOf(u *fluxauth.User) userJSON {
-	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, UserType: u.UserType}
+	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, UserType: u.UserType, EmailVerified: u.EmailVerified()}
 }
 
 // authResponse is the AuthResponse of SPEC.md; token is the legacy field old clients read.

@@ -216,10 +216,11 @@ type authResponse struct {
 	ExpiresIn    int    `json:"expiresIn"`
 	TokenType    string `json:"tokenType"`
 	User         struct {
-		ID       string `json:"id"`
-		Email    string `json:"email"`
-		Name     string `json:"name"`
-		UserType string `json:"userType"`
+		ID            string `json:"id"`
+		Email         string `json:"email"`
+		Name          string `json:"name"`
+		UserType      string `json:"userType"`
+		EmailVerified *bool  `json:"emailVerified"`
 	} `json:"user"`
 }
 
