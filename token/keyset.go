@@ -136,6 +136,16 @@ func (ks *KeySet) RefreshMinter() *RefreshMinter {
 	return m
 }
 
+// DeviceMinter returns the device-token minter keyed with a key derived from the file's refresh
+// secret (see DeviceMinter for why it is derived rather than a second secret).
+func (ks *KeySet) DeviceMinter() *DeviceMinter {
+	m, err := NewDeviceMinter(ks.state.Load().refresh)
+	if err != nil {
+		panic(err) // parseKeyFile admits only secrets of the right length
+	}
+	return m
+}
+
 // verificationKey returns the key with kid, reloading a file-backed set at most once per
 // UnknownKIDReloadInterval when the kid is unknown.
 func (ks *KeySet) verificationKey(kid string) (*signingKey, error) {
