@@ -101,6 +101,36 @@ type IDTokenUse struct {
 	ExpiresAt time.Time
 }
 
+// DeviceToken is the shared state of one device token (OWASP's "device cookie"): a device that
+// signed in to an account with its password holds the token, and logins that carry it are counted on
+// its own failure budget instead of the account's lockout. The token itself is an HMAC that the
+// service recomputes (token.DeviceMinter) and is never stored; this is its budget and its end.
+type DeviceToken struct {
+	ID     string
+	UserID string
+	// Failures counts the logins through the token since its last successful one. Each is counted
+	// before its password is checked, so parallel guesses cannot pass a check made before any failed.
+	Failures  int
+	CreatedAt time.Time
+	ExpiresAt time.Time // moved on by each successful login through the token
+	// DeadAt is zero while the token may be used; a dead token never comes back.
+	DeadAt     time.Time
+	DeadReason string
+}
+
+// DeviceTokenStore keeps device tokens' failure budgets, on every instance alike. The writes of a
+// login that fails are single statements outside a transaction; those of a success commit with its
+// session (Tx).
+type DeviceTokenStore interface {
+	// AttemptDeviceToken counts one failure in advance on the device token id, if it is userID's, not
+	// dead, not expired at now and has fewer than maxFailures counted; ok reports whether it did. Of
+	// concurrent attempts, at most maxFailures get true until a success resets the count.
+	AttemptDeviceToken(ctx context.Context, id, userID string, maxFailures int, now time.Time) (ok bool, err error)
+	// FailDeviceToken ends the device token at at (reason "failures") if it is not dead and has
+	// maxFailures or more counted, and reports whether this call ended it.
+	FailDeviceToken(ctx context.Context, id string, maxFailures int, at time.Time) (ended bool, err error)
+}
+
 // Severity levels of security events.
 const (
 	SeverityInfo     = "info"
@@ -227,6 +257,14 @@ type Tx interface {
 	// nothing is written, when one is. A use recorded by a transaction still running makes this wait
 	// for its end, so of concurrent transactions presenting one token exactly one gets true.
 	UseIDToken(ctx context.Context, u *IDTokenUse) (ok bool, err error)
+	// InsertDeviceToken inserts t as it is.
+	InsertDeviceToken(ctx context.Context, t *DeviceToken) error
+	// ResetDeviceToken records a successful login through the device token id: its failure count
+	// goes back to zero and it expires at expiresAt, unless it is dead; live reports whether it is not.
+	ResetDeviceToken(ctx context.Context, id string, expiresAt time.Time) (live bool, err error)
+	// RevokeDeviceTokens ends every device token of the user that is not dead yet, at at for reason,
+	// and returns how many it ended.
+	RevokeDeviceTokens(ctx context.Context, userID string, at time.Time, reason string) (int, error)
 }
 
 // SessionStore reads sessions outside a transaction.
@@ -250,6 +288,7 @@ type Store interface {
 	UserStore
 	SessionStore
 	EventStore
+	DeviceTokenStore
 	// Update runs fn in one transaction; it commits when fn returns nil. Writes never fail because of
 	// concurrency (no "database is locked", no deadlock): the implementation serialises or retries.
 	Update(ctx context.Context, fn func(tx Tx) error) error

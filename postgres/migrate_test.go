@@ -124,6 +124,7 @@ func wantIndexes(tb testing.TB, db *postgres.DB) {
 		"idx_security_events_created_at", "idx_security_events_event_type", "idx_security_events_user_id",
 		"idx_security_events_ip_address", "idx_security_events_severity", "idx_users_email", "idx_identities_user_id",
 		"idx_id_token_uses_expires_at",
+		"idx_device_tokens_user_id",
 	} {
 		if !slices.Contains(got, want) {
 			tb.Errorf("index %s is missing; have %v", want, got)

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "cleanup", cleanupTests, storage)
 	run(t, "id tokens", idTokenTests, storage)
 	run(t, "claims", claimTests, store)
+	run(t, "device tokens", deviceTokenTests, store)
 	run(t, "locks", append(lockTests, idTokenLockTests...), open)
 	run(t, "user locks", userLockTests, open)
 }

@@ -1,0 +1,60 @@
+package sqlq
+
+import (
+	"context"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+)
+
+// InsertDeviceToken inserts dt as it is.
+func (t Tx) InsertDeviceToken(ctx context.Context, dt *fluxauth.DeviceToken) error {
+	_, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO device_tokens (id, user_id, failures, created_at, expires_at, dead_at, dead_reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`),
+		dt.ID, dt.UserID, dt.Failures, t.d.Time(dt.CreatedAt), t.d.Time(dt.ExpiresAt), t.d.nullTime(dt.DeadAt), nullString(dt.DeadReason))
+	return err
+}
+
+// AttemptDeviceToken counts one failure in advance on a usable device token of userID. The check
+// and the count are one UPDATE: PostgreSQL re-checks its WHERE against the row as the previous
+// writer left it, and SQLite writes one statement at a time, so concurrent attempts never count
+// past maxFailures.
+func (s Store) AttemptDeviceToken(ctx context.Context, id, userID string, maxFailures int, now time.Time) (bool, error) {
+	if s.d.badID(id) || s.d.badID(userID) {
+		return false, nil
+	}
+	n, err := s.write.Exec(ctx, s.d.rebind(`UPDATE device_tokens SET failures = failures + 1
+		WHERE id = $1 AND user_id = $2 AND dead_at IS NULL AND expires_at > $3 AND failures < $4`),
+		id, userID, s.d.Time(now), maxFailures)
+	return n == 1, err
+}
+
+// FailDeviceToken ends the device token once maxFailures failures are counted on it.
+func (s Store) FailDeviceToken(ctx context.Context, id string, maxFailures int, at time.Time) (bool, error) {
+	if s.d.badID(id) {
+		return false, nil
+	}
+	n, err := s.write.Exec(ctx, s.d.rebind(`UPDATE device_tokens SET dead_at = $1, dead_reason = 'failures'
+		WHERE id = $2 AND dead_at IS NULL AND failures >= $3`), s.d.Time(at), id, maxFailures)
+	return n == 1, err
+}
+
+// ResetDeviceToken clears a live device token's failures and moves its expiry to expiresAt.
+func (t Tx) ResetDeviceToken(ctx context.Context, id string, expiresAt time.Time) (bool, error) {
+	if t.d.badID(id) {
+		return false, nil
+	}
+	n, err := t.q.Exec(ctx, t.d.rebind(`UPDATE device_tokens SET failures = 0, expires_at = $1
+		WHERE id = $2 AND dead_at IS NULL`), t.d.Time(expiresAt), id)
+	return n == 1, err
+}
+
+// RevokeDeviceTokens ends every device token of the user that is not dead yet.
+func (t Tx) RevokeDeviceTokens(ctx context.Context, userID string, at time.Time, reason string) (int, error) {
+	if t.d.badID(userID) {
+		return 0, nil
+	}
+	n, err := t.q.Exec(ctx, t.d.rebind(`UPDATE device_tokens SET dead_at = $1, dead_reason = $2
+		WHERE user_id = $3 AND dead_at IS NULL`), t.d.Time(at), nullString(reason), userID)
+	return int(n), err
+}

@@ -1,0 +1,18 @@
+-- +goose Up
+-- One row per device token (OWASP's "device cookie"): its failure budget and its end, shared by
+-- every instance. The token itself is an HMAC the service recomputes and is never stored. A token
+-- dies for good (dead_at) after too many failures, at log out-all, or when the account is taken
+-- over; a password change retires it without a write, since the HMAC covers the password hash.
+CREATE TABLE device_tokens (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    failures    INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    dead_at     TEXT,
+    dead_reason TEXT
+);
+CREATE INDEX idx_device_tokens_user_id ON device_tokens (user_id);
+
+-- +goose Down
+DROP TABLE device_tokens;
