@@ -34,6 +34,9 @@ type Config struct {
 	// Required with HS256, where every service holding the shared secret can mint any sub and sid;
 	// with ES256 only fluxauth signs, so it may be turned off to spare the lookup.
 	CheckSessionOwner bool
+	// DeviceTokenTTL is how long a device token lives after it was issued or last let its device
+	// sign in.
+	DeviceTokenTTL time.Duration
 }
 
 // Revocations tells every instance which sessions have ended, so their access tokens stop working
@@ -63,7 +66,9 @@ type Service struct {
 	Passwords *password.Hasher
 	Tokens    *token.Issuer
 	// Refreshes mints and derives refresh tokens with the secret every instance shares.
-	Refreshes   *token.RefreshMinter
+	Refreshes *token.RefreshMinter
+	// Devices mints and checks device tokens, with a key every instance derives alike.
+	Devices     *token.DeviceMinter
 	Revocations Revocations
 	Events      Recorder
 	Clock       fluxauth.Clock
@@ -85,6 +90,9 @@ type Result struct {
 	ExpiresIn    int // seconds
 	SessionID    string
 	Created      bool // a new account was made
+	// DeviceToken is set by password sign-ins (signup, login): the client sends it back with later
+	// logins from this device, which are then counted on its own budget rather than the lockout.
+	DeviceToken string
 }
 
 // Principal is the caller proven by a valid access token.

@@ -12,13 +12,18 @@ import (
 // LoginInput is the body of POST /api/auth/login.
 type LoginInput struct {
 	Email, Password string
-	Device          Device
+	// DeviceToken is the token an earlier password sign-in of this device returned, if any: with
+	// it, the login is counted on the token's budget instead of the account's lockout.
+	DeviceToken string
+	Device      Device
 }
 
 var errInvalidCredentials = fluxauth.Errorf(fluxauth.EInvalidCredentials, "The email or password is incorrect.")
 
 // Login checks a password and starts a session. An unknown email costs the same hashing work and
-// gets the same answer as a wrong password, so responses do not reveal which accounts exist.
+// gets the same answer as a wrong password, so responses do not reveal which accounts exist. A
+// login with a live device token of the account is counted on the token's budget, not the account's
+// lockout (see devicetoken.go).
 func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	in.Email = NormalizeEmail(in.Email)
 	var v fluxauth.ValidationError
@@ -47,8 +52,18 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	if u != nil {
 		userID = u.ID
 	}
-	if err := s.attemptLogin(ctx, in.Email, userID, dev); err != nil {
+	dl, err := s.attemptDeviceToken(ctx, in.DeviceToken, u)
+	if err != nil {
 		return nil, err
+	}
+	deviceNote := ""
+	if in.DeviceToken != "" {
+		deviceNote = deviceTokenIgnored
+	}
+	if dl == nil {
+		if err := s.attemptLogin(ctx, in.Email, userID, dev); err != nil {
+			return nil, err
+		}
 	}
 	if u == nil || u.PasswordHash == "" {
 		if err := s.Passwords.VerifyDummy(ctx, in.Password); err != nil {
@@ -58,7 +73,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		if u != nil {
 			reason = "no_password"
 		}
-		if err := s.recordFailedLogin(ctx, userID, in.Email, reason, dev); err != nil {
+		if err := s.recordFailedLogin(ctx, userID, in.Email, reason, dev, deviceNote, nil); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidCredentials
@@ -68,7 +83,10 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		return nil, err
 	}
 	if !ok {
-		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "wrong_password", dev); err != nil {
+		if dl != nil {
+			deviceNote = s.deviceTokenFailed(ctx, dl)
+		}
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "wrong_password", dev, deviceNote, dl); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidCredentials
@@ -77,9 +95,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	if rehash {
 		newHash = s.rehash(ctx, u, in.Password)
 	}
-	res, err := s.passwordSession(ctx, u, newHash, dev)
+	if dl != nil {
+		deviceNote = deviceTokenUsed
+	}
+	meta := withDeviceToken(map[string]any{"method": "password"}, deviceNote, dl)
+	res, err := s.passwordSession(ctx, u, newHash, dev, dl, meta)
 	if errors.Is(err, errPasswordChanged) {
-		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "password_changed", dev); err != nil {
+		// The password checked is no longer the account's: a failure, counted where the attempt was.
+		if dl != nil {
+			deviceNote = s.deviceTokenFailed(ctx, dl)
+		}
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "password_changed", dev, deviceNote, dl); err != nil {
 			return nil, err
 		}
 		return nil, errInvalidCredentials
@@ -87,7 +113,11 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.loginSucceeded(ctx, u.ID)
+	// A success through a device token leaves the account's lockout as it is: the owner signing in
+	// must not hand whoever is guessing a fresh set of tries.
+	if dl == nil {
+		s.loginSucceeded(ctx, u.ID)
+	}
 	return res, nil
 }
 
@@ -103,9 +133,10 @@ func (s *Service) rehash(ctx context.Context, u *fluxauth.User, pw string) strin
 	return hash
 }
 
-func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason string, dev Device) error {
+// recordFailedLogin records failed_login; deviceNote and dl say what a presented device token did.
+func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason string, dev Device, deviceNote string, dl *deviceLogin) error {
 	return s.record(ctx, &fluxauth.SecurityEvent{
 		Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning, UserID: userID,
-		Metadata: map[string]any{"reason": reason, "email": email},
+		Metadata: withDeviceToken(map[string]any{"reason": reason, "email": email}, deviceNote, dl),
 	}, dev)
 }

@@ -55,8 +55,13 @@ func (s *Service) Logout(ctx context.Context, p *Principal, dev Device) error {
 	return s.revokeSessions(ctx, p.UserID, []string{p.SessionID}, "logout", "user:"+p.UserID, dev, false)
 }
 
-// LogoutAll ends every session of the caller.
+// LogoutAll ends every session of the caller, and every device token: the devices sign in again
+// like any other. The tokens go first, because once the sessions are ended the caller can no longer
+// retry a log out-all that failed half-way.
 func (s *Service) LogoutAll(ctx context.Context, p *Principal, dev Device) error {
+	if err := s.update(ctx, func(tx fluxauth.Tx) error { return s.revokeDeviceTokens(ctx, tx, p.UserID, "logout_all") }); err != nil {
+		return err
+	}
 	return s.RevokeUserSessions(ctx, p.UserID, "logout_all", "user:"+p.UserID, dev)
 }
 

@@ -86,7 +86,10 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 			return err
 		}
 		var err error
-		res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventSignup, nil)
+		if res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventSignup, nil); err != nil {
+			return err
+		}
+		res.DeviceToken, err = s.issueDeviceToken(ctx, tx, u, now)
 		return err
 	})
 	if err != nil {

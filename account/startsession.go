@@ -17,8 +17,10 @@ var errPasswordChanged = errors.New("the password hash changed while it was bein
 // storing newHash (the password hashed anew, or "" to keep the hash). It holds the account's row and
 // first checks that the hash is still the one checked: a claim that removed the password while it
 // was being checked wins (errPasswordChanged), rather than the session it would end be opened
-// after it, or a rehash put the removed password back.
-func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash string, dev Device) (*Result, error) {
+// after it, or a rehash put the removed password back. In the same transaction it hands the device
+// its device token (deviceTokenFor: the one dl came through, else a new one), bound to the hash as
+// it stands once newHash is stored, so a rehash never returns a token that no longer verifies.
+func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash string, dev Device, dl *deviceLogin, meta map[string]any) (*Result, error) {
 	now := s.Clock.Now()
 	var res *Result
 	err := s.update(ctx, func(tx fluxauth.Tx) error {
@@ -37,7 +39,10 @@ func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash
 			}
 			cur.PasswordHash, cur.UpdatedAt = newHash, now
 		}
-		res, err = s.startSession(ctx, tx, cur, dev, now, fluxauth.EventLoginSuccess, map[string]any{"method": "password"})
+		if res, err = s.startSession(ctx, tx, cur, dev, now, fluxauth.EventLoginSuccess, meta); err != nil {
+			return err
+		}
+		res.DeviceToken, err = s.deviceTokenFor(ctx, tx, cur, dl, now)
 		return err
 	})
 	return res, err

@@ -46,13 +46,15 @@ type authResponse struct {
 	ExpiresIn    int      `json:"expiresIn"`
 	TokenType    string   `json:"tokenType"`
 	User         userJSON `json:"user"`
+	// DeviceToken is returned by password sign-ins only; later logins send it back.
+	DeviceToken string `json:"deviceToken,omitempty"`
 }
 
 func writeAuth(w http.ResponseWriter, r *http.Request, status int, res *account.Result) {
 	setRateLimitHeaders(w.Header(), limitsOf(r))
 	writeJSON(w, status, authResponse{
 		Token: res.AccessToken, AccessToken: res.AccessToken, RefreshToken: res.RefreshToken,
-		ExpiresIn: res.ExpiresIn, TokenType: "Bearer", User: userOf(res.User),
+		ExpiresIn: res.ExpiresIn, TokenType: "Bearer", User: userOf(res.User), DeviceToken: res.DeviceToken,
 	})
 }
 
@@ -96,6 +98,7 @@ func (s *Server) signup(w http.ResponseWriter, r *http.Request) error {
 type loginRequest struct {
 	Email             string `json:"email" check:"text,254"`
 	Password          string `json:"password" check:"secret,1024"`
+	DeviceToken       string `json:"deviceToken" check:"secret,1024"`
 	DeviceName        string `json:"deviceName" check:"text,255"`
 	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
 }
@@ -106,7 +109,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	res, err := s.Accounts.Login(r.Context(), account.LoginInput{
-		Email: req.Email, Password: req.Password,
+		Email: req.Email, Password: req.Password, DeviceToken: req.DeviceToken,
 		Device: s.device(r, req.DeviceName, req.DeviceFingerprint),
 	})
 	if err != nil {

@@ -53,21 +53,37 @@ func TestSignupLoginMe(t *testing.T) {
 	}
 }
 
+// SPEC.md's fields, plus the additive deviceToken on password sign-ins (signup, login) only.
 func TestAuthResponseHasExactlyTheSpecFields(t *testing.T) {
 	e := newEnv(t)
-	res := e.do(t, "POST", "/api/auth/signup", map[string]string{"email": "fields@example.com", "password": "correct horse battery", "name": "F"})
-	var raw map[string]json.RawMessage
-	res.json(t, &raw)
-	for _, k := range []string{"token", "accessToken", "refreshToken", "expiresIn", "tokenType", "user"} {
-		if _, ok := raw[k]; !ok {
-			t.Errorf("missing %s", k)
+	spec := []string{"token", "accessToken", "refreshToken", "expiresIn", "tokenType", "user"}
+	signup := e.do(t, "POST", "/api/auth/signup", map[string]string{"email": "fields@example.com", "password": "correct horse battery", "name": "F"})
+	var ar authResponse
+	signup.json(t, &ar)
+	login := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "fields@example.com", "password": "correct horse battery"})
+	refresh := e.do(t, "POST", "/api/auth/refresh", map[string]string{"refreshToken": ar.RefreshToken})
+	for _, c := range []struct {
+		name string
+		res  *response
+		want []string
+	}{
+		{"signup", signup, append(spec, "deviceToken")},
+		{"login", login, append(spec, "deviceToken")},
+		{"refresh", refresh, spec},
+	} {
+		var raw map[string]json.RawMessage
+		c.res.json(t, &raw)
+		for _, k := range c.want {
+			if _, ok := raw[k]; !ok {
+				t.Errorf("%s: missing %s", c.name, k)
+			}
 		}
-	}
-	if len(raw) != 6 {
-		t.Errorf("unexpected fields: %s", res.Body)
-	}
-	if strings.Contains(string(res.Body), "argon2") || strings.Contains(string(res.Body), "password") {
-		t.Errorf("response leaks password material: %s", res.Body)
+		if len(raw) != len(c.want) {
+			t.Errorf("%s: unexpected fields: %s", c.name, c.res.Body)
+		}
+		if strings.Contains(string(c.res.Body), "argon2") || strings.Contains(string(c.res.Body), "password") {
+			t.Errorf("%s: response leaks password material: %s", c.name, c.res.Body)
+		}
 	}
 }
 

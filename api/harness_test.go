@@ -222,6 +222,7 @@ type authResponse struct {
 		UserType      string `json:"userType"`
 		EmailVerified *bool  `json:"emailVerified"`
 	} `json:"user"`
+	DeviceToken string `json:"deviceToken"`
 }
 
 // signup creates an account and returns its AuthResponse, failing unless it got 201.

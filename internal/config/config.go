@@ -232,6 +232,7 @@ var settings = []Setting{
 	// NIST SP 800-63B allows up to 100 consecutive failed logins; the lockout is stricter because the
 	// per-IP limits already throttle the slow path.
 	{Env: "FLUXAUTH_LOCKOUT", Default: "1/15m:10", Help: "password-login attempts per email address, whatever the client IP; a correct password clears the count. The default: 10 failures in quick succession lock the address for 15 minutes, then one try every 15 minutes", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
+	{Env: "FLUXAUTH_DEVICE_TOKEN_TTL", Default: "2160h", Help: "how long a device token lives after it was issued or last let its device sign in; logins that carry a live one are counted on the token's own budget of 5 failures, not on the lockout", parse: durationIn(func(c *Config) *time.Duration { return &c.Account.DeviceTokenTTL }, time.Hour, 8760*time.Hour)},
 	{Env: "FLUXAUTH_SUSPICIOUS_REFRESH_RATE", Default: "10/1m", Help: "a refresh sooner after the session's previous one than this rate allows records suspicious_token_usage", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Account.SuspiciousRefreshRate })},
 	{Env: "FLUXAUTH_FINGERPRINT_MISMATCH", Default: "revoke", Help: "revoke (end the session) or record, when a refresh presents another device fingerprint", parse: func(c *Config, v string) error {
 		var p string
