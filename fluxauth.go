@@ -358,6 +358,11 @@ type CleanupStore interface {
 	// DeleteIDTokenUsesBefore deletes up to limit ID-token uses whose token expired before cutoff.
 	DeleteIDTokenUsesBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	CountIDTokenUsesBefore(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteDeadDeviceTokens deletes up to limit device tokens that died or expired before cutoff:
+	// a device presenting one after that is told nothing different, its login being a plain one.
+	DeleteDeadDeviceTokens(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// CountDeadDeviceTokens counts what DeleteDeadDeviceTokens would delete.
+	CountDeadDeviceTokens(ctx context.Context, cutoff time.Time) (int, error)
 	// TryExclusive runs fn unless another holder (in any instance sharing the database) holds the
 	// named lock, in which case it returns false without running fn.
 	TryExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)

@@ -1,7 +1,7 @@
-// Package cleanup deletes refresh tokens and security events that retention no longer needs, and the
-// records of ID tokens used once their tokens have expired: daily inside serve, or on demand with
-// "fluxauth cleanup". It deletes in batches so it never holds a long lock, never touches a live
-// session, and runs on one instance at a time.
+// Package cleanup deletes refresh tokens, device tokens and security events that retention no longer
+// needs, and the records of ID tokens used once their tokens have expired: daily inside serve, or
+// on demand with "fluxauth cleanup". It deletes in batches so it never holds a long lock, never
+// touches a live session, and runs on one instance at a time.
 package cleanup
 
 import (
@@ -24,7 +24,7 @@ const idTokenUseMargin = time.Hour
 // Job is one configured cleanup.
 type Job struct {
 	Store          fluxauth.CleanupStore
-	TokenRetention time.Duration // keep expired or revoked refresh tokens this long (forensics)
+	TokenRetention time.Duration // keep expired or revoked refresh and device tokens this long (forensics)
 	EventRetention time.Duration // keep security events this long
 	Batch          int           // rows per DELETE statement
 	Clock          fluxauth.Clock
@@ -36,9 +36,11 @@ type Report struct {
 	Tokens      int
 	Events      int
 	IDTokenUses int
-	DryRun      bool
-	Skipped     bool // another instance was running it
-	Duration    time.Duration
+	// DeviceTokens counts device tokens that died or expired more than TokenRetention ago.
+	DeviceTokens int
+	DryRun       bool
+	Skipped      bool // another instance was running it
+	Duration     time.Duration
 }
 
 func (r Report) String() string {
@@ -49,7 +51,8 @@ func (r Report) String() string {
 	if r.DryRun {
 		verb = "would delete"
 	}
-	return fmt.Sprintf("refresh_tokens: %s %d\nsecurity_events: %s %d\nid_token_uses: %s %d", verb, r.Tokens, verb, r.Events, verb, r.IDTokenUses)
+	return fmt.Sprintf("refresh_tokens: %s %d\nsecurity_events: %s %d\nid_token_uses: %s %d\ndevice_tokens: %s %d",
+		verb, r.Tokens, verb, r.Events, verb, r.IDTokenUses, verb, r.DeviceTokens)
 }
 
 // Run cleans once. With dryRun it only counts.
@@ -68,7 +71,10 @@ func (j *Job) Run(ctx context.Context, dryRun bool) (Report, error) {
 			if rep.Events, err = j.Store.CountEventsBefore(ctx, eventCutoff); err != nil {
 				return err
 			}
-			rep.IDTokenUses, err = j.Store.CountIDTokenUsesBefore(ctx, idTokenCutoff)
+			if rep.IDTokenUses, err = j.Store.CountIDTokenUsesBefore(ctx, idTokenCutoff); err != nil {
+				return err
+			}
+			rep.DeviceTokens, err = j.Store.CountDeadDeviceTokens(ctx, tokenCutoff)
 			return err
 		}
 		if rep.Tokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadTokens(ctx, tokenCutoff, n) }); err != nil {
@@ -77,18 +83,21 @@ func (j *Job) Run(ctx context.Context, dryRun bool) (Report, error) {
 		if rep.Events, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteEventsBefore(ctx, eventCutoff, n) }); err != nil {
 			return err
 		}
-		rep.IDTokenUses, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteIDTokenUsesBefore(ctx, idTokenCutoff, n) })
+		if rep.IDTokenUses, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteIDTokenUsesBefore(ctx, idTokenCutoff, n) }); err != nil {
+			return err
+		}
+		rep.DeviceTokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadDeviceTokens(ctx, tokenCutoff, n) })
 		return err
 	})
 	rep.Skipped = !ran && err == nil
 	rep.Duration = time.Since(start)
 	if err != nil {
 		j.Logger.ErrorContext(ctx, "cleanup failed", "refresh_tokens", rep.Tokens, "security_events", rep.Events,
-			"id_token_uses", rep.IDTokenUses, "err", err)
+			"id_token_uses", rep.IDTokenUses, "device_tokens", rep.DeviceTokens, "err", err)
 		return rep, err
 	}
 	j.Logger.InfoContext(ctx, "cleanup", "refresh_tokens", rep.Tokens, "security_events", rep.Events,
-		"id_token_uses", rep.IDTokenUses, "dry_run", dryRun, "skipped", rep.Skipped, "duration", rep.Duration)
+		"id_token_uses", rep.IDTokenUses, "device_tokens", rep.DeviceTokens, "dry_run", dryRun, "skipped", rep.Skipped, "duration", rep.Duration)
 	return rep, nil
 }
 

@@ -539,3 +539,57 @@ func TestNextRun(t *testing.T) {
 		t.Error("bad time accepted")
 	}
 }
+
+// Device tokens go once they have been dead or expired for the token retention; live ones, and
+// ones that ended more recently, stay.
+func TestCleanupDeletesDeviceTokensDeadOrExpiredPastRetention(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t).store
+			ctx := context.Background()
+			clock := testenv.NewClock(time.Now())
+			now := clock.Now()
+			u := &fluxauth.User{ID: uuid.NewString(), Email: "devices@example.com", Name: "D", UserType: fluxauth.UserTypeClient,
+				PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
+			if err := s.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			device := func(expires, dead time.Time) *fluxauth.DeviceToken {
+				return &fluxauth.DeviceToken{ID: uuid.NewString(), UserID: u.ID, CreatedAt: expires.Add(-90 * 24 * time.Hour), ExpiresAt: expires, DeadAt: dead}
+			}
+			past := now.Add(-tokenRetention - time.Minute)
+			recent := now.Add(-tokenRetention + time.Minute)
+			gone := []*fluxauth.DeviceToken{device(past, time.Time{}), device(now.Add(time.Hour), past), device(past, past)}
+			kept := []*fluxauth.DeviceToken{device(recent, time.Time{}), device(now.Add(time.Hour), recent), device(now.Add(time.Hour), time.Time{})}
+			if err := s.Update(ctx, func(tx fluxauth.Tx) error {
+				for _, d := range append(gone, kept...) {
+					if err := tx.InsertDeviceToken(ctx, d); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 2,
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			for _, dryRun := range []bool{true, false} {
+				rep, err := job.Run(ctx, dryRun)
+				if err != nil || rep.DeviceTokens != len(gone) {
+					t.Fatalf("dry run %v: report %+v, %v; want %d device tokens", dryRun, rep, err, len(gone))
+				}
+				if !strings.Contains(rep.String(), fmt.Sprintf("device_tokens: %s %d", map[bool]string{true: "would delete", false: "deleted"}[dryRun], len(gone))) {
+					t.Fatalf("report text %q", rep.String())
+				}
+			}
+			if rep, err := job.Run(ctx, true); err != nil || rep.DeviceTokens != 0 {
+				t.Fatalf("after the cleanup: report %+v, %v; want nothing left to delete", rep, err)
+			}
+			// The kept ones are still there: in a year they would all be past retention.
+			if n, err := s.CountDeadDeviceTokens(ctx, now.Add(365*24*time.Hour)); err != nil || n != len(kept) {
+				t.Fatalf("CountDeadDeviceTokens a year on = %d, %v; want the %d kept", n, err, len(kept))
+			}
+		})
+	}
+}

@@ -174,3 +174,36 @@ var deviceTokenTests = []test{
 		}
 	}},
 }
+
+// deviceTokenCleanupTests run with the cleanup store's.
+var deviceTokenCleanupTests = []storageTest{
+	{"device tokens that died or expired before the cutoff are deleted, at most limit at a time", func(t *testing.T, s Storage) {
+		ctx := context.Background()
+		u := mustCreateUser(t, s, "device-cleanup@example.com")
+		cutoff := at(100 * 24 * time.Hour)
+		deadBefore := newDeviceToken(u.ID, at(0))
+		deadBefore.DeadAt, deadBefore.DeadReason = cutoff.Add(-time.Second), "failures"
+		expiredBefore := newDeviceToken(u.ID, at(0)) // expires at 90 days
+		deadAfter := newDeviceToken(u.ID, at(20*24*time.Hour))
+		deadAfter.DeadAt, deadAfter.DeadReason = cutoff.Add(time.Second), "logout_all"
+		expiringAfter := newDeviceToken(u.ID, at(20*24*time.Hour))
+		live := newDeviceToken(u.ID, cutoff)
+		insertDeviceTokens(t, s, deadBefore, expiredBefore, deadAfter, expiringAfter, live)
+
+		if n := count(t, "CountDeadDeviceTokens")(s.CountDeadDeviceTokens(ctx, cutoff)); n != 2 {
+			t.Fatalf("CountDeadDeviceTokens = %d, want 2", n)
+		}
+		for i, want := range []int{1, 1, 0} {
+			if n := count(t, "DeleteDeadDeviceTokens")(s.DeleteDeadDeviceTokens(ctx, cutoff, 1)); n != want {
+				t.Fatalf("batch %d: DeleteDeadDeviceTokens = %d, want %d", i+1, n, want)
+			}
+		}
+		// The three others are still there: a cutoff past all of them would count them.
+		if n := count(t, "CountDeadDeviceTokens")(s.CountDeadDeviceTokens(ctx, at(10*365*24*time.Hour))); n != 3 {
+			t.Fatalf("CountDeadDeviceTokens far ahead = %d, want the 3 kept", n)
+		}
+		if !attempt(t, s, live, u.ID, 5, cutoff) {
+			t.Fatal("the live token is gone")
+		}
+	}},
+}

@@ -49,7 +49,7 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "events", eventTests, store)
 	run(t, "concurrency", concurrencyTests, store)
 	run(t, "admin", adminTests, storage)
-	run(t, "cleanup", cleanupTests, storage)
+	run(t, "cleanup", append(cleanupTests, deviceTokenCleanupTests...), storage)
 	run(t, "id tokens", idTokenTests, storage)
 	run(t, "claims", claimTests, store)
 	run(t, "device tokens", deviceTokenTests, store)

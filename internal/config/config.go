@@ -242,7 +242,7 @@ var settings = []Setting{
 	}},
 	{Env: "FLUXAUTH_REDIS_TIMEOUT", Default: "25ms", Help: "how long a rate-limit or revocation check waits for Redis before the in-process limiter or the database answers", parse: durationIn(func(c *Config) *time.Duration { return &c.RedisTimeout }, time.Millisecond, 10*time.Second)},
 	{Env: "FLUXAUTH_REVOCATION_CACHE_TTL", Default: "500ms", Help: "how long an instance trusts its last database look at a session's revocation (without Redis, or while Redis cannot be believed)", parse: durationIn(func(c *Config) *time.Duration { return &c.RevocationCacheTTL }, 0, time.Second)},
-	{Env: "FLUXAUTH_TOKEN_RETENTION", Default: "168h", Help: "how long expired or revoked refresh tokens are kept (forensics) before cleanup deletes them", parse: durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
+	{Env: "FLUXAUTH_TOKEN_RETENTION", Default: "168h", Help: "how long expired or revoked refresh tokens, and expired or dead device tokens, are kept (forensics) before cleanup deletes them", parse: durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
 	{Env: "FLUXAUTH_EVENT_RETENTION", Default: "2160h", Help: "how long security events are kept", parse: durationIn(func(c *Config) *time.Duration { return &c.EventRetention }, time.Hour, 87600*time.Hour)},
 	{Env: "FLUXAUTH_CLEANUP_AT", Default: "03:00", Help: "daily cleanup time (HH:MM, UTC) inside serve; off disables it", parse: func(c *Config, v string) error {
 		if v != "off" {

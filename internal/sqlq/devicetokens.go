@@ -58,3 +58,22 @@ func (t Tx) RevokeDeviceTokens(ctx context.Context, userID string, at time.Time,
 		WHERE user_id = $3 AND dead_at IS NULL`), t.d.Time(at), nullString(reason), userID)
 	return int(n), err
 }
+
+// deadDeviceTokens is the condition on device_tokens, with the cutoff as $1, that selects what
+// retention no longer needs: tokens that died, or expired, before the cutoff.
+const deadDeviceTokens = `(dead_at IS NOT NULL AND dead_at < $1) OR expires_at < $1`
+
+// DeleteDeadDeviceTokens deletes, in one short statement, up to limit device tokens that died or
+// expired before cutoff; it returns how many.
+func (s Store) DeleteDeadDeviceTokens(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	n, err := s.write.Exec(ctx, s.d.rebind(`DELETE FROM device_tokens WHERE id IN (
+		SELECT id FROM device_tokens WHERE `+deadDeviceTokens+` LIMIT $2`+s.d.SkipLocked+`)`), s.d.Time(cutoff), limit)
+	return int(n), err
+}
+
+// CountDeadDeviceTokens counts what DeleteDeadDeviceTokens would delete.
+func (s Store) CountDeadDeviceTokens(ctx context.Context, cutoff time.Time) (int, error) {
+	var n int
+	err := s.read.QueryRow(ctx, s.d.rebind(`SELECT COUNT(*) FROM device_tokens WHERE `+deadDeviceTokens), s.d.Time(cutoff)).Scan(&n)
+	return n, err
+}
