@@ -21,10 +21,11 @@ func provesEmail(c *oidc.Claims, u *fluxauth.User) bool {
 // own its address (provesEmail). Anyone could have registered the address before (with a password,
 // or a provider account that did not verify it), and may still hold a way in: so, as Firebase does
 // for its trusted providers, every other credential is removed (tx.ClaimUser: the password, the
-// identities whose email was never verified), and, if there was any, every session of the account
-// is ended, with token_revoked for each and one account_claimed saying why. The owner can set a
-// password later. An honest password user whose address was never proven loses their password on
-// their first Google or Apple sign-in: intended, and said in the README.
+// identities whose email was never verified; revokeDeviceTokens: the device tokens), and, if there
+// was any, every session of the account is ended, with token_revoked for each and one
+// account_claimed saying why. The owner can set a password later. An honest password user whose
+// address was never proven loses their password on their first Google or Apple sign-in: intended,
+// and said in the README.
 //
 // u is updated to what was written. claim returns the sessions it ended, to be announced once the
 // transaction has committed.
@@ -36,6 +37,13 @@ func (s *Service) claim(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User, i
 	u.EmailVerifiedAt, u.UpdatedAt = now, now
 	if removed.Password {
 		u.PasswordHash = ""
+	}
+	// Device tokens are credentials too: each exempts its holder from the account's lockout. Those
+	// minted over the removed password no longer verify, but their end must not rest on the hash
+	// alone, so every one of them ends here, whoever held it.
+	devices, err := s.revokeDeviceTokens(ctx, tx, u.ID, "takeover")
+	if err != nil {
+		return nil, err
 	}
 	if !removed.Any() {
 		// Only the claimant ever held the account (a provider-only account made before verification
@@ -56,6 +64,6 @@ func (s *Service) claim(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User, i
 	}
 	return ended, tx.InsertEvents(ctx, s.event(fluxauth.EventAccountClaimed, fluxauth.SeverityWarning, u.ID, "", dev, map[string]any{
 		"provider": identity.Provider, "passwordRemoved": removed.Password, "identitiesRemoved": removed.Identities,
-		"sessionsRevoked": len(ended),
+		"sessionsRevoked": len(ended), "deviceTokensRevoked": devices,
 	}))
 }

@@ -104,11 +104,11 @@ func (s *Service) issueDeviceToken(ctx context.Context, tx fluxauth.Tx, u *fluxa
 }
 
 // revokeDeviceTokens ends every device token of the user for reason ("logout_all", "takeover"),
-// inside tx: from then on the user's devices log in like any other, counted on the lockout. A
-// password change needs no call: it retires the tokens by itself, their HMAC covering the hash.
-func (s *Service) revokeDeviceTokens(ctx context.Context, tx fluxauth.Tx, userID, reason string) error {
-	_, err := tx.RevokeDeviceTokens(ctx, userID, s.Clock.Now(), reason)
-	return err
+// inside tx, and returns how many it ended: from then on the user's devices log in like any other,
+// counted on the lockout. A password change needs no call: it retires the tokens by itself, their
+// HMAC covering the hash.
+func (s *Service) revokeDeviceTokens(ctx context.Context, tx fluxauth.Tx, userID, reason string) (int, error) {
+	return tx.RevokeDeviceTokens(ctx, userID, s.Clock.Now(), reason)
 }
 
 // withDeviceToken adds what a presented device token did to a login event's metadata.

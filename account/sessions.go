@@ -59,7 +59,10 @@ func (s *Service) Logout(ctx context.Context, p *Principal, dev Device) error {
 // like any other. The tokens go first, because once the sessions are ended the caller can no longer
 // retry a log out-all that failed half-way.
 func (s *Service) LogoutAll(ctx context.Context, p *Principal, dev Device) error {
-	if err := s.update(ctx, func(tx fluxauth.Tx) error { return s.revokeDeviceTokens(ctx, tx, p.UserID, "logout_all") }); err != nil {
+	if err := s.update(ctx, func(tx fluxauth.Tx) error {
+		_, err := s.revokeDeviceTokens(ctx, tx, p.UserID, "logout_all")
+		return err
+	}); err != nil {
 		return err
 	}
 	return s.RevokeUserSessions(ctx, p.UserID, "logout_all", "user:"+p.UserID, dev)

@@ -402,3 +402,49 @@ func TestDeviceTokensAndTheirKeyNeverReachLogsOrEvents(t *testing.T) {
 		t.Fatal("the logs hold no login requests: the check above looked at nothing")
 	}
 }
+
+// A takeover ends the account's device tokens, as it removes every other credential: a token the
+// attacker got from their own password sign-in exempts nobody from the lockout afterwards. Their
+// end does not rest on the removed hash alone (tokens minted over it no longer verify anyway): even
+// should the account get that very hash back, the tokens stay dead.
+func TestTakeoverEndsTheAccountsDeviceTokens(t *testing.T) {
+	for _, s := range []struct {
+		name string
+		open func(tb testing.TB) fluxauth.Store
+	}{
+		{"sqlite", func(tb testing.TB) fluxauth.Store { return sqlitetest.MustOpenDB(tb) }},
+		{"postgres", func(tb testing.TB) fluxauth.Store { return postgrestest.MustOpenDB(tb) }},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			p := newProviderEnv(t, withStore(s.open(t)))
+			ctx := t.Context()
+			const attackerPassword = "attacker's own password"
+			attacker := p.signup(t, "victim@example.com", "password", attackerPassword)
+			tok := wantLogin(t, "the attacker's login", p.loginWith(t, "victim@example.com", attackerPassword, "", "198.51.100.7")).DeviceToken
+			before, err := p.Store.UserByID(ctx, attacker.User.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.lockAccount(t, "victim@example.com")
+			wantLogin(t, "the attacker's device token before the takeover", p.loginWith(t, "victim@example.com", attackerPassword, tok, "198.51.100.7"))
+
+			if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.providerToken(t, "victim-google", "victim@example.com", true)}); res.Status != http.StatusOK {
+				t.Fatalf("the owner's Google sign-in: %d %s", res.Status, res.Body)
+			}
+			if claimed := p.only(t, fluxauth.EventAccountClaimed); claimed.Metadata["deviceTokensRevoked"] != float64(2) {
+				t.Fatalf("account_claimed %+v, want the signup's and the login's device tokens revoked", claimed)
+			}
+			for _, dt := range []struct{ what, token string }{{"the login's token", tok}, {"the signup's token", attacker.DeviceToken}} {
+				wantStatus(t, dt.what+" after the takeover", p.loginWith(t, "victim@example.com", attackerPassword, dt.token, "198.51.100.7"), 429)
+			}
+			// The account gets the attacker's hash back, so the tokens' HMAC verifies again: only
+			// their revocation keeps them from exempting the attacker.
+			if err := p.Store.SetPasswordHash(ctx, before.ID, before.PasswordHash, p.Clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			for _, dt := range []struct{ what, token string }{{"the login's token", tok}, {"the signup's token", attacker.DeviceToken}} {
+				wantStatus(t, dt.what+" with the old hash back", p.loginWith(t, "victim@example.com", attackerPassword, dt.token, "198.51.100.7"), 429)
+			}
+		})
+	}
+}
