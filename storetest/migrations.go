@@ -134,8 +134,11 @@ func RunEmailKeyMigration(t *testing.T, db Migrating, exec func(tb testing.TB, q
 	const name = "008_users_email_key.go"
 	i := slices.Index(migrations, name)
 	before := versionOf(migrations[i-1])
-	if down, err := db.MigrateDownTo(ctx, before); err != nil || !slices.Equal(down, migrations[i:]) {
-		t.Fatalf("MigrateDownTo(%d) = %v, %v; want %v", before, down, err, migrations[i:])
+	// Rolling back undoes 008 and every migration after it, newest first.
+	wantDown := slices.Clone(migrations[i:])
+	slices.Reverse(wantDown)
+	if down, err := db.MigrateDownTo(ctx, before); err != nil || !slices.Equal(down, wantDown) {
+		t.Fatalf("MigrateDownTo(%d) = %v, %v; want %v", before, down, err, wantDown)
 	}
 	legacy := map[string]string{
 		"kate@example.com":      newID(),
