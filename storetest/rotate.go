@@ -135,101 +135,38 @@ var lockTests = []backendTest{
 		insertTokens(t, s, rt)
 		child := childOf(rt, at(time.Minute))
 
-		holding, release := make(chan struct{}), make(chan struct{})
-		var releaseOnce sync.Once
-		releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
-		defer releaseFirst() // a failure below must not leave the first transaction open
-		firstDone := make(chan error, 1)
-		go func() {
-			var holdOnce sync.Once
-			firstDone <- s.Update(ctx, func(tx fluxauth.Tx) error {
-				if _, _, err := tx.LockRefreshToken(ctx, rt.TokenHash); err != nil {
-					return fmt.Errorf("LockRefreshToken: %w", err)
-				}
-				ok, err := tx.RotateRefreshToken(ctx, rt.ID, child, at(time.Minute))
-				if err == nil && !ok {
-					err = errors.New("a live token was not rotated")
-				}
-				if err != nil {
-					return fmt.Errorf("RotateRefreshToken: %w", err)
-				}
-				holdOnce.Do(func() { close(holding) })
-				<-release
-				return nil
-			})
-		}()
-		select {
-		case <-holding:
-		case err := <-firstDone:
-			t.Fatalf("first transaction: %v", err)
-		}
-
-		base, err := b.LockWaits(ctx)
-		must(t, "LockWaits", err)
 		var (
-			locked     = make(chan struct{}, 1)
-			secondDone = make(chan error, 1)
-			sawTip     *fluxauth.RefreshToken
-			rotated    bool
+			sawTip  *fluxauth.RefreshToken
+			rotated bool
 		)
-		go func() {
-			secondDone <- s.Update(ctx, func(tx fluxauth.Tx) error {
-				if _, _, err := tx.LockRefreshToken(ctx, rt.TokenHash); err != nil {
-					return fmt.Errorf("LockRefreshToken: %w", err)
-				}
-				select {
-				case locked <- struct{}{}:
-				default: // a retried attempt
-				}
-				tip, err := tx.SessionTip(ctx, rt.SessionID)
-				if err != nil {
-					return fmt.Errorf("SessionTip: %w", err)
-				}
-				ok, err := tx.RotateRefreshToken(ctx, tip.ID, childOf(tip, at(2*time.Minute)), at(2*time.Minute))
-				if err != nil {
-					return fmt.Errorf("RotateRefreshToken: %w", err)
-				}
-				sawTip, rotated = tip, ok
-				return nil
-			})
-		}()
-
-		// Wait until the second transaction is queued on a lock, failing if it gets past
-		// LockRefreshToken first. The check after the loop catches a second transaction that went
-		// past the lock and then queued on something else (a row the first has written).
-		const patience = 30 * time.Second
-		deadline := time.Now().Add(patience)
-		for {
-			select {
-			case <-locked:
-				t.Fatal("a second LockRefreshToken of the session returned while the first transaction held its lock")
-			case err := <-secondDone:
-				t.Fatalf("second transaction ended while the first held the session's lock: %v", err)
-			default:
+		secondWaitsForFirst(t, b, func(tx fluxauth.Tx) error {
+			if _, _, err := tx.LockRefreshToken(ctx, rt.TokenHash); err != nil {
+				return fmt.Errorf("LockRefreshToken: %w", err)
 			}
-			n, err := b.LockWaits(ctx)
-			must(t, "LockWaits", err)
-			if n > base {
-				break
+			ok, err := tx.RotateRefreshToken(ctx, rt.ID, child, at(time.Minute))
+			if err == nil && !ok {
+				err = errors.New("a live token was not rotated")
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the second transaction neither queued on a lock nor got past it within %v", patience)
+			if err != nil {
+				return fmt.Errorf("RotateRefreshToken: %w", err)
 			}
-			time.Sleep(time.Millisecond) // poll interval, not synchronisation: the loop waits for the condition
-		}
-		select {
-		case <-locked:
-			t.Fatal("a second LockRefreshToken of the session returned while the first transaction held its lock")
-		default:
-		}
-
-		releaseFirst()
-		if err := <-firstDone; err != nil {
-			t.Fatalf("first transaction: %v", err)
-		}
-		if err := <-secondDone; err != nil {
-			t.Fatalf("second transaction: %v", err)
-		}
+			return nil
+		}, func(tx fluxauth.Tx, locked func()) error {
+			if _, _, err := tx.LockRefreshToken(ctx, rt.TokenHash); err != nil {
+				return fmt.Errorf("LockRefreshToken: %w", err)
+			}
+			locked()
+			tip, err := tx.SessionTip(ctx, rt.SessionID)
+			if err != nil {
+				return fmt.Errorf("SessionTip: %w", err)
+			}
+			ok, err := tx.RotateRefreshToken(ctx, tip.ID, childOf(tip, at(2*time.Minute)), at(2*time.Minute))
+			if err != nil {
+				return fmt.Errorf("RotateRefreshToken: %w", err)
+			}
+			sawTip, rotated = tip, ok
+			return nil
+		})
 		if sawTip.ID != child.ID {
 			t.Fatalf("after the lock the second transaction read tip %s, want %s, the first's commit", sawTip.ID, child.ID)
 		}
