@@ -89,6 +89,11 @@ func (f *Fallback) Reset(ctx context.Context, key string) error {
 }
 
 func (f *Fallback) decide(ctx context.Context, call func(Limiter) (Result, error)) (Result, error) {
+	return fallbackDo(f, ctx, call)
+}
+
+// fallbackDo makes call on the shared limiter, or on the local one while the shared one fails.
+func fallbackDo[T any](f *Fallback, ctx context.Context, call func(Limiter) (T, error)) (T, error) {
 	if f.degraded.Load() {
 		if f.clock.Now().UnixNano() < f.nextProbe.Load() || !f.probing.CompareAndSwap(false, true) {
 			return call(f.local)
@@ -104,7 +109,8 @@ func (f *Fallback) decide(ctx context.Context, call func(Limiter) (Result, error
 	}
 	if ctx.Err() != nil {
 		// The caller gave up (client went away): that says nothing about Redis.
-		return Result{}, ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 	f.markDegraded(err)
 	return call(f.local)

@@ -26,6 +26,8 @@ type Memory struct {
 	clock  fluxauth.Clock
 	seed   maphash.Seed
 	shards [memoryShards]memoryShard
+	// thresholds is the state of Note (threshold.go).
+	thresholds thresholds
 }
 
 type memoryShard struct {
