@@ -269,24 +269,48 @@ func (r *Recorder) SetAside() uint64 { return r.setAside.Load() }
 
 type subscription struct {
 	ch chan fluxauth.SecurityEvent
+	// dropped counts the events this subscriber missed because its buffer was full.
+	dropped atomic.Uint64
 }
 
-// Subscribe returns a channel that receives every event once it is recorded, and a function that
-// ends the subscription. A subscriber that falls more than buf events behind misses events: the
-// database, not the stream, is the record.
-func (r *Recorder) Subscribe(buf int) (<-chan fluxauth.SecurityEvent, func()) {
+// Subscription is a live feed of recorded events that counts what it misses.
+type Subscription struct {
+	// C receives every event once it is recorded; it is closed by Close.
+	C <-chan fluxauth.SecurityEvent
+	s *subscription
+	r *Recorder
+}
+
+// Dropped returns how many events the subscriber missed, since it subscribed, because it had fallen
+// more than its buffer behind.
+func (s *Subscription) Dropped() uint64 { return s.s.dropped.Load() }
+
+// Close ends the subscription and closes C.
+func (s *Subscription) Close() {
+	s.r.mu.Lock()
+	if _, ok := s.r.subs[s.s]; ok {
+		delete(s.r.subs, s.s)
+		close(s.s.ch)
+	}
+	s.r.mu.Unlock()
+}
+
+// Follow subscribes to recorded events with a buffer of buf. A subscriber that falls more than buf
+// events behind misses events, since publishing never waits for it: the database, not the feed, is
+// the record. It counts them (Dropped), so that what it reports can say it is incomplete.
+func (r *Recorder) Follow(buf int) *Subscription {
 	s := &subscription{ch: make(chan fluxauth.SecurityEvent, buf)}
 	r.mu.Lock()
 	r.subs[s] = struct{}{}
 	r.mu.Unlock()
-	return s.ch, func() {
-		r.mu.Lock()
-		if _, ok := r.subs[s]; ok {
-			delete(r.subs, s)
-			close(s.ch)
-		}
-		r.mu.Unlock()
-	}
+	return &Subscription{C: s.ch, s: s, r: r}
+}
+
+// Subscribe returns a channel that receives every event once it is recorded, and a function that
+// ends the subscription: Follow for a subscriber that needs no count of what it missed.
+func (r *Recorder) Subscribe(buf int) (<-chan fluxauth.SecurityEvent, func()) {
+	s := r.Follow(buf)
+	return s.C, s.Close
 }
 
 func (r *Recorder) publish(events []*fluxauth.SecurityEvent) {
@@ -297,6 +321,7 @@ func (r *Recorder) publish(events []*fluxauth.SecurityEvent) {
 			select {
 			case s.ch <- *ev:
 			default:
+				s.dropped.Add(1)
 			}
 		}
 	}

@@ -136,6 +136,39 @@ func TestSubscribersSeeRecordedEvents(t *testing.T) {
 	r.Close(context.Background())
 }
 
+// A subscriber that falls behind misses events rather than holding up the recorder, and counts
+// each one it missed, so that what it reports can say it is incomplete.
+func TestASubscriberThatFallsBehindCountsWhatItMissed(t *testing.T) {
+	store := sqlitetest.MustOpenDB(t)
+	r := audit.New(store, quiet, audit.Config{})
+	defer r.Close(context.Background())
+	slow := r.Follow(2)
+	defer slow.Close()
+	keeping := r.Follow(10)
+	defer keeping.Close()
+	// Critical events are published before Record returns, so the count is known right after.
+	for range 5 {
+		if err := r.Record(context.Background(), newEvent(fluxauth.SeverityCritical)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := slow.Dropped(); got != 3 {
+		t.Fatalf("a subscriber with room for 2 of 5 events counted %d missed, want 3", got)
+	}
+	if got := keeping.Dropped(); got != 0 {
+		t.Fatalf("a subscriber with room for all counted %d missed", got)
+	}
+	if got := len(slow.C); got != 2 {
+		t.Fatalf("%d events buffered, want 2", got)
+	}
+	slow.Close()
+	<-slow.C
+	<-slow.C
+	if _, open := <-slow.C; open {
+		t.Fatal("C still open after Close")
+	}
+}
+
 func TestDatabaseDownFailsRequestsInsteadOfDroppingEvents(t *testing.T) {
 	base := postgrestest.CreateDatabase(t)
 	setup, err := postgres.Open(context.Background(), base)
