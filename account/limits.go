@@ -127,8 +127,9 @@ func lockoutKey(email, userID string) string {
 
 // attemptLogin takes one try from the failed-login budget of the account userID, or of the email
 // when no account has it (userID empty), before the password is checked: consuming first is what
-// keeps parallel guesses from all passing a check made before any failure was counted.
-func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev Device) error {
+// keeps parallel guesses from all passing a check made before any failure was counted. A refusal is
+// recorded as a failed_login, with deviceNote saying what a presented device token did.
+func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev Device, deviceNote string) error {
 	if s.Limiter == nil || s.Rules.Lockout.IsZero() {
 		return nil
 	}
@@ -142,6 +143,12 @@ func (s *Service) attemptLogin(ctx context.Context, email, userID string, dev De
 		return nil
 	}
 	if err := s.limitExceeded(ctx, "lockout", key, s.Rules.Lockout, userID, dev); err != nil {
+		return err
+	}
+	// A refused attempt is a failed login too: otherwise an account under a guessing attack would
+	// look quiet once locked, and the failed-login alert per account could never fire. It adds no
+	// events an attacker could not cause with wrong passwords: the per-IP limits come first.
+	if err := s.recordFailedLogin(ctx, userID, email, "locked_out", dev, deviceNote, nil); err != nil {
 		return err
 	}
 	return limitError(res, true)

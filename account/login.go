@@ -61,7 +61,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		deviceNote = deviceTokenIgnored
 	}
 	if dl == nil {
-		if err := s.attemptLogin(ctx, in.Email, userID, dev); err != nil {
+		if err := s.attemptLogin(ctx, in.Email, userID, dev, deviceNote); err != nil {
 			return nil, err
 		}
 	}
