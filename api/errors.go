@@ -47,7 +47,9 @@ type errorDetail struct {
 
 // writeError answers with err as the standard error body. An error that is not a *fluxauth.Error is
 // internal: its text goes to the log with the request ID, never to the client. A failure to reach the
-// database becomes 503 database_unavailable.
+// database becomes 503 database_unavailable. Every 5xx is logged at error level with the route
+// pattern and status, which is what reports it (an error-level record reaches Sentry when configured);
+// every 429 is counted for the rate-limit alert.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *fluxauth.Error
 	if !errors.As(err, &fe) {
@@ -62,10 +64,33 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusInternalServerError
 	}
 	if status >= 500 {
-		s.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", fe.Code, "err", err)
+		s.Logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"route", s.routeOf(r), "status", status, "code", fe.Code, "err", err)
 	} else if fe.Err != nil {
 		s.Logger.DebugContext(r.Context(), "request rejected", "code", fe.Code, "err", fe.Err)
 	}
+	if status == http.StatusTooManyRequests && s.RateLimited != nil {
+		s.RateLimited(s.clientIP(r))
+	}
+	s.sendError(w, r, fe, status)
+}
+
+// sendError writes the standard error body, with the RateLimit headers of the request's tightest limit.
+func (s *Server) sendError(w http.ResponseWriter, r *http.Request, fe *fluxauth.Error, status int) {
 	setRateLimitHeaders(w.Header(), limitsOf(r))
 	writeJSON(w, status, errorBody{Error: errorDetail{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
+}
+
+// routeOf is the pattern of the route r matched ("POST /api/auth/login"), or "unmatched": reports
+// and metrics name routes, never raw paths, which carry identifiers and are the client's choice.
+// Middleware outside the mux sees a request the mux has not routed, so it is asked.
+func (s *Server) routeOf(r *http.Request) string {
+	pattern := r.Pattern
+	if pattern == "" && s.mux != nil {
+		_, pattern = s.mux.Handler(r)
+	}
+	if pattern == "" || pattern == "/" {
+		return "unmatched"
+	}
+	return pattern
 }

@@ -50,6 +50,17 @@ func (m *Metrics) ExportSetAside(count func() uint64) {
 	}, func() float64 { return float64(count()) }))
 }
 
+// ExportSubscriberDrops exports count, the events a subscriber of the audit recorder missed because
+// it fell behind (audit.Subscription.Dropped), as fluxauth_audit_subscriber_dropped_total with the
+// subscriber's name: alerts or counts may be missing for them.
+func (m *Metrics) ExportSubscriberDrops(subscriber string, count func() uint64) {
+	m.registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "fluxauth_audit_subscriber_dropped_total",
+		Help:        "Security events a live subscriber of the audit log missed because it had fallen behind.",
+		ConstLabels: prometheus.Labels{"subscriber": subscriber},
+	}, func() float64 { return float64(count()) }))
+}
+
 // CountEvent counts one recorded security event.
 func (m *Metrics) CountEvent(ev fluxauth.SecurityEvent) {
 	m.events.WithLabelValues(ev.Type, ev.Severity).Inc()

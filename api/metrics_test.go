@@ -26,6 +26,8 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 	}
 	m.CountEvent(fluxauth.SecurityEvent{Type: "failed_login", Severity: "warning"})
 	m.ExportSetAside(func() uint64 { return 3 })
+	m.ExportSubscriberDrops("alerts", func() uint64 { return 7 })
+	m.ExportSubscriberDrops("metrics", func() uint64 { return 0 })
 	internal := httptest.NewServer(api.InternalHandler(m))
 	defer internal.Close()
 	res, err := http.Get(internal.URL + "/metrics")
@@ -38,6 +40,8 @@ func TestMetricsCountRequestsByRoutePattern(t *testing.T) {
 		`fluxauth_http_requests_total{route="unmatched",status="404"} 1`,
 		`fluxauth_security_events_total{severity="warning",type="failed_login"} 1`,
 		`fluxauth_audit_events_set_aside_total 3`,
+		`fluxauth_audit_subscriber_dropped_total{subscriber="alerts"} 7`,
+		`fluxauth_audit_subscriber_dropped_total{subscriber="metrics"} 0`,
 		`fluxauth_http_request_duration_seconds_bucket{route="GET /healthz"`,
 		`go_goroutines`,
 	} {

@@ -45,6 +45,9 @@ type Server struct {
 	Degraded func() []string
 	// CORSOrigins are the exact origins (ParseOrigins) whose pages may call the API; none by default.
 	CORSOrigins []string
+	// RateLimited, when set, is told the client IP of every 429 answered (the rate-limit alert
+	// counts them). It must not block.
+	RateLimited func(ip string)
 
 	mux *http.ServeMux
 }
@@ -188,7 +191,8 @@ func (s *Server) withAccessLog(next http.Handler) http.Handler {
 	})
 }
 
-// withRecover turns a panic into 500 internal; the panic's value goes to the log only.
+// withRecover turns a panic into 500 internal; the panic's value goes to the log only, in one
+// error-level record logged while the panic's stack is still there to be reported with it.
 func (s *Server) withRecover(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer func() {
@@ -196,8 +200,9 @@ func (s *Server) withRecover(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.Logger.ErrorContext(r.Context(), "panic in handler", "panic", v)
-				s.writeError(w, r, fluxauth.Errorf(fluxauth.EInternal, "An internal error occurred."))
+				s.Logger.ErrorContext(r.Context(), "panic in handler", "method", r.Method, "path", r.URL.Path,
+					"route", s.routeOf(r), "status", http.StatusInternalServerError, "code", fluxauth.EInternal, "panic", v)
+				s.sendError(w, r, fluxauth.Errorf(fluxauth.EInternal, "An internal error occurred."), http.StatusInternalServerError)
 			}
 		}()
 		next.ServeHTTP(w, r)
