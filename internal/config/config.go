@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -60,6 +61,13 @@ type Config struct {
 	Rules              ratelimit.Rules
 	RedisTimeout       time.Duration
 	RevocationCacheTTL time.Duration
+
+	// SentryDSN is where errors and alerts are reported; empty: nothing is sent.
+	SentryDSN         string
+	SentryEnvironment string
+	// Alerts are the thresholds of the security alerts; AlertWebhookURL, when set, receives every alert.
+	Alerts          alert.Thresholds
+	AlertWebhookURL string
 
 	TokenRetention time.Duration
 	EventRetention time.Duration
@@ -256,6 +264,34 @@ var settings = []Setting{
 	{Env: "FLUXAUTH_CLEANUP_BATCH", Default: "10000", Help: "rows deleted per statement by cleanup", parse: uintIn(func(c *Config, n uint64) { c.CleanupBatch = int(n) }, 1, 1000000)},
 	{Env: "FLUXAUTH_INTERNAL_ADDR", Help: "address of the internal listener serving /metrics (Prometheus) and Go's pprof profiles, e.g. 127.0.0.1:9090; empty disables it. Never expose it publicly", parse: optionalAddr(func(c *Config) *string { return &c.InternalAddr })},
 	{Env: "FLUXAUTH_DEBUG_ADDR", Help: "deprecated alias of FLUXAUTH_INTERNAL_ADDR, removed in the next release", parse: optionalAddr(func(c *Config) *string { return &c.debugAddr })},
+	{Env: "FLUXAUTH_SENTRY_DSN", Help: "Sentry DSN (https://KEY@HOST/PROJECT): server errors, recovered panics, error-level log lines and security alerts are reported there, scrubbed of secrets; empty sends nothing", parse: func(c *Config, v string) error {
+		if v != "" {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User.Username() == "" || strings.Trim(u.Path, "/") == "" {
+				return fmt.Errorf("must be a Sentry DSN such as https://KEY@o1.ingest.sentry.io/PROJECT, or empty")
+			}
+		}
+		c.SentryDSN = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_SENTRY_ENVIRONMENT", Default: "production", Help: "the environment Sentry events are labelled with", parse: func(c *Config, v string) error {
+		if v == "" || strings.ContainsAny(v, "\r\n/") || len(v) > 64 {
+			return fmt.Errorf("must be a name of at most 64 characters, without / or line breaks")
+		}
+		c.SentryEnvironment = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_ALERT_FAILED_LOGINS", Default: "50/5m", Help: "raise a security alert when this many failed logins (lockout refusals included) come from one IP, or are made against one account, within the period (COUNT/PERIOD, or off)", parse: threshold(func(c *Config) *ratelimit.Limit { return &c.Alerts.FailedLogins })},
+	{Env: "FLUXAUTH_ALERT_RATE_LIMITED", Default: "200/5m", Help: "raise a security alert when this many requests from one IP are refused by rate limits (429) within the period (COUNT/PERIOD, or off)", parse: threshold(func(c *Config) *ratelimit.Limit { return &c.Alerts.RateLimited })},
+	{Env: "FLUXAUTH_ALERT_WEBHOOK_URL", Help: "URL that receives every security alert as a JSON POST, Slack-compatible ({\"text\": …} plus an \"alert\" object), retried on failure; empty: off", parse: func(c *Config, v string) error {
+		if v != "" {
+			if err := alert.ValidWebhookURL(v); err != nil {
+				return err
+			}
+		}
+		c.AlertWebhookURL = v
+		return nil
+	}},
 	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown waits for in-flight requests", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
 }
 
@@ -297,6 +333,18 @@ func limit(field func(*Config) *ratelimit.Limit) func(*Config, string) error {
 		l, err := ratelimit.ParseLimit(v)
 		if err != nil {
 			return fmt.Errorf("must be RATE/PERIOD[:BURST] such as 5/1m or 10/1h:20, or off")
+		}
+		*field(c) = l
+		return nil
+	}
+}
+
+// threshold parses an alert threshold: COUNT/PERIOD (a limit without a burst), or off.
+func threshold(field func(*Config) *ratelimit.Limit) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		l, err := ratelimit.ParseLimit(v)
+		if err != nil || l.Burst != 0 || (!l.IsZero() && (l.Period < time.Second || l.Period > 24*time.Hour)) {
+			return fmt.Errorf("must be COUNT/PERIOD such as 50/5m, with a period from 1s to 24h, or off")
 		}
 		*field(c) = l
 		return nil
@@ -373,7 +421,7 @@ func Default() *Config {
 
 // redactValue keeps secrets out of error messages.
 func redactValue(env, v string) string {
-	if env == "FLUXAUTH_JWT_SECRET" {
+	if env == "FLUXAUTH_JWT_SECRET" || env == "FLUXAUTH_ALERT_WEBHOOK_URL" { // a webhook URL holds its token
 		return "[redacted]"
 	}
 	if u, err := url.Parse(v); err == nil && u.User != nil {

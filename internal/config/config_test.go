@@ -183,3 +183,30 @@ func TestTheDebugAddressIsADeprecatedAliasOfTheInternalAddress(t *testing.T) {
 		t.Fatalf("two different addresses: %v", err)
 	}
 }
+
+func TestAlertSettingsAreCheckedAndTheWebhookURLIsNeverEchoed(t *testing.T) {
+	_, err := Load(given("FLUXAUTH_SENTRY_DSN", "sentry.example.com/42", "FLUXAUTH_SENTRY_ENVIRONMENT", "a/b",
+		"FLUXAUTH_ALERT_FAILED_LOGINS", "50/5m:60", "FLUXAUTH_ALERT_RATE_LIMITED", "200/1ms",
+		"FLUXAUTH_ALERT_WEBHOOK_URL", "ftp://hooks.example.com/services/T0KEN"))
+	if err == nil {
+		t.Fatal("bad alert settings accepted")
+	}
+	for _, env := range []string{"FLUXAUTH_SENTRY_DSN", "FLUXAUTH_SENTRY_ENVIRONMENT", "FLUXAUTH_ALERT_FAILED_LOGINS",
+		"FLUXAUTH_ALERT_RATE_LIMITED", "FLUXAUTH_ALERT_WEBHOOK_URL"} {
+		if !strings.Contains(err.Error(), env) {
+			t.Errorf("the error does not name %s: %v", env, err)
+		}
+	}
+	if strings.Contains(err.Error(), "T0KEN") {
+		t.Errorf("the webhook URL, which holds its token, was echoed: %v", err)
+	}
+	c, err := Load(given("FLUXAUTH_SENTRY_DSN", "https://abc123@o1.ingest.sentry.io/42", "FLUXAUTH_ALERT_FAILED_LOGINS", "off",
+		"FLUXAUTH_ALERT_RATE_LIMITED", "1000/1h", "FLUXAUTH_ALERT_WEBHOOK_URL", "https://hooks.example.com/services/T0KEN"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SentryDSN != "https://abc123@o1.ingest.sentry.io/42" || c.SentryEnvironment != "production" || !c.Alerts.FailedLogins.IsZero() ||
+		c.Alerts.RateLimited.String() != "1000/1h" || c.AlertWebhookURL != "https://hooks.example.com/services/T0KEN" {
+		t.Fatalf("loaded %+v", c)
+	}
+}
