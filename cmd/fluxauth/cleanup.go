@@ -5,16 +5,17 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/cleanup"
 	"github.com/fluxstudio/fluxauth/internal/config"
 )
 
-func newCleanupJob(cfg *config.Config, db database, stderr io.Writer) *cleanup.Job {
+func newCleanupJob(cfg *config.Config, db database, logger *slog.Logger) *cleanup.Job {
 	return &cleanup.Job{
 		Store: db, TokenRetention: cfg.TokenRetention, EventRetention: cfg.EventRetention,
-		Batch: cfg.CleanupBatch, Clock: fluxauth.SystemClock{}, Logger: newLogger(cfg, stderr),
+		Batch: cfg.CleanupBatch, Clock: fluxauth.SystemClock{}, Logger: logger,
 	}
 }
 
@@ -34,7 +35,7 @@ func cmdCleanup(ctx context.Context, args []string, getenv func(string) string, 
 	if _, err := db.MigrateUp(ctx); err != nil {
 		return err
 	}
-	rep, err := newCleanupJob(cfg, db, stderr).Run(ctx, dryRun)
+	rep, err := newCleanupJob(cfg, db, newLogger(cfg, stderr, nil)).Run(ctx, dryRun)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/config"
@@ -28,7 +29,9 @@ import (
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+// newLogger returns the logger of cfg's level and format; with reporter set, error-level records are
+// reported to Sentry too.
+func newLogger(cfg *config.Config, w io.Writer, reporter *alert.Sentry) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
@@ -37,6 +40,9 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		h = slog.NewJSONHandler(w, opts)
 	} else {
 		h = slog.NewTextHandler(w, opts)
+	}
+	if reporter != nil {
+		h = reporter.Handler(h)
 	}
 	return slog.New(api.NewLogHandler(h))
 }
@@ -49,7 +55,13 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	logger := newLogger(cfg, stderr)
+	scrub := newScrubber(cfg)
+	reporter, err := newReporter(cfg, scrub)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr, reporter)
+	defer closeReporter(reporter, logger)
 	for _, w := range cfg.Warnings {
 		logger.Warn(w)
 	}
@@ -131,21 +143,28 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
 		},
 	}
+	monitor, alertEvents, stopAlerts, err := startAlerts(cfg, recorder, limiter, reporter, scrub, logger)
+	if err != nil {
+		return err
+	}
+	defer stopAlerts() // after recorder.Close below: the events it drains are alerted on too
 	// Metrics are measured only when the internal listener can serve them.
 	var metrics *api.Metrics
 	if cfg.InternalAddr != "" {
 		metrics = api.NewMetrics()
 		metrics.ExportSetAside(recorder.SetAside)
-		events, stopEvents := recorder.Subscribe(1024)
-		defer stopEvents()
+		metrics.ExportSubscriberDrops("alerts", alertEvents.Dropped)
+		events := recorder.Follow(1024)
+		defer events.Close()
+		metrics.ExportSubscriberDrops("metrics", events.Dropped)
 		go func() {
-			for ev := range events {
+			for ev := range events.C {
 				metrics.CountEvent(ev)
 			}
 		}()
 	}
 	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies,
-		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins}
+		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins, RateLimited: monitor.RateLimited}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -173,7 +192,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if cfg.CleanupAt != "off" {
-		go newCleanupJob(cfg, db, stderr).Daily(ctx, cfg.CleanupAt)
+		go newCleanupJob(cfg, db, logger).Daily(ctx, cfg.CleanupAt)
 	}
 	logger.Info("fluxauth listening", "addr", ln.Addr().String(), "version", version, "database", databaseKind(cfg), "redis", cfg.RedisURL != "")
 	serveErr := make(chan error, 1)

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/fluxstudio/fluxauth/alert"
+	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/ratelimit"
+)
+
+// alertFlushTimeout is how long shutdown waits for error reports and alerts to leave, after the
+// requests are done: a Sentry or webhook that does not answer must not hold the process.
+const alertFlushTimeout = 5 * time.Second
+
+// newScrubber knows the configured secrets by value, so they are filtered wherever they appear.
+func newScrubber(cfg *config.Config) *alert.Scrubber {
+	secrets := []string{cfg.JWTSecret, cfg.AlertWebhookURL}
+	for _, raw := range []string{cfg.DatabaseURL, cfg.RedisURL} {
+		if u, err := url.Parse(raw); err == nil {
+			if pw, ok := u.User.Password(); ok {
+				secrets = append(secrets, pw)
+			}
+		}
+	}
+	return alert.NewScrubber(secrets...)
+}
+
+// newReporter returns the Sentry reporter, or nil when FLUXAUTH_SENTRY_DSN is empty. closeReporter
+// sends what it queued, within alertFlushTimeout.
+func newReporter(cfg *config.Config, scrub *alert.Scrubber) (*alert.Sentry, error) {
+	if cfg.SentryDSN == "" {
+		return nil, nil
+	}
+	host, _ := os.Hostname()
+	return alert.NewSentry(alert.SentryConfig{
+		DSN: cfg.SentryDSN, Environment: cfg.SentryEnvironment, Release: version, ServerName: host, Scrubber: scrub,
+	})
+}
+
+func closeReporter(reporter *alert.Sentry, logger *slog.Logger) {
+	if reporter == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), alertFlushTimeout)
+	defer cancel()
+	if err := reporter.Close(ctx); err != nil {
+		logger.Warn("sentry: reports not all sent at shutdown", "err", err)
+	}
+}
+
+// startAlerts runs the alert monitor on the recorder's subscription, sending to Sentry (when
+// reporter is set) and the webhook (when configured); alerts are logged in every case. Threshold
+// counts go to limiter, shared through Redis when it is the Redis fallback. The returned stop, for
+// after the recorder is drained, ends the subscription, lets the monitor count what it gathered,
+// and delivers the webhook's queue within alertFlushTimeout.
+func startAlerts(cfg *config.Config, recorder *audit.Recorder, limiter ratelimit.Limiter, reporter *alert.Sentry,
+	scrub *alert.Scrubber, logger *slog.Logger) (monitor *alert.Monitor, sub *audit.Subscription, stop func(), err error) {
+	var sinks []alert.Sink
+	if reporter != nil {
+		sinks = append(sinks, reporter)
+	}
+	var webhook *alert.Webhook
+	if cfg.AlertWebhookURL != "" {
+		host, _ := os.Hostname()
+		webhook, err = alert.NewWebhook(alert.WebhookConfig{URL: cfg.AlertWebhookURL, Environment: cfg.SentryEnvironment,
+			Instance: host, Release: version, Scrubber: scrub, Logger: logger})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		sinks = append(sinks, webhook)
+	}
+	counter, _ := limiter.(ratelimit.Threshold)
+	monitor = alert.NewMonitor(alert.MonitorConfig{Thresholds: cfg.Alerts, Counter: counter, Sinks: sinks, Logger: logger})
+	// Room for a burst of events: a subscriber further behind misses events and says so.
+	sub = recorder.Follow(4096)
+	done := make(chan struct{})
+	go func() {
+		monitor.Run(context.Background(), sub.C, sub.Dropped)
+		close(done)
+	}()
+	stop = func() {
+		sub.Close()
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), alertFlushTimeout)
+		defer cancel()
+		if webhook != nil {
+			if err := webhook.Close(ctx); err != nil {
+				logger.Warn("alerts: webhook queue not drained at shutdown", "err", err)
+			}
+		}
+	}
+	return monitor, sub, stop, nil
+}
