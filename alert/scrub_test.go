@@ -21,7 +21,7 @@ const (
 	jwtSecret    = "hs256-shared-secret-at-least-32-bytes-long!!"
 	dbPassword   = "pg-Secret-77"
 	smtpPassword = "smtp-Pa55word"
-	pemKey       = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oBVnHrj9RNeWoAoGCCqGSM49\n-----END EC PRIVATE KEY-----"
+	pemKey       = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRT\nBnVJk5oBVn/Hrj9RNe+WoAoGCCqGSM49\n-----END EC PRIVATE KEY-----"
 )
 
 // Free text: each case's secret must be gone and what it keeps must stay, so reports remain useful.
@@ -35,8 +35,12 @@ func TestScrubberText(t *testing.T) {
 	}{
 		{"a JWT access token in an error", "verify " + accessToken + ": expired", accessToken, []string{"verify", "expired"}},
 		{"a Google ID token", "id token " + idToken + " refused", idToken, []string{"refused"}},
+		{"a short JWT, each part shorter than a token", "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1In0.c2ln seen", "eyJzdWIiOiJ1In0", []string{"seen"}},
 		{"an Authorization header line", "Authorization: Bearer " + accessToken, accessToken, []string{"Authorization"}},
 		{"a bearer credential in prose", "sent bearer " + legacyToken + " twice", legacyToken, []string{"twice"}},
+		{"a short bearer credential", "sent Bearer tok-123.abc twice", "tok-123.abc", []string{"twice"}},
+		{"basic credentials in prose", "retried with Basic dXNlcjpwYXNz today", "dXNlcjpwYXNz", []string{"today"}},
+		{"a cookie of another name", "header Cookie: session=s3ss10n-value", "s3ss10n-value", []string{"header"}},
 		{"a cookie header line", "Cookie: fluxauth_session=" + refreshToken, refreshToken, []string{"Cookie"}},
 		{"a refresh token on its own", "refresh " + refreshToken + " reused", refreshToken, []string{"refresh", "reused"}},
 		{"a legacy refresh token", "token " + legacyToken, legacyToken, nil},
@@ -49,7 +53,7 @@ func TestScrubberText(t *testing.T) {
 		{"a postgres URL", "dial postgres://fluxauth:" + dbPassword + "@db.internal:5432/auth failed", dbPassword, []string{"db.internal:5432", "fluxauth"}},
 		{"an SMTP URL", "smtp://mailer:" + smtpPassword + "@smtp.example.com:587", smtpPassword, []string{"smtp.example.com"}},
 		{"a configured secret anywhere", "HS256 key " + jwtSecret + " loaded", jwtSecret, []string{"loaded"}},
-		{"a PEM private key", "key file holds " + pemKey + " and more", "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oBVnHrj9RNeWoAoGCCqGSM49", []string{"key file holds"}},
+		{"a PEM private key", "key file holds " + pemKey + " and more", "BnVJk5oBVn/Hrj9RNe+WoAoGCCqGSM49", []string{"key file holds"}},
 		{"an API key pair", "api_key=" + legacyToken, legacyToken, nil},
 	}
 	for _, c := range cases {
