@@ -12,6 +12,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/alert/alerttest"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -184,7 +185,7 @@ func TestThresholdsAreSharedByInstancesThroughRedis(t *testing.T) {
 		t.Cleanup(func() { rdb.Close() })
 		clock := fluxauth.SystemClock{}
 		counter := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: prefix, Timeout: time.Second}),
-			ratelimit.NewMemory(clock), slog.New(slog.DiscardHandler), clock)
+			ratelimit.NewMemory(clock), breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: clock, Logger: slog.New(slog.DiscardHandler)}))
 		w, rx := webhookSink(t)
 		return alert.NewMonitor(alert.MonitorConfig{Sinks: []alert.Sink{w}, Thresholds: config.Default().Alerts, Counter: counter}), w, rx
 	}

@@ -2,8 +2,6 @@ package api_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -193,7 +192,7 @@ func TestReadyzReportsRedisDegradedButStaysReady(t *testing.T) {
 	clock := testenv.NewClock(time.Now())
 	fallback := ratelimit.NewFallback(
 		ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: "fluxauth-test:" + uuid.NewString() + ":", Timeout: time.Second}),
-		ratelimit.NewMemory(clock), slog.New(slog.NewTextHandler(io.Discard, nil)), clock)
+		ratelimit.NewMemory(clock), breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: clock}))
 	// The same answer serve gives from its fallback.
 	degraded := func() []string {
 		if fallback.Degraded() {
@@ -227,7 +226,7 @@ func TestReadyzReportsRedisDegradedButStaysReady(t *testing.T) {
 	readyz("with Redis down", "{\"database\":\"ok\",\"degraded\":[\"redis\"],\"status\":\"degraded\"}\n")
 
 	proxy.Start()
-	clock.Advance(fallback.ProbeEvery) // the next call probes Redis again
+	clock.Advance(breaker.DefaultProbeEvery) // the next call probes Redis again
 	login("with Redis back")
 	readyz("with Redis back", ready)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite"
@@ -34,7 +35,8 @@ func withRedisRevocations(tb testing.TB, url, prefix string) envOption {
 	tb.Cleanup(func() { rdb.Close() })
 	return withAccounts(func(acc *account.Service) {
 		acc.Revocations = revocation.NewRedis(rdb, revocation.NewDB(acc.Store, 500*time.Millisecond, acc.Clock), revocation.RedisConfig{
-			Prefix: prefix, Window: acc.Tokens.TTL() + token.MaxLeeway, Timeout: time.Second, Clock: acc.Clock,
+			Prefix: prefix, Window: acc.Tokens.TTL() + token.MaxLeeway, Clock: acc.Clock,
+			Breaker: breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: acc.Clock}),
 		})
 	})
 }

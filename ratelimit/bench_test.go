@@ -40,7 +40,7 @@ func BenchmarkRedisAllow(b *testing.B) {
 }
 
 func BenchmarkFallbackAllowRedisUp(b *testing.B) {
-	f := ratelimit.NewFallback(benchRedis(b), ratelimit.NewMemory(fluxauth.SystemClock{}), discardLogger(), fluxauth.SystemClock{})
+	f := ratelimit.NewFallback(benchRedis(b), ratelimit.NewMemory(fluxauth.SystemClock{}), newBreaker(fluxauth.SystemClock{}))
 	runParallel(b, f)
 }
 

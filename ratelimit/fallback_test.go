@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -28,7 +29,13 @@ func newInstance(tb testing.TB, url, prefix string, clock fluxauth.Clock) instan
 	tb.Helper()
 	rec := &logRecorder{}
 	shared := ratelimit.NewRedis(mustRedisClient(tb, url), ratelimit.RedisConfig{Prefix: prefix, Timeout: 25 * time.Millisecond})
-	return instance{ratelimit.NewFallback(shared, ratelimit.NewMemory(clock), slog.New(rec), clock), rec}
+	b := breaker.New(breaker.Config{Name: "redis", Timeout: 25 * time.Millisecond, Clock: clock, Logger: slog.New(rec)})
+	return instance{ratelimit.NewFallback(shared, ratelimit.NewMemory(clock), b), rec}
+}
+
+// newBreaker is a breaker with the defaults, on clock.
+func newBreaker(clock fluxauth.Clock) *breaker.Breaker {
+	return breaker.New(breaker.Config{Name: "redis", Clock: clock, Logger: discardLogger()})
 }
 
 // awaitRecovery steps the clock a probe interval at a time until f uses Redis again. Real time
@@ -40,7 +47,7 @@ func awaitRecovery(tb testing.TB, f *ratelimit.Fallback, clock *testenv.Clock) {
 		if time.Now().After(deadline) {
 			tb.Fatal("still degraded 10s after Redis came back")
 		}
-		clock.Advance(ratelimit.DefaultProbeEvery)
+		clock.Advance(breaker.DefaultProbeEvery)
 		if _, err := f.Allow(context.Background(), "probe", ratelimit.Limit{Rate: 1000, Period: time.Second}); err != nil {
 			tb.Fatal(err)
 		}
@@ -81,7 +88,7 @@ func TestFallbackServesFromMemoryAndWarnsOnceAMinuteWhileRedisIsUnreachable(t *t
 }
 
 func TestFallbackReturnsToTheSharedLimitWhenARestartedRedisAnswers(t *testing.T) {
-	srv := startRedisServer(t)
+	srv := testenv.StartRedis(t)
 	clock := testenv.NewClock(time.Now())
 	prefix := "fluxauth:rl:"
 	a := newInstance(t, srv.URL(), prefix, clock)
@@ -121,7 +128,7 @@ func TestFallbackReturnsToTheSharedLimitWhenARestartedRedisAnswers(t *testing.T)
 }
 
 func TestFallbackBypassesAFrozenRedisWithinTheTimeout(t *testing.T) {
-	srv := startRedisServer(t)
+	srv := testenv.StartRedis(t)
 	clock := testenv.NewClock(time.Now())
 	f := newInstance(t, srv.URL(), "fluxauth:rl:", clock)
 	l := ratelimit.Limit{Rate: 100, Period: time.Second}
@@ -171,7 +178,7 @@ func TestFallbackResetClearsTheLocalCountsFromAnOutage(t *testing.T) {
 func TestFallbackRejectsAnInvalidLimitWithoutGoingDegraded(t *testing.T) {
 	rdb := mustSharedRedis(t)
 	clock := testenv.NewClock(time.Now())
-	f := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb)}), ratelimit.NewMemory(clock), discardLogger(), clock)
+	f := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb)}), ratelimit.NewMemory(clock), newBreaker(clock))
 	if _, err := f.Allow(context.Background(), "k", ratelimit.Limit{Rate: -1, Period: time.Second}); err == nil {
 		t.Fatal("no error for a negative rate")
 	}
@@ -183,7 +190,7 @@ func TestFallbackRejectsAnInvalidLimitWithoutGoingDegraded(t *testing.T) {
 func TestFallbackPassesACancelledRequestBackWithoutGoingDegraded(t *testing.T) {
 	rdb := mustSharedRedis(t)
 	clock := testenv.NewClock(time.Now())
-	f := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb)}), ratelimit.NewMemory(clock), discardLogger(), clock)
+	f := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb)}), ratelimit.NewMemory(clock), newBreaker(clock))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := f.Allow(ctx, "k", ratelimit.Limit{Rate: 1, Period: time.Second}); !errors.Is(err, context.Canceled) {

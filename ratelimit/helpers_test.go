@@ -6,12 +6,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,82 +70,6 @@ func freePort(tb testing.TB) int {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	return port
-}
-
-// redisServer is a redis-server child process of the test, on its own port, so a test can stop,
-// freeze and restart it without touching the machine's Redis that other tests share.
-type redisServer struct {
-	tb   testing.TB
-	port int
-	bin  string
-	cmd  *exec.Cmd
-}
-
-// startRedisServer starts a private redis-server (no persistence) on a free port. It skips tb when
-// redis-server is not installed, or fails it under FLUXAUTH_TEST_REQUIRE_SERVICES=1.
-func startRedisServer(tb testing.TB) *redisServer {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testenv.Required() {
-			tb.Fatalf("redis-server not found but FLUXAUTH_TEST_REQUIRE_SERVICES=1: %v", err)
-		}
-		tb.Skipf("redis-server not installed: %v", err)
-	}
-	s := &redisServer{tb: tb, port: freePort(tb), bin: bin}
-	s.Start()
-	tb.Cleanup(s.Stop)
-	return s
-}
-
-func (s *redisServer) URL() string { return "redis://127.0.0.1:" + strconv.Itoa(s.port) + "/0" }
-
-// Start runs the server and waits until it answers PING.
-func (s *redisServer) Start() {
-	s.tb.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	if err := s.cmd.Start(); err != nil {
-		s.tb.Fatalf("start redis-server: %v", err)
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(s.port), MaxRetries: -1})
-	defer rdb.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := rdb.Ping(context.Background()).Err()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redis-server on port %d did not answer: %v", s.port, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// Stop kills the server, as a crash would, and waits for it to exit.
-func (s *redisServer) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	s.cmd.Process.Signal(syscall.SIGCONT) // a frozen process must run to die
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-	s.cmd = nil
-}
-
-// Freeze stops the process without closing its socket: connections stay open and nothing answers,
-// as with an overloaded or partitioned Redis.
-func (s *redisServer) Freeze() { s.signal(syscall.SIGSTOP) }
-
-// Thaw resumes a frozen server.
-func (s *redisServer) Thaw() { s.signal(syscall.SIGCONT) }
-
-func (s *redisServer) signal(sig syscall.Signal) {
-	s.tb.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		s.tb.Fatalf("signal redis-server: %v", err)
-	}
 }
 
 // logRecorder is a slog.Handler keeping every record, so tests can count the warnings.

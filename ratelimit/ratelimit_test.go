@@ -37,7 +37,7 @@ func TestFallbackPassesTheLimiterContractWhileRedisIsUp(t *testing.T) {
 	limitertest.Run(t, func(t *testing.T) limitertest.Harness {
 		clock := testenv.NewClock(time.Now())
 		shared := ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: uniquePrefix(t, rdb), Timeout: time.Second})
-		f := ratelimit.NewFallback(shared, ratelimit.NewMemory(clock), discardLogger(), clock)
+		f := ratelimit.NewFallback(shared, ratelimit.NewMemory(clock), newBreaker(clock))
 		t.Cleanup(func() {
 			if f.Degraded() {
 				t.Error("fallback went degraded with Redis up")

@@ -166,7 +166,7 @@ func (f *Fallback) Note(ctx context.Context, key string, l Limit, n int) (int, b
 		count   int
 		crossed bool
 	}
-	res, err := fallbackDo(f, ctx, func(lim Limiter) (noted, error) {
+	res, err := fallbackDo(f, ctx, func(ctx context.Context, lim Limiter) (noted, error) {
 		th, ok := lim.(Threshold)
 		if !ok {
 			return noted{}, fmt.Errorf("ratelimit: %T counts no thresholds", lim)

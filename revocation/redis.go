@@ -13,11 +13,11 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 )
 
 // Defaults of RedisConfig.
 const (
-	DefaultRedisTimeout  = 100 * time.Millisecond
 	DefaultRetryInterval = time.Second
 	DefaultMaxPending    = 10000
 )
@@ -31,10 +31,11 @@ type RedisConfig struct {
 	// Window is how long Redis is not believed once it is found to have lost its data: the longest
 	// an access token issued before the loss can still be accepted, its TTL plus leeway. Required.
 	Window time.Duration
-	// Timeout bounds each Redis command on the request path: DefaultRedisTimeout.
-	Timeout time.Duration
-	// RetryInterval is how often Run re-announces failed announcements, and how long Redis is
-	// skipped after a failure: DefaultRetryInterval.
+	// Breaker guards every Redis call: its timeout bounds each command on the request path, and
+	// while it is open Redis is not asked (checks go to the database, announcements to the queue).
+	// serve shares one with the rate limiter. Default: a breaker of its own with breaker's defaults.
+	Breaker *breaker.Breaker
+	// RetryInterval is how often Run re-announces failed announcements: DefaultRetryInterval.
 	RetryInterval time.Duration
 	// MaxPending bounds the failed announcements kept for Run: DefaultMaxPending.
 	MaxPending int
@@ -45,12 +46,11 @@ type RedisConfig struct {
 // Redis keeps revoked session IDs in Redis, in front of the database list db; see the package
 // comment for when it is believed. Build it with NewRedis; run Run for as long as it is used.
 type Redis struct {
-	client *redis.Client
-	db     *DB
-	cfg    RedisConfig
+	client  *redis.Client
+	db      *DB
+	cfg     RedisConfig
+	breaker *breaker.Breaker
 
-	downUntil    atomic.Int64 // unix nanoseconds before which Redis is not asked
-	failing      atomic.Bool  // a failure was logged, and nothing has succeeded since
 	lastDistrust atomic.Int64 // the last sentinel time logged, so one loss is logged once
 
 	mu      sync.Mutex
@@ -65,9 +65,6 @@ func NewRedis(client *redis.Client, db *DB, c RedisConfig) *Redis {
 	if db == nil || c.Window <= 0 {
 		panic("revocation: NewRedis needs the database list and a positive Window")
 	}
-	if c.Timeout <= 0 {
-		c.Timeout = DefaultRedisTimeout
-	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = DefaultRetryInterval
 	}
@@ -80,7 +77,11 @@ func NewRedis(client *redis.Client, db *DB, c RedisConfig) *Redis {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Redis{client: client, db: db, cfg: c, pending: map[string]time.Time{}}
+	if c.Breaker == nil {
+		c.Breaker = breaker.New(breaker.Config{Name: "redis", Fallback: "revocations are checked in the database",
+			Clock: c.Clock, Logger: c.Logger})
+	}
+	return &Redis{client: client, db: db, cfg: c, breaker: c.Breaker, pending: map[string]time.Time{}}
 }
 
 func (r *Redis) key(sessionID string) string { return r.cfg.Prefix + "revoked:" + sessionID }
@@ -110,16 +111,13 @@ func (r *Redis) Announce(ctx context.Context, sessionID string, until time.Time)
 	if !until.After(now) {
 		return nil
 	}
-	if !r.down(now) {
-		// The revocation has committed; announcing it should not wait for Run because the client
-		// hung up at that moment.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.Timeout)
-		err := r.client.Set(cctx, r.key(sessionID), "1", until.Sub(now)).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		r.fail(ctx, now, "announce", err)
+	// The revocation has committed; announcing it should not wait for Run because the client hung
+	// up at that moment.
+	err := r.breaker.Do(context.WithoutCancel(ctx), "revocation announce", func(ctx context.Context) error {
+		return r.client.Set(ctx, r.key(sessionID), "1", until.Sub(now)).Err()
+	})
+	if err == nil {
+		return nil
 	}
 	r.enqueue(ctx, sessionID, until, now)
 	return nil
@@ -158,17 +156,16 @@ func (r *Redis) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
 		return true, nil
 	}
 	now := r.cfg.Clock.Now()
-	if r.down(now) {
-		return r.db.IsRevoked(ctx, sessionID)
-	}
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	vals, err := r.client.MGet(cctx, r.key(sessionID), r.sentinelKey()).Result()
-	cancel()
+	var vals []any
+	err := r.breaker.Do(ctx, "revocation check", func(ctx context.Context) error {
+		var err error
+		vals, err = r.client.MGet(ctx, r.key(sessionID), r.sentinelKey()).Result()
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		r.fail(ctx, now, "check", err)
 		return r.db.IsRevoked(ctx, sessionID)
 	}
 	if vals[0] != nil {
@@ -182,7 +179,6 @@ func (r *Redis) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
-			r.fail(ctx, now, "mark untrusted", err)
 			return r.db.IsRevoked(ctx, sessionID)
 		}
 		if prev := r.lastDistrust.Load(); from.UnixMilli() > prev && r.lastDistrust.CompareAndSwap(prev, from.UnixMilli()) {
@@ -190,7 +186,6 @@ func (r *Redis) IsRevoked(ctx context.Context, sessionID string) (bool, error) {
 				"until", from)
 		}
 	}
-	r.recovered(ctx)
 	if now.Before(from) {
 		return r.db.IsRevoked(ctx, sessionID)
 	}
@@ -203,9 +198,12 @@ func (r *Redis) Owner(ctx context.Context, sessionID string) (string, error) {
 }
 
 func (r *Redis) distrust(ctx context.Context, until time.Time) (time.Time, error) {
-	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	defer cancel()
-	ms, err := distrustScript.Run(cctx, r.client, []string{r.sentinelKey()}, ceilMillis(until)).Int64()
+	var ms int64
+	err := r.breaker.Do(ctx, "revocation mark untrusted", func(ctx context.Context) error {
+		var err error
+		ms, err = distrustScript.Run(ctx, r.client, []string{r.sentinelKey()}, ceilMillis(until)).Int64()
+		return err
+	})
 	return time.UnixMilli(ms), err
 }
 
@@ -252,17 +250,20 @@ func (r *Redis) Flush(ctx context.Context) error {
 	if len(batch) == 0 && distrust.IsZero() {
 		return nil
 	}
-	cctx, cancel := context.WithTimeout(ctx, flushTimeout)
-	defer cancel()
-	pipe := r.client.Pipeline()
-	if !distrust.IsZero() {
-		distrustScript.Eval(cctx, pipe, []string{r.sentinelKey()}, ceilMillis(distrust))
-	}
-	for sid, until := range batch {
-		pipe.Set(cctx, r.key(sid), "1", until.Sub(now))
-	}
-	if _, err := pipe.Exec(cctx); err != nil {
-		r.fail(ctx, now, "re-announce", err)
+	// Off the request path, so it may take longer than a check, and it is attempted even while the
+	// breaker is open: it is how a backlog gets through, at shutdown too.
+	err := r.breaker.Try(ctx, "revocation re-announce", flushTimeout, func(ctx context.Context) error {
+		pipe := r.client.Pipeline()
+		if !distrust.IsZero() {
+			distrustScript.Eval(ctx, pipe, []string{r.sentinelKey()}, ceilMillis(distrust))
+		}
+		for sid, until := range batch {
+			pipe.Set(ctx, r.key(sid), "1", until.Sub(now))
+		}
+		_, err := pipe.Exec(ctx)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("revocation: re-announce %d revocations to redis: %w", len(batch), err)
 	}
 	r.mu.Lock()
@@ -275,8 +276,6 @@ func (r *Redis) Flush(ctx context.Context) error {
 		r.distrustUntil = time.Time{}
 	}
 	r.mu.Unlock()
-	r.downUntil.Store(0)
-	r.recovered(ctx)
 	r.cfg.Logger.InfoContext(ctx, "revocation: re-announced revocations to redis", "count", len(batch), "untrusted_until", distrust)
 	return nil
 }
@@ -290,26 +289,7 @@ func (r *Redis) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = r.Flush(ctx) // a failure is logged once per outage, by fail
+			_ = r.Flush(ctx) // the breaker warns about an outage, throttled
 		}
-	}
-}
-
-func (r *Redis) down(now time.Time) bool { return now.UnixNano() < r.downUntil.Load() }
-
-// fail skips Redis for RetryInterval, so an outage costs one timeout per interval rather than one per
-// request, and logs the first failure of an outage. The error names the operation and the address,
-// never the client's credentials.
-func (r *Redis) fail(ctx context.Context, now time.Time, op string, err error) {
-	r.downUntil.Store(now.Add(r.cfg.RetryInterval).UnixNano())
-	if r.failing.CompareAndSwap(false, true) {
-		r.cfg.Logger.WarnContext(ctx, "revocation: redis failed; checking revocations in the database and re-announcing what it missed",
-			"op", op, "err", err, "retry_interval", r.cfg.RetryInterval)
-	}
-}
-
-func (r *Redis) recovered(ctx context.Context) {
-	if r.failing.Load() && r.failing.CompareAndSwap(true, false) {
-		r.cfg.Logger.InfoContext(ctx, "revocation: redis answers again")
 	}
 }

@@ -12,9 +12,10 @@
 // session's access tokens, so every instance sees a revocation at once, and a check is one round
 // trip with no database read. Redis is believed only when it can be:
 //
-//   - Unreachable (an error or a timeout): the check goes to DB, and Redis is skipped for
-//     RetryInterval so an outage does not cost every request a timeout. DB's answers may then be
-//     up to its TTL old, as without Redis.
+//   - Unreachable (an error, or no answer within the breaker's timeout): the check goes to DB. Every
+//     Redis call goes through a breaker (internal/breaker), shared with the rate limiter: once
+//     either has seen Redis fail, Redis is skipped but for one probe a second, so an outage does not
+//     cost every request a timeout. DB's answers may then be up to its TTL old, as without Redis.
 //   - Announcement failed: the announcing instance keeps the revocation in a bounded queue that Run
 //     re-announces every RetryInterval (Flush, which serve also calls at shutdown), dropping entries
 //     whose access tokens have expired anyway. Should the queue overflow, the dropped revocation is

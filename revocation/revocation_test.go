@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
@@ -146,7 +147,8 @@ func newInstance(tb testing.TB, rdb *redis.Client, prefix string, store fluxauth
 	tb.Helper()
 	cc := &countingChecker{Checker: store}
 	logs := &logSink{}
-	cfg := revocation.RedisConfig{Prefix: prefix, Window: window, Clock: clock, Logger: logs.logger(), Timeout: time.Second}
+	cfg := revocation.RedisConfig{Prefix: prefix, Window: window, Clock: clock, Logger: logs.logger(),
+		Breaker: breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: clock, Logger: logs.logger()})}
 	for _, f := range adjust {
 		f(&cfg)
 	}
@@ -267,7 +269,7 @@ func TestFailedAnnouncementIsFoundInTheDatabaseAndMadeAgain(t *testing.T) {
 	if err := a.Announce(ctx, sid, until); err != nil {
 		t.Fatalf("Announce must not fail once the database holds the revocation: %v", err)
 	}
-	if !strings.Contains(a.logs.String(), "revocation: redis failed") {
+	if !strings.Contains(a.logs.String(), "redis: unavailable") {
 		t.Fatalf("the failed announcement was not logged:\n%s", a.logs)
 	}
 	clock.Advance(cacheTTL)
@@ -452,7 +454,7 @@ func TestAFullQueueMakesRedisUntrustedUntilTheDroppedTokensExpire(t *testing.T) 
 
 // While Redis is unreachable, checks go to the database without trying Redis on every request, and
 // the failure is logged without the client's credentials.
-func TestUnreachableRedisIsSkippedForARetryInterval(t *testing.T) {
+func TestUnreachableRedisIsSkippedUntilTheBreakerProbes(t *testing.T) {
 	store := sqlitetest.MustOpenDB(t)
 	clock := testenv.NewClock(time.Now())
 	var dials atomic.Int64
@@ -476,19 +478,49 @@ func TestUnreachableRedisIsSkippedForARetryInterval(t *testing.T) {
 	other := session(t, store, clock.Now())
 	mustRevoked(t, l, other, false, "live session, Redis unreachable")
 	if n := dials.Load(); n != 1 {
-		t.Fatalf("%d connection attempts within one retry interval, want 1", n)
+		t.Fatalf("%d connection attempts within one probe interval, want 1", n)
 	}
-	clock.Advance(revocation.DefaultRetryInterval)
-	mustRevoked(t, l, other, false, "live session, one retry interval later")
+	clock.Advance(breaker.DefaultProbeEvery)
+	mustRevoked(t, l, other, false, "live session, one probe interval later")
 	if n := dials.Load(); n != 2 {
-		t.Fatalf("%d connection attempts after the retry interval, want 2: Redis is tried again", n)
+		t.Fatalf("%d connection attempts after the probe interval, want 2: Redis is tried again", n)
 	}
 	logs := l.logs.String()
-	if !strings.Contains(logs, "revocation: redis failed") || strings.Count(logs, "revocation: redis failed") != 1 {
+	if !strings.Contains(logs, "redis: unavailable") || strings.Count(logs, "redis: unavailable") != 1 {
 		t.Fatalf("want the outage logged once:\n%s", logs)
 	}
 	if strings.Contains(logs, password) {
 		t.Fatalf("the log carries the Redis password:\n%s", logs)
+	}
+}
+
+// The breaker is shared with the rate limiter: once it has seen Redis fail, a check goes straight to
+// the database, without a call of its own to wait out.
+func TestAnOutageTheSharedBreakerSawSendsChecksToTheDatabaseAtOnce(t *testing.T) {
+	store := sqlitetest.MustOpenDB(t)
+	clock := testenv.NewClock(time.Now())
+	var dials atomic.Int64
+	dead := redis.NewClient(&redis.Options{
+		Addr: "127.0.0.1:1", MaxRetries: -1, DialerRetries: 1,
+		Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	})
+	t.Cleanup(func() { dead.Close() })
+	shared := breaker.New(breaker.Config{Name: "redis", Clock: clock})
+	l := newInstance(t, dead, prefix(), store, clock, func(c *revocation.RedisConfig) { c.Breaker = shared })
+	// The rate limiter's call failed first.
+	shared.Do(context.Background(), "rate limit", func(context.Context) error { return errors.New("i/o timeout") })
+	sid := session(t, store, clock.Now())
+	revoke(t, store, sid, clock.Now())
+	mustRevoked(t, l, sid, true, "Redis failing for the limiter: the database answers")
+	if n := dials.Load(); n != 0 {
+		t.Fatalf("%d connection attempts after the shared breaker opened, want 0", n)
+	}
+	if l.lookups.queries.Load() != 1 {
+		t.Fatalf("%d database lookups, want 1", l.lookups.queries.Load())
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/password"
@@ -98,17 +99,23 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil {
 			return fmt.Errorf("FLUXAUTH_REDIS_URL: %v", err)
 		}
-		// Timeouts are per call (the rate limiter's is FLUXAUTH_REDIS_TIMEOUT); a few idle
-		// connections spare the first requests a cold dial.
+		// Timeouts are per call (the breaker's, FLUXAUTH_REDIS_TIMEOUT); a few idle connections
+		// spare the first requests a cold dial.
 		opts.ContextTimeoutEnabled = true
 		opts.MinIdleConns = 4
 		redis.SetLogger(redisLogger{logger})
 		rdb := redis.NewClient(opts)
 		defer rdb.Close()
+		// One resilience policy for every use of Redis: whichever call sees it fail first spares
+		// the others the wait, and readiness reports one state.
+		redisBreaker := breaker.New(breaker.Config{
+			Name: "redis", Fallback: "rate limits are per instance and revocations are checked in the database",
+			Timeout: cfg.RedisTimeout, Clock: clock, Logger: logger,
+		})
 		// Window: announceRevoked keeps a revocation for the access-token TTL plus the longest leeway,
 		// so that is how long an access token from before a Redis data loss can still be presented.
 		redisRevocations = revocation.NewRedis(rdb, dbRevocations, revocation.RedisConfig{
-			Prefix: "fluxauth:", Window: issuer.TTL() + token.MaxLeeway, Timeout: cfg.RedisTimeout,
+			Prefix: "fluxauth:", Window: issuer.TTL() + token.MaxLeeway, Breaker: redisBreaker,
 			Clock: clock, Logger: logger,
 		})
 		revocations = redisRevocations
@@ -123,10 +130,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			stopRun()
 			<-runDone
 		}()
-		fallback := ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Timeout: cfg.RedisTimeout}), limiter, logger, clock)
-		limiter = fallback
+		limiter = ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Timeout: cfg.RedisTimeout}), limiter, redisBreaker)
 		degraded = func() []string {
-			if fallback.Degraded() {
+			if redisBreaker.Open() {
 				return []string{"redis"}
 			}
 			return nil
@@ -293,7 +299,7 @@ func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
 }
 
 // redisLogger sends go-redis's own messages (one per failed dial) to debug level: during an outage
-// the rate limiter's once-a-minute warning is the signal, not a flood of dial errors.
+// the breaker's once-a-minute warning is the signal, not a flood of dial errors.
 type redisLogger struct{ logger *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -100,8 +101,26 @@ func (r *RedisServer) Stop() {
 		return
 	}
 	r.running = false
+	_ = r.cmd.Process.Signal(syscall.SIGCONT) // a frozen server is let run, so it dies like any other
 	if err := r.cmd.Process.Kill(); err != nil {
 		r.tb.Errorf("testenv: stop redis-server: %v", err)
 	}
 	<-r.exited
+}
+
+// Freeze stops the process (SIGSTOP) without closing its socket: connections stay open and the
+// kernel still accepts new ones, but nothing answers, as with a partitioned or wedged Redis.
+func (r *RedisServer) Freeze() { r.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen server (SIGCONT); it answers what it was sent meanwhile.
+func (r *RedisServer) Thaw() { r.signal(syscall.SIGCONT) }
+
+func (r *RedisServer) signal(sig syscall.Signal) {
+	r.tb.Helper()
+	if !r.running {
+		r.tb.Fatal("testenv: redis-server is not running")
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.tb.Fatalf("testenv: signal redis-server: %v", err)
+	}
 }
