@@ -32,6 +32,8 @@ const (
 	ERateLimited          = "rate_limited"
 	EInternal             = "internal"
 	EDatabaseUnavailable  = "database_unavailable"
+	EAuditUnavailable     = "audit_unavailable" // the security event log cannot take the request's events
+	ECacheUnavailable     = "cache_unavailable" // Redis, where a request cannot proceed without it
 	EProviderUnavailable  = "provider_unavailable"
 	EServiceUnavailable   = "service_unavailable"
 	EUnsupportedMediaType = "unsupported_media_type"

@@ -31,6 +31,8 @@ var statusOf = map[string]int{
 	fluxauth.ERateLimited:          http.StatusTooManyRequests,
 	fluxauth.EInternal:             http.StatusInternalServerError,
 	fluxauth.EDatabaseUnavailable:  http.StatusServiceUnavailable,
+	fluxauth.EAuditUnavailable:     http.StatusServiceUnavailable,
+	fluxauth.ECacheUnavailable:     http.StatusServiceUnavailable,
 	fluxauth.EProviderUnavailable:  http.StatusServiceUnavailable,
 	fluxauth.EServiceUnavailable:   http.StatusServiceUnavailable,
 }
@@ -46,10 +48,12 @@ type errorDetail struct {
 }
 
 // writeError answers with err as the standard error body. An error that is not a *fluxauth.Error is
-// internal: its text goes to the log with the request ID, never to the client. A failure to reach the
-// database becomes 503 database_unavailable. Every 5xx is logged at error level with the route
-// pattern and status, which is what reports it (an error-level record reaches Sentry when configured);
-// every 429 is counted for the rate-limit alert.
+// internal: its text goes to the log with the request ID, never to the client. A failure to reach a
+// dependency that did not name itself (the stores do not) is the database's: 503
+// database_unavailable. The audit log and Redis name themselves (audit_unavailable,
+// cache_unavailable). Every 5xx is logged at error level with the route pattern and status, which
+// is what reports it (an error-level record reaches Sentry when configured); every 429 is counted
+// for the rate-limit alert.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *fluxauth.Error
 	if !errors.As(err, &fe) {

@@ -2,7 +2,10 @@
 // alerting). Requests enqueue events and go on; a background writer inserts them in batches, so
 // recording costs a request well under a millisecond while no event is lost: the queue is bounded
 // (a full queue makes callers wait rather than drop), critical events are written through before the
-// request answers, a request's cancellation does not cancel its events, and Close drains the queue.
+// request answers (within their own deadline, since the request's cancellation does not cancel its
+// events), and Close drains the queue or, when its deadline passes first, logs how many events it
+// could not write. While the database refuses writes, Record refuses new events with
+// audit_unavailable (503) rather than pile them up in memory.
 //
 // The one exception is an event the database refuses for what it holds (fluxauth.ErrInvalidData, or
 // a duplicate ID): retrying it would fail forever and hold every later event behind it, so the batch
@@ -33,7 +36,14 @@ type Config struct {
 	BatchSize     int           // events per INSERT (default 500)
 	FlushInterval time.Duration // longest an event waits for its batch (default 50ms)
 	RetryInterval time.Duration // pause after a failed write before trying again (default 1s)
+	// CriticalTimeout bounds the write of critical events, which the request waits for
+	// (default DefaultCriticalTimeout).
+	CriticalTimeout time.Duration
 }
+
+// DefaultCriticalTimeout bounds a critical event's write: long enough for a busy database, short
+// enough that a request does not hang on one that stopped answering (it gets audit_unavailable).
+const DefaultCriticalTimeout = 5 * time.Second
 
 // Recorder implements account.Recorder.
 type Recorder struct {
@@ -49,6 +59,9 @@ type Recorder struct {
 	failing atomic.Bool
 	// setAside counts the events the database refused for what they hold.
 	setAside atomic.Uint64
+	// pending counts the events accepted into the queue and not yet written, set aside or logged
+	// as lost: what Close reports when its deadline passes first.
+	pending atomic.Int64
 
 	mu   sync.Mutex
 	subs map[*subscription]struct{}
@@ -68,6 +81,9 @@ func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
+	if cfg.CriticalTimeout <= 0 {
+		cfg.CriticalTimeout = DefaultCriticalTimeout
+	}
 	r := &Recorder{
 		store: store, log: logger, cfg: cfg,
 		queue:  make(chan item, cfg.QueueSize),
@@ -79,14 +95,27 @@ func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 	return r
 }
 
-// ErrClosed is returned by Record after Close.
-var ErrClosed = errors.New("audit: recorder closed")
+// ErrClosed is returned by Record after Close: the service is stopping.
+var ErrClosed = &fluxauth.Error{Code: fluxauth.EAuditUnavailable, Message: unavailableMessage, Err: errors.New("audit: recorder closed")}
 
-// Record keeps events. Critical ones are written before Record returns; the rest are queued. A
-// queue that is full makes Record wait (the request is slowed, not the event dropped). When the
-// database is failing, Record returns an error wrapping fluxauth.ErrUnavailable.
+const unavailableMessage = "The security event log is temporarily unavailable; try again shortly."
+
+// unavailable names the audit log as the dependency that failed (503 audit_unavailable) when the
+// database could not be reached or did not answer in time; any other failure stays what it is.
+func unavailable(err error) error {
+	if errors.Is(err, fluxauth.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return fluxauth.Wrap(fluxauth.EAuditUnavailable, unavailableMessage, err)
+	}
+	return err
+}
+
+// Record keeps events. Critical ones are written before Record returns, within CriticalTimeout;
+// the rest are queued. A queue that is full makes Record wait (the request is slowed, not the event
+// dropped). When the database is failing, Record returns an audit_unavailable error (wrapping
+// fluxauth.ErrUnavailable).
 func (r *Recorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
 	// The request may be cancelled the moment it has answered; its events must survive that.
+	// WithoutCancel drops its deadline too: the critical write gets its own below.
 	ctx = context.WithoutCancel(ctx)
 	select {
 	case <-r.closed:
@@ -100,21 +129,26 @@ func (r *Recorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent
 		}
 	}
 	if len(critical) > 0 {
-		if err := r.store.InsertEvents(ctx, critical...); err != nil {
-			return fmt.Errorf("audit: write critical event: %w", err)
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.CriticalTimeout)
+		err := r.store.InsertEvents(wctx, critical...)
+		cancel()
+		if err != nil {
+			return unavailable(fmt.Errorf("audit: write critical event: %w", err))
 		}
 		r.publish(critical)
 	}
 	if r.failing.Load() {
-		return fmt.Errorf("%w: audit log is not accepting events", fluxauth.ErrUnavailable)
+		return unavailable(fmt.Errorf("%w: audit log is not accepting events", fluxauth.ErrUnavailable))
 	}
 	for _, ev := range events {
 		if ev.Severity == fluxauth.SeverityCritical {
 			continue
 		}
+		r.pending.Add(1)
 		select {
 		case r.queue <- item{ev: ev}:
 		case <-r.closed:
+			r.pending.Add(-1)
 			return ErrClosed
 		}
 	}
@@ -149,14 +183,18 @@ func (r *Recorder) Flush(ctx context.Context) error {
 // Committed hands events that were written inside another transaction to the subscribers.
 func (r *Recorder) Committed(events ...*fluxauth.SecurityEvent) { r.publish(events) }
 
-// Close stops accepting events and waits until every queued event is written or ctx ends.
+// Close stops accepting events and waits until every queued event is written or ctx ends. When ctx
+// ends first, the number of events still unwritten is logged, and returned in the error: they are
+// never dropped silently.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.once.Do(func() { close(r.closed) })
 	select {
 	case <-r.done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("audit: %d events not written before shutdown deadline: %w", len(r.queue), ctx.Err())
+		n := r.pending.Load()
+		r.log.Error("audit: security events not written before the shutdown deadline", "events", n)
+		return fmt.Errorf("audit: %d security events not written before the shutdown deadline: %w", n, ctx.Err())
 	}
 }
 
@@ -222,6 +260,7 @@ func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
 		err := r.store.InsertEvents(ctx, batch...)
 		cancel()
 		if err == nil {
+			r.pending.Add(-int64(len(batch)))
 			if r.failing.Swap(false) {
 				r.log.Info("audit log writable again")
 			}
@@ -233,6 +272,7 @@ func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
 			// about 18 inserts to find.
 			if len(batch) == 1 {
 				r.setAside.Add(1)
+				r.pending.Add(-1)
 				ev := batch[0]
 				r.log.Error("audit event set aside: the database refused it", "event_id", ev.ID,
 					"event_type", ev.Type, "severity", ev.Severity, "created_at", ev.CreatedAt, "err", err)
@@ -248,6 +288,7 @@ func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
 		select {
 		case <-r.closed:
 			if attempt >= 3 {
+				r.pending.Add(-int64(len(batch)))
 				r.log.Error("audit events lost at shutdown: the database refused them", "events", len(batch), "err", err)
 				return
 			}

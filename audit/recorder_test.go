@@ -375,3 +375,75 @@ func TestAnEventTheDatabaseRefusesIsSetAsideAndTheRestWritten(t *testing.T) {
 		})
 	}
 }
+
+// hungStore is a database that takes a write and never answers, until the write's context ends.
+type hungStore struct{}
+
+func (hungStore) InsertEvents(ctx context.Context, _ ...*fluxauth.SecurityEvent) error {
+	<-ctx.Done()
+	return fmt.Errorf("%w: postgres: %w", fluxauth.ErrUnavailable, ctx.Err())
+}
+
+// A critical event is written while the request waits. The request's own cancellation is dropped
+// (its events must survive a client hanging up), and its deadline with it: the write has its own.
+func TestACriticalEventWriteGivesUpAtItsOwnDeadlineWithAuditUnavailable(t *testing.T) {
+	r := audit.New(hungStore{}, quiet, audit.Config{CriticalTimeout: 50 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- r.Record(context.Background(), newEvent(fluxauth.SeverityCritical)) }()
+	select {
+	case err := <-done:
+		if code := fluxauth.ErrorCode(err); code != fluxauth.EAuditUnavailable {
+			t.Fatalf("Record against a hung database: %v (code %q), want audit_unavailable", err, code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a critical event write against a hung database did not give up within 5s")
+	}
+}
+
+// failingStore refuses every write as a database that cannot be reached.
+type failingStore struct{}
+
+func (failingStore) InsertEvents(context.Context, ...*fluxauth.SecurityEvent) error {
+	return fmt.Errorf("%w: postgres: connection refused", fluxauth.ErrUnavailable)
+}
+
+func TestAnAuditLogThatCannotWriteRefusesEventsAsAuditUnavailable(t *testing.T) {
+	r := audit.New(failingStore{}, quiet, audit.Config{FlushInterval: time.Millisecond, RetryInterval: 10 * time.Millisecond})
+	defer r.Close(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for err == nil && time.Now().Before(deadline) {
+		err = r.Record(context.Background(), newEvent(fluxauth.SeverityWarning))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if code := fluxauth.ErrorCode(err); code != fluxauth.EAuditUnavailable || !errors.Is(err, fluxauth.ErrUnavailable) {
+		t.Fatalf("Record with the audit log failing: %v (code %q), want audit_unavailable wrapping ErrUnavailable", err, code)
+	}
+	if code := fluxauth.ErrorCode(r.Record(context.Background(), newEvent(fluxauth.SeverityCritical))); code != fluxauth.EAuditUnavailable {
+		t.Fatalf("a critical event with the audit log failing: code %q, want audit_unavailable", code)
+	}
+}
+
+// Shutdown with the database gone: the events still queued cannot be written, and how many there
+// are is logged and returned, never dropped silently.
+func TestCloseLogsHowManyEventsItCouldNotWriteBeforeItsDeadline(t *testing.T) {
+	logs := &syncBuffer{}
+	r := audit.New(failingStore{}, slog.New(slog.NewTextHandler(logs, nil)), audit.Config{FlushInterval: time.Hour, RetryInterval: 10 * time.Millisecond})
+	for range 7 {
+		if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := r.Close(ctx)
+	if err == nil || !strings.Contains(err.Error(), "7 security events not written") {
+		t.Fatalf("Close with the database gone: %v, want the 7 unwritten events counted", err)
+	}
+	if log := logs.String(); !strings.Contains(log, "security events not written before the shutdown deadline") || !strings.Contains(log, "events=7") {
+		t.Fatalf("the unwritten events were not logged with their count:\n%s", log)
+	}
+	if code := fluxauth.ErrorCode(r.Record(context.Background(), newEvent(fluxauth.SeverityWarning))); code != fluxauth.EAuditUnavailable {
+		t.Fatalf("Record after Close: code %q, want audit_unavailable", code)
+	}
+}

@@ -63,7 +63,8 @@ type Redis struct {
 	timeout time.Duration
 }
 
-// NewRedis returns a limiter on rdb. Errors it returns wrap fluxauth.ErrUnavailable.
+// NewRedis returns a limiter on rdb. Its failures to reach Redis are cache_unavailable errors
+// wrapping fluxauth.ErrUnavailable; behind a Fallback, as serve uses it, none reaches a client.
 func NewRedis(rdb *redis.Client, cfg RedisConfig) *Redis {
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultRedisPrefix
@@ -92,7 +93,7 @@ func (r *Redis) Reset(ctx context.Context, key string) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if err := r.rdb.Del(ctx, r.prefix+key).Err(); err != nil {
-		return fmt.Errorf("ratelimit: redis reset: %w: %w", fluxauth.ErrUnavailable, err)
+		return cacheUnavailable(fmt.Errorf("ratelimit: redis reset: %w: %w", fluxauth.ErrUnavailable, err))
 	}
 	return nil
 }
@@ -107,7 +108,7 @@ func (r *Redis) decide(ctx context.Context, key string, l Limit, n int) (Result,
 	defer cancel()
 	v, err := gcraScript.Run(ctx, r.rdb, []string{r.prefix + key}, interval, burstOffset, n).Int64Slice()
 	if err != nil {
-		return Result{}, fmt.Errorf("ratelimit: redis: %w: %w", fluxauth.ErrUnavailable, err)
+		return Result{}, cacheUnavailable(fmt.Errorf("ratelimit: redis: %w: %w", fluxauth.ErrUnavailable, err))
 	}
 	if len(v) != 4 {
 		return Result{}, fmt.Errorf("ratelimit: redis: unexpected script reply %v", v)
@@ -119,4 +120,8 @@ func (r *Redis) decide(ctx context.Context, key string, l Limit, n int) (Result,
 		RetryAfter: micros(v[2]),
 		ResetAfter: micros(v[3]),
 	}, nil
+}
+
+func cacheUnavailable(err error) error {
+	return fluxauth.Wrap(fluxauth.ECacheUnavailable, "The service is temporarily unavailable.", err)
 }
