@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxstudio/fluxauth/alert"
@@ -53,13 +55,14 @@ func closeReporter(reporter *alert.Sentry, logger *slog.Logger) {
 	}
 }
 
-// startAlerts runs the alert monitor on the recorder's subscription, sending to Sentry (when
+// startAlerts builds the alert monitor on the recorder's subscription, sending to Sentry (when
 // reporter is set) and the webhook (when configured); alerts are logged in every case. Threshold
-// counts go to limiter, shared through Redis when it is the Redis fallback. The returned stop, for
-// after the recorder is drained, ends the subscription, lets the monitor count what it gathered,
-// and delivers the webhook's queue within alertFlushTimeout.
+// counts go to limiter, shared through Redis when it is the Redis fallback. run runs the monitor
+// until stop (serve runs it among its goroutines); stop, for after the recorder is drained, ends the
+// subscription, waits for the monitor to count what it gathered, and delivers the webhook's queue
+// within alertFlushTimeout. stop may be called more than once, and whether run was or not.
 func startAlerts(cfg *config.Config, recorder *audit.Recorder, limiter ratelimit.Limiter, reporter *alert.Sentry,
-	scrub *alert.Scrubber, logger *slog.Logger) (monitor *alert.Monitor, sub *audit.Subscription, stop func(), err error) {
+	scrub *alert.Scrubber, logger *slog.Logger) (monitor *alert.Monitor, sub *audit.Subscription, run, stop func(), err error) {
 	var sinks []alert.Sink
 	if reporter != nil {
 		sinks = append(sinks, reporter)
@@ -70,7 +73,7 @@ func startAlerts(cfg *config.Config, recorder *audit.Recorder, limiter ratelimit
 		webhook, err = alert.NewWebhook(alert.WebhookConfig{URL: cfg.AlertWebhookURL, Environment: cfg.SentryEnvironment,
 			Instance: host, Release: version, Scrubber: scrub, Logger: logger})
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		sinks = append(sinks, webhook)
 	}
@@ -78,21 +81,28 @@ func startAlerts(cfg *config.Config, recorder *audit.Recorder, limiter ratelimit
 	monitor = alert.NewMonitor(alert.MonitorConfig{Thresholds: cfg.Alerts, Counter: counter, Sinks: sinks, Logger: logger})
 	// Room for a burst of events: a subscriber further behind misses events and says so.
 	sub = recorder.Follow(4096)
+	var started atomic.Bool
 	done := make(chan struct{})
-	go func() {
+	run = func() {
+		started.Store(true)
+		defer close(done)
 		monitor.Run(context.Background(), sub.C, sub.Dropped)
-		close(done)
-	}()
-	stop = func() {
-		sub.Close()
-		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), alertFlushTimeout)
-		defer cancel()
-		if webhook != nil {
-			if err := webhook.Close(ctx); err != nil {
-				logger.Warn("alerts: webhook queue not drained at shutdown", "err", err)
-			}
-		}
 	}
-	return monitor, sub, stop, nil
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			sub.Close()
+			if started.Load() {
+				<-done
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), alertFlushTimeout)
+			defer cancel()
+			if webhook != nil {
+				if err := webhook.Close(ctx); err != nil {
+					logger.Warn("alerts: webhook queue not drained at shutdown", "err", err)
+				}
+			}
+		})
+	}
+	return monitor, sub, run, stop, nil
 }

@@ -119,17 +119,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			Clock: clock, Logger: logger,
 		})
 		revocations = redisRevocations
-		runCtx, stopRun := context.WithCancel(context.Background())
-		runDone := make(chan struct{})
-		go func() {
-			redisRevocations.Run(runCtx)
-			close(runDone)
-		}()
-		// Stopped after the final Flush below and before the Redis client closes (defers run in reverse).
-		defer func() {
-			stopRun()
-			<-runDone
-		}()
 		limiter = ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Timeout: cfg.RedisTimeout}), limiter, redisBreaker)
 		degraded = func() []string {
 			if redisBreaker.Open() {
@@ -149,25 +138,17 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
 		},
 	}
-	monitor, alertEvents, stopAlerts, err := startAlerts(cfg, recorder, limiter, reporter, scrub, logger)
+	monitor, alertEvents, runAlerts, stopAlerts, err := startAlerts(cfg, recorder, limiter, reporter, scrub, logger)
 	if err != nil {
 		return err
 	}
-	defer stopAlerts() // after recorder.Close below: the events it drains are alerted on too
+	defer stopAlerts() // on an early return; the shutdown below stops them after draining the recorder
 	// Metrics are measured only when the internal listener can serve them.
 	var metrics *api.Metrics
 	if cfg.InternalAddr != "" {
 		metrics = api.NewMetrics()
 		metrics.ExportSetAside(recorder.SetAside)
 		metrics.ExportSubscriberDrops("alerts", alertEvents.Dropped)
-		events := recorder.Follow(1024)
-		defer events.Close()
-		metrics.ExportSubscriberDrops("metrics", events.Dropped)
-		go func() {
-			for ev := range events.C {
-				metrics.CountEvent(ev)
-			}
-		}()
 	}
 	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies,
 		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins, RateLimited: monitor.RateLimited}
@@ -189,65 +170,90 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          log.New(slogWriter{logger}, "", 0),
 	}
-	if keys != nil {
-		go reloadKeys(ctx, keys, logger)
-	}
+	var internal *http.Server
+	var internalLn net.Listener
 	if cfg.InternalAddr != "" {
-		if err := serveInternal(ctx, cfg.InternalAddr, metrics, logger); err != nil {
-			return err
+		if internalLn, err = net.Listen("tcp", cfg.InternalAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("FLUXAUTH_INTERNAL_ADDR: %v", err)
 		}
+		internal = &http.Server{Handler: api.InternalHandler(metrics), ReadHeaderTimeout: 5 * time.Second}
+	}
+
+	// From here every goroutine belongs to lc: serve returns only when all of them have.
+	lc := newLifecycle(ctx, logger)
+	if keys != nil {
+		lc.loop("signing-key reload", func(ctx context.Context) error { reloadKeys(ctx, keys, logger); return nil })
 	}
 	if cfg.CleanupAt != "off" {
-		go newCleanupJob(cfg, db, logger).Daily(ctx, cfg.CleanupAt)
+		job := newCleanupJob(cfg, db, logger)
+		lc.loop("daily cleanup", func(ctx context.Context) error { return job.Daily(ctx, cfg.CleanupAt) })
 	}
-	logger.Info("fluxauth listening", "addr", ln.Addr().String(), "version", version, "database", databaseKind(cfg), "redis", cfg.RedisURL != "")
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-
-	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
-	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := httpSrv.Shutdown(shutCtx); err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	// Requests are done; revocations Redis missed get one more try before its client closes.
 	if redisRevocations != nil {
-		if err := redisRevocations.Flush(shutCtx); err != nil {
-			logger.Warn("revocation: not every failed announcement reached redis before shutdown", "err", err)
+		lc.loop("revocation re-announcement", func(ctx context.Context) error { redisRevocations.Run(ctx); return nil })
+	}
+	lc.loop("alert monitor", func(context.Context) error { runAlerts(); return nil }) // until stopAlerts
+	stopEvents := func() {}
+	if metrics != nil {
+		events := recorder.Follow(1024)
+		metrics.ExportSubscriberDrops("metrics", events.Dropped)
+		stopEvents = events.Close
+		lc.loop("metrics event counter", func(context.Context) error {
+			for ev := range events.C { // until shutdown ends the subscription
+				metrics.CountEvent(ev)
+			}
+			return nil
+		})
+		lc.serve("internal listener", internal, internalLn)
+		logger.Info("internal listener (/metrics, /debug/pprof/)", "addr", internalLn.Addr().String())
+	}
+	lc.serve("public listener", httpSrv, ln)
+	logger.Info("fluxauth listening", "addr", ln.Addr().String(), "version", version, "database", databaseKind(cfg), "redis", cfg.RedisURL != "")
+
+	lc.onShutdown(func() error {
+		logger.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout)
+		deadline := time.Now().Add(cfg.ShutdownTimeout)
+		shutCtx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		var errs []error
+		// In-flight requests get the timeout but for a reserve in which the events they queued
+		// are written. Shutdown closes the listeners at once: new connections are refused.
+		drainCtx, cancelDrain := context.WithDeadline(shutCtx, deadline.Add(-eventReserve(cfg.ShutdownTimeout)))
+		defer cancelDrain()
+		if internal != nil {
+			internal.Close() // metrics and profiles are not worth waiting for
 		}
-	}
-	// The events the requests queued are written before the database closes.
-	if err := recorder.Close(shutCtx); err != nil {
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+		if err := httpSrv.Shutdown(drainCtx); err != nil {
+			logger.Error("shutdown: in-flight requests outlasted the shutdown timeout; closing their connections",
+				"timeout", cfg.ShutdownTimeout, "err", err)
+			httpSrv.Close()
+			errs = append(errs, fmt.Errorf("graceful shutdown: in-flight requests cut: %w", err))
+		}
+		// Requests are done; revocations Redis missed get one more try before its client closes.
+		if redisRevocations != nil {
+			if err := redisRevocations.Flush(shutCtx); err != nil {
+				logger.Warn("revocation: not every failed announcement reached redis before shutdown", "err", err)
+			}
+		}
+		// The events the requests queued are written before the database closes; those that
+		// cannot be by the deadline are counted in the log (Close), never dropped silently.
+		if err := recorder.Close(shutCtx); err != nil {
+			errs = append(errs, err)
+		}
+		stopEvents()
+		stopAlerts() // after the recorder is drained: the events it wrote last are alerted on too
+		if len(errs) == 0 {
+			logger.Info("stopped")
+		}
+		return errors.Join(errs...)
+	})
+	return lc.wait()
 }
 
-// serveInternal serves /metrics and Go's pprof profiles on their own listener, so they are never
-// reachable through the public address.
-func serveInternal(ctx context.Context, addr string, metrics *api.Metrics, logger *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("FLUXAUTH_INTERNAL_ADDR: %v", err)
-	}
-	srv := &http.Server{Handler: api.InternalHandler(metrics), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	go srv.Serve(ln)
-	logger.Info("internal listener (/metrics, /debug/pprof/)", "addr", ln.Addr().String())
-	return nil
-}
+// eventReserve is the part of the shutdown timeout kept for writing the security events the last
+// requests queued: a quarter, at most 2 s (a batch takes milliseconds; the rest is for a database
+// that is slow to answer).
+func eventReserve(timeout time.Duration) time.Duration { return min(timeout/4, 2*time.Second) }
 
 func databaseKind(cfg *config.Config) string {
 	if _, ok := cfg.SQLitePath(); ok {

@@ -292,7 +292,7 @@ var settings = []Setting{
 		c.AlertWebhookURL = v
 		return nil
 	}},
-	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown waits for in-flight requests", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown may take: in-flight requests get all of it but a reserve (a quarter, at most 2s) in which the security events they queued are written; events still unwritten at the end are counted in the log", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
 }
 
 // optionalAddr parses a listener address that may be empty (off).
