@@ -17,15 +17,18 @@ type Proxy struct {
 	addr   string
 	target string
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	paused bool
+	resume *sync.Cond // on mu: broadcast when paused turns false
 }
 
 // NewProxy starts a proxy to target (host:port) and stops it when the test ends.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
 	p := &Proxy{tb: tb, target: target, conns: map[net.Conn]struct{}{}}
+	p.resume = sync.NewCond(&p.mu)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -61,6 +64,25 @@ func (p *Proxy) Stop() {
 		c.Close()
 	}
 	p.conns = map[net.Conn]struct{}{}
+	p.paused = false
+	p.resume.Broadcast()
+}
+
+// Pause holds every byte in both directions, on open connections and new ones alike, without
+// closing anything: the server seems to hang, as across a network partition. Resume lets it all
+// through.
+func (p *Proxy) Pause() {
+	p.mu.Lock()
+	p.paused = true
+	p.mu.Unlock()
+}
+
+// Resume ends a Pause.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	p.paused = false
+	p.resume.Broadcast()
+	p.mu.Unlock()
 }
 
 // Start listens again on the same address.
@@ -117,7 +139,28 @@ func (p *Proxy) pipe(client net.Conn) {
 		server.Close()
 		return
 	}
-	go func() { io.Copy(server, client); server.Close() }()
-	io.Copy(client, server)
+	go func() { p.copy(server, client); server.Close() }()
+	p.copy(client, server)
 	client.Close()
+}
+
+// copy is io.Copy that holds what it read while the proxy is paused.
+func (p *Proxy) copy(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.mu.Lock()
+			for p.paused {
+				p.resume.Wait()
+			}
+			p.mu.Unlock()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
