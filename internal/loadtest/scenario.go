@@ -13,7 +13,7 @@ import (
 )
 
 // Scenarios lists the names -scenario accepts.
-var Scenarios = []string{"refresh", "me", "login", "signup", "mixed"}
+var Scenarios = []string{"refresh", "me", "login", "signup", "mixed", "faults"}
 
 // noIdleUser is the method of a target handed out when no user was free in time. It is not a valid
 // HTTP method, so vegeta records the request as failed without sending anything; the summary
@@ -26,6 +26,18 @@ const noIdleUser = "NO IDLE USER"
 const userFragment = "#u="
 
 var jsonHeader = http.Header{"Content-Type": {"application/json"}}
+
+// failingLogin marks, in a target's URL fragment (never sent), a login made to fail: its 401
+// invalid_credentials is the answer asked for.
+const failingLogin = "#failing-login"
+
+// IsFailingLogin reports whether r answers one of the logins the faults scenario makes fail on
+// purpose, with an email no account has.
+func IsFailingLogin(r *vegeta.Result) bool { return strings.HasSuffix(r.URL, failingLogin) }
+
+// ErrorCode returns the code of a fluxauth error answer, or a description of a body that is not one;
+// never the body itself.
+func ErrorCode(r *vegeta.Result) string { return errorCode(r.Body) }
 
 // Pool hands users out so that each has at most one request of its refresh chain in flight: a
 // user is taken from the idle queue when its request is built and put back only when its answer
@@ -160,7 +172,7 @@ func NewWorkload(name string, cfg WorkloadConfig) (*Workload, error) {
 		t.Header = http.Header{"Authorization": {"Bearer " + u.accessToken()}}
 	}
 	var loginBodies [][]byte
-	if name == "login" || name == "mixed" {
+	if name == "login" || name == "mixed" || name == "faults" {
 		for _, u := range users {
 			b, _ := json.Marshal(map[string]string{"email": u.Email, "password": u.password})
 			loginBodies = append(loginBodies, b)
@@ -170,6 +182,15 @@ func NewWorkload(name string, cfg WorkloadConfig) (*Workload, error) {
 		t.Method = http.MethodPost
 		t.URL = cfg.Base + "/api/auth/login"
 		t.Body = loginBodies[int(k)%len(loginBodies)]
+		t.Header = jsonHeader
+	}
+	// An unknown email, new each time: the failed-login lockout never builds up on it, so every one
+	// is answered 401 invalid_credentials and records one failed_login event.
+	failing := func(t *vegeta.Target, k uint64) {
+		b, _ := json.Marshal(map[string]string{"email": fmt.Sprintf("fluxload-%s-miss-%d@example.com", cfg.RunID, k), "password": "not-the-password"})
+		t.Method = http.MethodPost
+		t.URL = cfg.Base + "/api/auth/login" + failingLogin
+		t.Body = b
 		t.Header = jsonHeader
 	}
 	refusal := func(t *vegeta.Target) {
@@ -215,6 +236,26 @@ func NewWorkload(name string, cfg WorkloadConfig) (*Workload, error) {
 			case r == 0:
 				login(t, k/100)
 			case r <= 19 && w.Pool.refreshTarget(cfg.Base, 0, t):
+			default:
+				me(t)
+			}
+			return nil
+		}
+	case "faults":
+		// What the fault tests run through an outage: the mixed scenario's kinds of requests, with
+		// more sign-ins, half of them failing on purpose. Per 20 requests: one failing login, one
+		// login with a user's password, four refreshes (a /me when no user is idle), 14 /me.
+		w.Pool = NewPool(users)
+		w.Observe = w.Pool.observe
+		var mix atomic.Uint64
+		w.Targeter = func(t *vegeta.Target) error {
+			k := mix.Add(1) - 1
+			switch r := k % 20; {
+			case r == 0:
+				failing(t, k)
+			case r == 10:
+				login(t, k/20)
+			case r%5 == 1 && w.Pool.refreshTarget(cfg.Base, 0, t):
 			default:
 				me(t)
 			}

@@ -8,8 +8,8 @@ import (
 )
 
 // TestSmokeRunsEveryScenarioAgainstARealServer is the harness end to end for a couple of seconds:
-// setup through the API, the refresh chains, /me, login, signup, mixed and the connections test,
-// all without a failed request. It checks that the harness works, not how fast: the machine running
+// setup through the API, the refresh chains, /me, login, signup, mixed, faults and the connections
+// test, all without a failed request (but those faults fails on purpose). It checks that the harness works, not how fast: the machine running
 // it may be busy, so how many requests fit in the run is not asserted, only that some were sent,
 // that every one succeeded and that the counts agree with each other.
 func TestSmokeRunsEveryScenarioAgainstARealServer(t *testing.T) {
@@ -23,7 +23,7 @@ func TestSmokeRunsEveryScenarioAgainstARealServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	const rate = 100
-	durations := map[string]time.Duration{"refresh": 1500 * time.Millisecond}
+	durations := map[string]time.Duration{"refresh": 1500 * time.Millisecond, "faults": 500 * time.Millisecond}
 	var ran []string
 	for _, name := range Scenarios {
 		w, err := NewWorkload(name, WorkloadConfig{Base: base, Users: users, RunID: RunID()})
@@ -92,13 +92,25 @@ func checkSmokeSummary(tb testing.TB, name string, s *Summary, rate int, d time.
 	if most := int(float64(rate)*d.Seconds()) + 1; s.Requests > most {
 		tb.Errorf("%s: %d requests, more than the %d that %d/s for %v allows", name, s.Requests, most, rate, d)
 	}
-	if s.Successes != s.Requests || len(s.Errors) != 0 {
+	// The faults scenario's failing logins are answered 401 invalid_credentials, on purpose.
+	failed := 0
+	if name == "faults" {
+		for _, e := range s.Errors {
+			if e.Kind == "401 invalid_credentials" {
+				failed = e.Count
+			}
+		}
+		if failed == 0 || failed != s.Statuses[401] {
+			tb.Errorf("%s: %d failing logins answered invalid_credentials, of %d 401s", name, failed, s.Statuses[401])
+		}
+	}
+	if s.Successes+failed != s.Requests || len(s.Errors) != min(failed, 1) {
 		tb.Errorf("%s: %d of %d requests succeeded, errors %+v", name, s.Successes, s.Requests, s.Errors)
 	}
 	statuses := 0
 	for code, n := range s.Statuses {
 		statuses += n
-		if code < 200 || code > 299 {
+		if (code < 200 || code > 299) && !(code == 401 && failed > 0) {
 			tb.Errorf("%s: %d answers with status %d", name, n, code)
 		}
 	}
