@@ -54,6 +54,10 @@ type Recorder struct {
 	closed chan struct{}
 	done   chan struct{}
 	once   sync.Once
+	// abandon ends the writes in progress once Close has given up on them, so that no connection
+	// stays held by a write to a database that stopped answering (closing a pool waits for those).
+	abandon    context.Context
+	abandonNow context.CancelFunc
 	// failing is set while the store refuses writes: new events are then refused (503) instead of
 	// piling up in memory behind a database that may not come back.
 	failing atomic.Bool
@@ -84,8 +88,9 @@ func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 	if cfg.CriticalTimeout <= 0 {
 		cfg.CriticalTimeout = DefaultCriticalTimeout
 	}
+	abandon, abandonNow := context.WithCancel(context.Background())
 	r := &Recorder{
-		store: store, log: logger, cfg: cfg,
+		store: store, log: logger, cfg: cfg, abandon: abandon, abandonNow: abandonNow,
 		queue:  make(chan item, cfg.QueueSize),
 		closed: make(chan struct{}),
 		done:   make(chan struct{}),
@@ -184,14 +189,15 @@ func (r *Recorder) Flush(ctx context.Context) error {
 func (r *Recorder) Committed(events ...*fluxauth.SecurityEvent) { r.publish(events) }
 
 // Close stops accepting events and waits until every queued event is written or ctx ends. When ctx
-// ends first, the number of events still unwritten is logged, and returned in the error: they are
-// never dropped silently.
+// ends first, the write in progress is abandoned, and the number of events still unwritten is
+// logged and returned in the error: they are never dropped silently.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.once.Do(func() { close(r.closed) })
 	select {
 	case <-r.done:
 		return nil
 	case <-ctx.Done():
+		r.abandonNow()
 		n := r.pending.Load()
 		r.log.Error("audit: security events not written before the shutdown deadline", "events", n)
 		return fmt.Errorf("audit: %d security events not written before the shutdown deadline: %w", n, ctx.Err())
@@ -256,7 +262,10 @@ func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if r.abandon.Err() != nil {
+			return // Close gave up on these events and logged how many they are
+		}
+		ctx, cancel := context.WithTimeout(r.abandon, 10*time.Second)
 		err := r.store.InsertEvents(ctx, batch...)
 		cancel()
 		if err == nil {
@@ -280,6 +289,9 @@ func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
 			}
 			r.write(batch[:len(batch)/2])
 			r.write(batch[len(batch)/2:])
+			return
+		}
+		if r.abandon.Err() != nil {
 			return
 		}
 		if !r.failing.Swap(true) {

@@ -447,3 +447,32 @@ func TestCloseLogsHowManyEventsItCouldNotWriteBeforeItsDeadline(t *testing.T) {
 		t.Fatalf("Record after Close: code %q, want audit_unavailable", code)
 	}
 }
+
+// trackedHungStore is hungStore telling when a write gave up.
+type trackedHungStore struct{ returned chan struct{} }
+
+func (s trackedHungStore) InsertEvents(ctx context.Context, _ ...*fluxauth.SecurityEvent) error {
+	<-ctx.Done()
+	s.returned <- struct{}{}
+	return fmt.Errorf("%w: postgres: %w", fluxauth.ErrUnavailable, ctx.Err())
+}
+
+// A write hung on a database that stopped answering holds a pool connection, and closing the pool
+// waits for it: once Close has given up and counted the events, the write is abandoned.
+func TestCloseAbandonsAWriteHungOnTheDatabase(t *testing.T) {
+	store := trackedHungStore{returned: make(chan struct{}, 10)}
+	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond})
+	if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := r.Close(ctx); err == nil {
+		t.Fatal("Close against a hung database reported every event written")
+	}
+	select {
+	case <-store.returned:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the hung write was still running 2s after Close gave up")
+	}
+}
