@@ -189,8 +189,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 func (r *Recorder) Committed(events ...*fluxauth.SecurityEvent) { r.publish(events) }
 
 // Close stops accepting events and waits until every queued event is written or ctx ends. When ctx
-// ends first, the write in progress is abandoned, and the number of events still unwritten is
-// logged and returned in the error: they are never dropped silently.
+// ends first, the write in progress is abandoned, and the number of events not known to be written
+// is logged and returned in the error: they are never dropped silently. (A batch whose insert was
+// cut off after the database committed it, its answer still on the way, is counted: in doubt.)
 func (r *Recorder) Close(ctx context.Context) error {
 	r.once.Do(func() { close(r.closed) })
 	select {

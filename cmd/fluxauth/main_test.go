@@ -124,8 +124,9 @@ func freeAddr(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-// startServe runs "fluxauth serve" in dir and waits until /healthz answers.
-func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *bytes.Buffer) {
+// startServe runs "fluxauth serve" in dir and waits until /healthz answers. Its log may be read
+// while it runs.
+func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *lockedLog) {
 	tb.Helper()
 	addr := freeAddr(tb)
 	listen := addr
@@ -137,8 +138,8 @@ func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *b
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append([]string{"FLUXAUTH_ADDR=" + listen}, env...)...)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
+	logs := &lockedLog{}
+	cmd.Stderr = logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -154,7 +155,7 @@ func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *b
 		if err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				return cmd, "http://" + addr, &logs
+				return cmd, "http://" + addr, logs
 			}
 		}
 		time.Sleep(20 * time.Millisecond)

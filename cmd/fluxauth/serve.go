@@ -72,7 +72,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer closeWithin(logger, "database", db.Close)
 	if !noMigrate {
 		applied, err := db.MigrateUp(ctx)
 		if err != nil {
@@ -248,6 +248,25 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.Join(errs...)
 	})
 	return lc.wait()
+}
+
+// closeBound bounds closing a client at exit. A healthy pool closes in milliseconds; one whose
+// database stopped answering waits for every connection's cancel request, which pgx gives 15 s.
+const closeBound = 500 * time.Millisecond
+
+// closeWithin closes a client on the way out, giving up after closeBound: the process is exiting,
+// and the operating system closes whatever is left.
+func closeWithin(logger *slog.Logger, what string, closeFn func() error) {
+	done := make(chan struct{})
+	go func() {
+		closeFn()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeBound):
+		logger.Warn("exit: "+what+" connections still closing; leaving them to the operating system", "waited", closeBound)
+	}
 }
 
 // eventReserve is the part of the shutdown timeout kept for writing the security events the last
