@@ -428,7 +428,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 	if code, _ := call(t, "GET", b.url+"/api/auth/me", victim, ""); code != 200 {
 		t.Fatalf("victim's /me on b before the fault: %d", code)
 	}
-	probe401s := 0 // failing logins made by this test outside the load
+	probe401s := 0 // failed logins made by this test outside the load, each with its event
 
 	l := startLoad(t, a.url, users)
 	at(time.Now().Add(2 * time.Second))
@@ -476,6 +476,7 @@ func TestFaultRedisKilledUnderLoad(t *testing.T) {
 		}
 		if code, _ := call(t, "POST", a.url+"/api/auth/login", "", email); code == http.StatusTooManyRequests {
 			shared = time.Since(back)
+			probe401s++ // a login the lockout refuses is a failed_login too (reason locked_out)
 			break
 		} else if code == 401 {
 			probe401s++
