@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -157,6 +158,16 @@ var userLockTests = []backendTest{
 // doing so while the first is open fails t.
 func secondWaitsForFirst(t *testing.T, b Backend, first func(tx fluxauth.Tx) error, second func(tx fluxauth.Tx, locked func()) error) {
 	t.Helper()
+	secondWaitsForFirstThen(t, b, true, first, second)
+}
+
+// errRolledBack ends the first transaction of secondWaitsForFirstThen when it must not commit.
+var errRolledBack = errors.New("storetest: rolled back on purpose")
+
+// secondWaitsForFirstThen is secondWaitsForFirst whose first transaction commits, or rolls back when
+// commit is false.
+func secondWaitsForFirstThen(t *testing.T, b Backend, commit bool, first func(tx fluxauth.Tx) error, second func(tx fluxauth.Tx, locked func()) error) {
+	t.Helper()
 	ctx := context.Background()
 	holding, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
@@ -171,6 +182,9 @@ func secondWaitsForFirst(t *testing.T, b Backend, first func(tx fluxauth.Tx) err
 			}
 			holdOnce.Do(func() { close(holding) })
 			<-release
+			if !commit {
+				return errRolledBack
+			}
 			return nil
 		})
 	}()
@@ -219,7 +233,7 @@ func secondWaitsForFirst(t *testing.T, b Backend, first func(tx fluxauth.Tx) err
 	default:
 	}
 	releaseFirst()
-	if err := <-firstDone; err != nil {
+	if err := <-firstDone; commit && err != nil || !commit && !errors.Is(err, errRolledBack) {
 		t.Fatalf("first transaction: %v", err)
 	}
 	if err := <-secondDone; err != nil {

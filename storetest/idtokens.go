@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -139,78 +138,20 @@ var idTokenLockTests = []backendTest{
 		for _, commit := range []bool{true, false} {
 			t.Run(fmt.Sprintf("commit=%v", commit), func(t *testing.T) {
 				ctx := context.Background()
-				s := b.Store
 				u := newUse("google")
-				holding, release := make(chan struct{}), make(chan struct{})
-				var releaseOnce sync.Once
-				releaseFirst := func() { releaseOnce.Do(func() { close(release) }) }
-				defer releaseFirst() // a failure below must not leave the first transaction open
-				firstDone := make(chan error, 1)
-				go func() {
-					var holdOnce sync.Once
-					firstDone <- s.Update(ctx, func(tx fluxauth.Tx) error {
-						if ok, err := tx.UseIDToken(ctx, u); !ok || err != nil {
-							return fmt.Errorf("first UseIDToken = %v, %v", ok, err)
-						}
-						holdOnce.Do(func() { close(holding) })
-						<-release
-						if !commit {
-							return errBoom
-						}
-						return nil
-					})
-				}()
-				select {
-				case <-holding:
-				case err := <-firstDone:
-					t.Fatalf("first transaction: %v", err)
-				}
-
-				base, err := b.LockWaits(ctx)
-				must(t, "LockWaits", err)
-				type result struct {
-					ok  bool
-					err error
-				}
-				second := make(chan result, 1)
-				go func() {
-					var r result
-					r.err = s.Update(ctx, func(tx fluxauth.Tx) error {
-						var err error
-						r.ok, err = tx.UseIDToken(ctx, u)
-						return err
-					})
-					second <- r
-				}()
-				const patience = 30 * time.Second
-				deadline := time.Now().Add(patience)
-				for {
-					select {
-					case r := <-second:
-						t.Fatalf("the second use returned %v, %v while the first transaction was running", r.ok, r.err)
-					default:
+				var ok bool
+				secondWaitsForFirstThen(t, b, commit, func(tx fluxauth.Tx) error {
+					if ok, err := tx.UseIDToken(ctx, u); !ok || err != nil {
+						return fmt.Errorf("first UseIDToken = %v, %v", ok, err)
 					}
-					n, err := b.LockWaits(ctx)
-					must(t, "LockWaits", err)
-					if n > base {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("the second transaction did not wait within %v", patience)
-					}
-					time.Sleep(time.Millisecond) // poll interval, not synchronisation: the loop waits for the condition
-				}
-
-				releaseFirst()
-				if err := <-firstDone; commit && err != nil || !commit && !errors.Is(err, errBoom) {
-					t.Fatalf("first transaction: %v", err)
-				}
-				r := <-second
-				if r.err != nil {
-					t.Fatalf("second transaction: %v", r.err)
-				}
-				if r.ok != !commit {
-					t.Fatalf("second use after the first %s: ok = %v, want %v", map[bool]string{true: "committed", false: "rolled back"}[commit], r.ok, !commit)
+					return nil
+				}, func(tx fluxauth.Tx, _ func()) error {
+					var err error
+					ok, err = tx.UseIDToken(ctx, u)
+					return err
+				})
+				if ok != !commit {
+					t.Fatalf("second use after the first %s: ok = %v, want %v", map[bool]string{true: "committed", false: "rolled back"}[commit], ok, !commit)
 				}
 			})
 		}
