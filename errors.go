@@ -37,6 +37,12 @@ const (
 	EProviderUnavailable  = "provider_unavailable"
 	EServiceUnavailable   = "service_unavailable"
 	EUnsupportedMediaType = "unsupported_media_type"
+	// EInvalidResetToken and EInvalidVerificationToken answer a link token that is unknown, expired,
+	// used or retired, alike: which one is of use only to whoever guesses tokens.
+	EInvalidResetToken        = "invalid_reset_token"
+	EInvalidVerificationToken = "invalid_verification_token"
+	ENoPassword               = "no_password"      // the account signs in only with Google or Apple
+	EMailUnavailable          = "mail_unavailable" // no mail transport is configured
 )
 
 // Error is an error a client may see: a stable code and a message safe to show. Anything else that

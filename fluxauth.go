@@ -38,8 +38,8 @@ type User struct {
 	// PasswordHash is the PHC-style argon2id string or a legacy bcrypt hash; empty for accounts that
 	// only sign in with Google or Apple.
 	PasswordHash string
-	// EmailVerifiedAt is when the account's owner was last proven to own Email (a sign-in with a
-	// provider that vouched for it); zero while that has never been proven.
+	// EmailVerifiedAt is when the account's owner first proved they own Email (a sign-in with a
+	// provider that vouched for it, a verification or password-reset link); zero until then.
 	EmailVerifiedAt time.Time
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
@@ -152,6 +152,15 @@ const (
 	// EventAccountClaimed: a provider sign-in proved the account's address for the first time and
 	// took the account over from whoever else held a credential of it (see account's claim).
 	EventAccountClaimed = "account_claimed"
+	// EventPasswordResetRequested: someone asked for a reset mail, for an account or for an address
+	// no account has (UserID empty).
+	EventPasswordResetRequested = "password_reset_requested"
+	// EventPasswordReset: a reset link set a new password and signed its user in.
+	EventPasswordReset = "password_reset"
+	// EventPasswordChanged: a signed-in user changed their password.
+	EventPasswordChanged = "password_changed"
+	// EventEmailVerified: a verification link proved the account's address.
+	EventEmailVerified = "email_verified"
 )
 
 // SecurityEvent is one row of the audit log.
@@ -265,6 +274,18 @@ type Tx interface {
 	// RevokeDeviceTokens ends every device token of the user that is not dead yet, at at for reason,
 	// and returns how many it ended.
 	RevokeDeviceTokens(ctx context.Context, userID string, at time.Time, reason string) (int, error)
+	// EnqueueMail puts m in the outbox, due at m.NextAttemptAt: it is sent if and only if the
+	// transaction commits.
+	EnqueueMail(ctx context.Context, m *OutboxMail) error
+	// UseLinkToken spends the token with the hash for purpose if it is unused and unexpired at now,
+	// and returns it; ErrNotFound otherwise (unknown, expired, used or retired alike). Of concurrent
+	// transactions spending one token exactly one gets it.
+	UseLinkToken(ctx context.Context, tokenHash, purpose string, now time.Time) (*LinkToken, error)
+	// RetireLinkTokens is LinkTokenStore's, inside the transaction.
+	RetireLinkTokens(ctx context.Context, userID, purpose string, keep *LinkToken, at time.Time) (int, error)
+	// SetEmailVerified records that the owner of the user's address proved it at at, unless that was
+	// recorded before; ErrNotFound when there is no such user.
+	SetEmailVerified(ctx context.Context, userID string, at time.Time) error
 }
 
 // SessionStore reads sessions outside a transaction.
@@ -289,6 +310,8 @@ type Store interface {
 	SessionStore
 	EventStore
 	DeviceTokenStore
+	MailOutbox
+	LinkTokenStore
 	// Update runs fn in one transaction; it commits when fn returns nil. Writes never fail because of
 	// concurrency (no "database is locked", no deadlock): the implementation serialises or retries.
 	Update(ctx context.Context, fn func(tx Tx) error) error
@@ -363,6 +386,14 @@ type CleanupStore interface {
 	DeleteDeadDeviceTokens(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// CountDeadDeviceTokens counts what DeleteDeadDeviceTokens would delete.
 	CountDeadDeviceTokens(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteSettledMail deletes up to limit outbox mails sent or abandoned before cutoff.
+	DeleteSettledMail(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// CountSettledMail counts what DeleteSettledMail would delete.
+	CountSettledMail(ctx context.Context, cutoff time.Time) (int, error)
+	// DeleteDeadLinkTokens deletes up to limit link tokens used, retired or expired before cutoff.
+	DeleteDeadLinkTokens(ctx context.Context, cutoff time.Time, limit int) (int, error)
+	// CountDeadLinkTokens counts what DeleteDeadLinkTokens would delete.
+	CountDeadLinkTokens(ctx context.Context, cutoff time.Time) (int, error)
 	// TryExclusive runs fn unless another holder (in any instance sharing the database) holds the
 	// named lock, in which case it returns false without running fn.
 	TryExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,10 +50,12 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "events", eventTests, store)
 	run(t, "concurrency", concurrencyTests, store)
 	run(t, "admin", adminTests, storage)
-	run(t, "cleanup", append(cleanupTests, deviceTokenCleanupTests...), storage)
+	run(t, "cleanup", slices.Concat(cleanupTests, deviceTokenCleanupTests, mailCleanupTests), storage)
 	run(t, "id tokens", idTokenTests, storage)
 	run(t, "claims", claimTests, store)
 	run(t, "device tokens", deviceTokenTests, store)
+	run(t, "mail outbox", mailTests, store)
+	run(t, "link tokens", linkTokenTests, store)
 	run(t, "locks", append(lockTests, idTokenLockTests...), open)
 	run(t, "user locks", userLockTests, open)
 }

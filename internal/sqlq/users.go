@@ -142,3 +142,13 @@ func (t Tx) IdentityBySubject(ctx context.Context, provider, subject string) (*f
 func (s Store) IdentityBySubject(ctx context.Context, provider, subject string) (*fluxauth.Identity, error) {
 	return s.reader().IdentityBySubject(ctx, provider, subject)
 }
+
+// SetEmailVerified records the user's address proven at at, unless it was before.
+func (t Tx) SetEmailVerified(ctx context.Context, userID string, at time.Time) error {
+	if t.d.badID(userID) {
+		return fluxauth.ErrNotFound
+	}
+	var one int
+	return t.q.QueryRow(ctx, t.d.rebind(`UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1
+		WHERE id = $2 RETURNING 1`), t.d.Time(at), userID).Scan(&one)
+}
