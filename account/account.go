@@ -37,7 +37,13 @@ type Config struct {
 	// DeviceTokenTTL is how long a device token lives after it was issued or last let its device
 	// sign in.
 	DeviceTokenTTL time.Duration
+	// RequireVerifiedEmail refuses a password login with the right password (403
+	// email_not_verified) while the account's address is not proven.
+	RequireVerifiedEmail bool
 }
+
+// Notifier is told that a mail was queued in the outbox: the mail sender, which then sends it.
+type Notifier interface{ Notify() }
 
 // Revocations tells every instance which sessions have ended, so their access tokens stop working
 // before they expire.
@@ -80,6 +86,9 @@ type Service struct {
 	// Limiter enforces Rules; nil disables rate limiting.
 	Limiter ratelimit.Limiter
 	Rules   ratelimit.Rules
+	// Mail is the outbox's sender; nil when no mail transport is configured, which disables the
+	// flows that need mail (mail_unavailable) and queues no verification mail at signup.
+	Mail Notifier
 }
 
 // Result is what a successful signup, login, refresh or external sign-in returns.

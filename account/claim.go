@@ -37,6 +37,10 @@ func (s *Service) claim(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User, i
 	u.EmailVerifiedAt, u.UpdatedAt = now, now
 	if removed.Password {
 		u.PasswordHash = ""
+		// A reset link sets a password: none issued for the removed one may.
+		if _, err := tx.RetireLinkTokens(ctx, u.ID, fluxauth.MailPasswordReset, nil, now); err != nil {
+			return nil, err
+		}
 	}
 	// Device tokens are credentials too: each exempts its holder from the account's lockout. Those
 	// minted over the removed password no longer verify, but their end must not rest on the hash

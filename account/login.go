@@ -91,6 +91,17 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		}
 		return nil, errInvalidCredentials
 	}
+	if s.Config.RequireVerifiedEmail && !u.EmailVerified() {
+		// The right password: the 403 tells nothing to someone without it, and the owner's tries
+		// do not lock them out.
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "email_not_verified", dev, deviceNote, dl); err != nil {
+			return nil, err
+		}
+		if dl == nil {
+			s.loginSucceeded(ctx, u.ID)
+		}
+		return nil, errUnverifiedLogin
+	}
 	newHash := ""
 	if rehash {
 		newHash = s.rehash(ctx, u, in.Password)

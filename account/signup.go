@@ -9,7 +9,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/password"
 )
 
 // SignupInput is the body of POST /api/auth/signup.
@@ -45,14 +44,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 	if !validEmail(in.Email) {
 		v.Add("email", "must be a valid email address")
 	}
-	if err := password.CheckPolicy(in.Password); err != nil {
-		var fe *fluxauth.Error
-		if errors.As(err, &fe) && fe.Fields["password"] != "" {
-			v.Add("password", fe.Fields["password"])
-		} else {
-			v.Add("password", "is not acceptable")
-		}
-	}
+	policyError(&v, "password", in.Password)
 	if in.Name == "" {
 		v.Add("name", "is required")
 	} else if utf8.RuneCountInString(in.Name) > 100 {
@@ -89,11 +81,19 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 		if res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventSignup, nil); err != nil {
 			return err
 		}
-		res.DeviceToken, err = s.issueDeviceToken(ctx, tx, u, now)
+		if res.DeviceToken, err = s.issueDeviceToken(ctx, tx, u, now); err != nil {
+			return err
+		}
+		if s.Mail != nil {
+			_, err = s.queueMail(ctx, tx, fluxauth.MailVerifyEmail, u, u.Email, now)
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if s.Mail != nil {
+		s.Mail.Notify()
 	}
 	res.Created = true
 	return res, nil

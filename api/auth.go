@@ -23,6 +23,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /api/auth/logout", s.handle(s.authed(s.logout)))
 	s.mux.HandleFunc("POST /api/auth/logout-all", s.handle(s.authed(s.logoutAll)))
 	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handle(s.jwks))
+	s.lifecycleRoutes()
 }
 
 type userJSON struct {
@@ -30,7 +31,8 @@ type userJSON struct {
 	Email    string `json:"email"`
 	Name     string `json:"name"`
 	UserType string `json:"userType"`
-	// EmailVerified: the owner has proven the address (a Google or Apple sign-in that vouched for it).
+	// EmailVerified: the owner has proven the address (a verification or reset link, or a Google or
+	// Apple sign-in that vouched for it).
 	EmailVerified bool `json:"emailVerified"`
 }
 

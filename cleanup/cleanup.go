@@ -1,5 +1,5 @@
-// Package cleanup deletes refresh tokens, device tokens and security events that retention no longer
-// needs, and the records of ID tokens used once their tokens have expired: daily inside serve, or
+// Package cleanup deletes refresh tokens, device tokens, link tokens, settled mails and security
+// events that retention no longer needs, and the records of ID tokens used once their tokens have expired: daily inside serve, or
 // on demand with "fluxauth cleanup". It deletes in batches so it never holds a long lock, never
 // touches a live session, and runs on one instance at a time.
 package cleanup
@@ -24,7 +24,7 @@ const idTokenUseMargin = time.Hour
 // Job is one configured cleanup.
 type Job struct {
 	Store          fluxauth.CleanupStore
-	TokenRetention time.Duration // keep expired or revoked refresh and device tokens this long (forensics)
+	TokenRetention time.Duration // keep expired or revoked refresh, device and link tokens, and settled mails, this long (forensics)
 	EventRetention time.Duration // keep security events this long
 	Batch          int           // rows per DELETE statement
 	Clock          fluxauth.Clock
@@ -38,7 +38,11 @@ type Report struct {
 	IDTokenUses int
 	// DeviceTokens counts device tokens that died or expired more than TokenRetention ago.
 	DeviceTokens int
-	DryRun       bool
+	// LinkTokens counts link tokens used or expired, and Mails outbox mails sent or abandoned, more
+	// than TokenRetention ago.
+	LinkTokens int
+	Mails      int
+	DryRun     bool
 	Skipped      bool // another instance was running it
 	Duration     time.Duration
 }
@@ -51,8 +55,8 @@ func (r Report) String() string {
 	if r.DryRun {
 		verb = "would delete"
 	}
-	return fmt.Sprintf("refresh_tokens: %s %d\nsecurity_events: %s %d\nid_token_uses: %s %d\ndevice_tokens: %s %d",
-		verb, r.Tokens, verb, r.Events, verb, r.IDTokenUses, verb, r.DeviceTokens)
+	return fmt.Sprintf("refresh_tokens: %s %d\nsecurity_events: %s %d\nid_token_uses: %s %d\ndevice_tokens: %s %d\nlink_tokens: %s %d\nmail_outbox: %s %d",
+		verb, r.Tokens, verb, r.Events, verb, r.IDTokenUses, verb, r.DeviceTokens, verb, r.LinkTokens, verb, r.Mails)
 }
 
 // Run cleans once. With dryRun it only counts.
@@ -74,7 +78,13 @@ func (j *Job) Run(ctx context.Context, dryRun bool) (Report, error) {
 			if rep.IDTokenUses, err = j.Store.CountIDTokenUsesBefore(ctx, idTokenCutoff); err != nil {
 				return err
 			}
-			rep.DeviceTokens, err = j.Store.CountDeadDeviceTokens(ctx, tokenCutoff)
+			if rep.DeviceTokens, err = j.Store.CountDeadDeviceTokens(ctx, tokenCutoff); err != nil {
+				return err
+			}
+			if rep.LinkTokens, err = j.Store.CountDeadLinkTokens(ctx, tokenCutoff); err != nil {
+				return err
+			}
+			rep.Mails, err = j.Store.CountSettledMail(ctx, tokenCutoff)
 			return err
 		}
 		if rep.Tokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadTokens(ctx, tokenCutoff, n) }); err != nil {
@@ -86,18 +96,24 @@ func (j *Job) Run(ctx context.Context, dryRun bool) (Report, error) {
 		if rep.IDTokenUses, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteIDTokenUsesBefore(ctx, idTokenCutoff, n) }); err != nil {
 			return err
 		}
-		rep.DeviceTokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadDeviceTokens(ctx, tokenCutoff, n) })
+		if rep.DeviceTokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadDeviceTokens(ctx, tokenCutoff, n) }); err != nil {
+			return err
+		}
+		if rep.LinkTokens, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteDeadLinkTokens(ctx, tokenCutoff, n) }); err != nil {
+			return err
+		}
+		rep.Mails, err = drain(ctx, j.Batch, func(n int) (int, error) { return j.Store.DeleteSettledMail(ctx, tokenCutoff, n) })
 		return err
 	})
 	rep.Skipped = !ran && err == nil
 	rep.Duration = time.Since(start)
 	if err != nil {
 		j.Logger.ErrorContext(ctx, "cleanup failed", "refresh_tokens", rep.Tokens, "security_events", rep.Events,
-			"id_token_uses", rep.IDTokenUses, "device_tokens", rep.DeviceTokens, "err", err)
+			"id_token_uses", rep.IDTokenUses, "device_tokens", rep.DeviceTokens, "link_tokens", rep.LinkTokens, "mail_outbox", rep.Mails, "err", err)
 		return rep, err
 	}
 	j.Logger.InfoContext(ctx, "cleanup", "refresh_tokens", rep.Tokens, "security_events", rep.Events,
-		"id_token_uses", rep.IDTokenUses, "device_tokens", rep.DeviceTokens, "dry_run", dryRun, "skipped", rep.Skipped, "duration", rep.Duration)
+		"id_token_uses", rep.IDTokenUses, "device_tokens", rep.DeviceTokens, "link_tokens", rep.LinkTokens, "mail_outbox", rep.Mails, "dry_run", dryRun, "skipped", rep.Skipped, "duration", rep.Duration)
 	return rep, nil
 }
 

@@ -593,3 +593,74 @@ func TestCleanupDeletesDeviceTokensDeadOrExpiredPastRetention(t *testing.T) {
 		})
 	}
 }
+
+// Link tokens used or expired, and mails sent or abandoned, go once that is older than the token
+// retention; usable tokens, pending mails and recent ones stay.
+func TestCleanupDeletesLinkTokensAndSettledMailsPastRetention(t *testing.T) {
+	for name, open := range stores {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t).store
+			ctx := context.Background()
+			clock := testenv.NewClock(time.Now())
+			now := clock.Now()
+			u := &fluxauth.User{ID: uuid.NewString(), Email: "links@example.com", Name: "L", UserType: fluxauth.UserTypeClient,
+				PasswordHash: "x", CreatedAt: now, UpdatedAt: now}
+			if err := s.CreateUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			past := now.Add(-tokenRetention - time.Minute)
+			recent := now.Add(-tokenRetention + time.Minute)
+			link := func(expires time.Time) *fluxauth.LinkToken {
+				id := uuid.NewString()
+				return &fluxauth.LinkToken{ID: id, UserID: u.ID, Purpose: fluxauth.MailPasswordReset, TokenHash: token.HashLinkToken(id),
+					CreatedAt: expires.Add(-time.Hour), ExpiresAt: expires}
+			}
+			for _, lt := range []*fluxauth.LinkToken{link(past), link(recent), link(now.Add(time.Hour))} {
+				if err := s.InsertLinkToken(ctx, lt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mail := func(settle fluxauth.MailOutcome) {
+				m := &fluxauth.OutboxMail{ID: uuid.NewString(), Kind: fluxauth.MailVerifyEmail, Address: "x@example.com", NextAttemptAt: past, CreatedAt: past}
+				if err := s.Update(ctx, func(tx fluxauth.Tx) error { return tx.EnqueueMail(ctx, m) }); err != nil {
+					t.Fatal(err)
+				}
+				if settle == (fluxauth.MailOutcome{}) {
+					return
+				}
+				c, err := s.ClaimMail(ctx, now, time.Minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok, err := s.SettleMail(ctx, c.ID, c.Attempts, settle); !ok || err != nil {
+					t.Fatalf("SettleMail = %t, %v", ok, err)
+				}
+			}
+			mail(fluxauth.MailOutcome{SentAt: past})
+			mail(fluxauth.MailOutcome{AbandonedAt: past, ErrorClass: "no_account"})
+			mail(fluxauth.MailOutcome{SentAt: recent})
+			mail(fluxauth.MailOutcome{}) // still pending, enqueued long ago
+			job := &cleanup.Job{Store: s, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 1,
+				Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			for _, dryRun := range []bool{true, false} {
+				rep, err := job.Run(ctx, dryRun)
+				if err != nil || rep.LinkTokens != 1 || rep.Mails != 2 {
+					t.Fatalf("dry run %v: report %+v, %v; want 1 link token and 2 mails", dryRun, rep, err)
+				}
+				if !strings.Contains(rep.String(), "link_tokens: ") || !strings.Contains(rep.String(), "mail_outbox: ") {
+					t.Fatalf("report text %q", rep.String())
+				}
+			}
+			if n, err := s.CountDeadLinkTokens(ctx, now.Add(365*24*time.Hour)); err != nil || n != 2 {
+				t.Fatalf("link tokens kept = %d, %v; want 2", n, err)
+			}
+			if n, err := s.CountSettledMail(ctx, now.Add(365*24*time.Hour)); err != nil || n != 1 {
+				t.Fatalf("settled mails kept = %d, %v; want the recent one", n, err)
+			}
+			if m, err := s.ClaimMail(ctx, now, time.Minute); err != nil || m == nil {
+				t.Fatalf("the pending mail is gone: %v", err)
+			}
+		})
+	}
+}

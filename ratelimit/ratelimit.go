@@ -184,6 +184,12 @@ type Rules struct {
 	RefreshIP Limit
 	// IDTokenIP limits Google and Apple sign-ins from one client IP.
 	IDTokenIP Limit
+	// ForgotIP and ForgotEmail limit password-reset requests from one client IP, and for one
+	// address (in canonical form) from anywhere, whether or not an account has it.
+	ForgotIP    Limit
+	ForgotEmail Limit
+	// VerifyResend limits the verification mails one account asks for again.
+	VerifyResend Limit
 	// Lockout is the failed-login lockout's budget of attempts per key: see Lockout, and account's
 	// lockoutKey for what the key is.
 	Lockout Limit

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	netmail "net/mail"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/mail"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -68,6 +70,12 @@ type Config struct {
 	// Alerts are the thresholds of the security alerts; AlertWebhookURL, when set, receives every alert.
 	Alerts          alert.Thresholds
 	AlertWebhookURL string
+
+	// SMTP is FLUXAUTH_SMTP_URL: how mail goes out, if at all. MailFrom is the sender's address, and
+	// Links the reset and verification links' templates and their tokens' lifetimes.
+	SMTP     mail.SMTPSettings
+	MailFrom string
+	Links    mail.Links
 
 	TokenRetention time.Duration
 	EventRetention time.Duration
@@ -250,7 +258,36 @@ var settings = []Setting{
 	}},
 	{Env: "FLUXAUTH_REDIS_TIMEOUT", Default: "25ms", Help: "how long a rate-limit or revocation check waits for Redis before the in-process limiter or the database answers", parse: durationIn(func(c *Config) *time.Duration { return &c.RedisTimeout }, time.Millisecond, 10*time.Second)},
 	{Env: "FLUXAUTH_REVOCATION_CACHE_TTL", Default: "500ms", Help: "how long an instance trusts its last database look at a session's revocation (without Redis, or while Redis cannot be believed)", parse: durationIn(func(c *Config) *time.Duration { return &c.RevocationCacheTTL }, 0, time.Second)},
-	{Env: "FLUXAUTH_TOKEN_RETENTION", Default: "168h", Help: "how long expired or revoked refresh tokens, and expired or dead device tokens, are kept (forensics) before cleanup deletes them", parse: durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
+	{Env: "FLUXAUTH_SMTP_URL", Help: "how mail (password reset, address verification) goes out: smtp://user:pass@host:587 (STARTTLS required; ?tls=none only for a loopback host), smtps://user:pass@host:465 (implicit TLS), or log: to write mails to the log (local development only); empty: no mail, and the flows that need it answer 503 mail_unavailable", parse: func(c *Config, v string) error {
+		s, err := mail.ParseSMTPURL(v)
+		c.SMTP = s
+		return err
+	}},
+	{Env: "FLUXAUTH_MAIL_FROM", DerivedDefault: devMailFrom + " with log:, required with SMTP", Help: "the From of fluxauth's mails, e.g. FluxStudio <no-reply@fluxstudio.example>", parse: func(c *Config, v string) error {
+		if v != "" {
+			if _, err := netmail.ParseAddress(v); err != nil {
+				return fmt.Errorf("must be an address such as FluxStudio <no-reply@fluxstudio.example>")
+			}
+		}
+		c.MailFrom = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_RESET_URL", DerivedDefault: devResetURL + " with log:, required with SMTP", Help: "the app's page that sets a new password, with {token} where the reset mail's token goes", parse: linkTemplate(func(c *Config) *string { return &c.Links.ResetURL })},
+	{Env: "FLUXAUTH_VERIFY_URL", DerivedDefault: devVerifyURL + " with log:, required with SMTP", Help: "the app's page that confirms an address, with {token} where the verification mail's token goes", parse: linkTemplate(func(c *Config) *string { return &c.Links.VerifyURL })},
+	{Env: "FLUXAUTH_RESET_TTL", Default: "30m", Help: "how long a password-reset link works", parse: durationIn(func(c *Config) *time.Duration { return &c.Links.ResetTTL }, 5*time.Minute, 24*time.Hour)},
+	{Env: "FLUXAUTH_VERIFY_TTL", Default: "48h", Help: "how long an address-verification link works", parse: durationIn(func(c *Config) *time.Duration { return &c.Links.VerifyTTL }, time.Hour, 720*time.Hour)},
+	{Env: "FLUXAUTH_REQUIRE_VERIFIED_EMAIL", Default: "false", Help: "true: a password login with the right password answers 403 email_not_verified until the account's address is verified (needs mail)", parse: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("must be true or false")
+		}
+		c.Account.RequireVerifiedEmail = b
+		return nil
+	}},
+	{Env: "FLUXAUTH_RATE_FORGOT_IP", Default: "10/1h", Help: "password-reset requests per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.ForgotIP })},
+	{Env: "FLUXAUTH_RATE_FORGOT_EMAIL", Default: "3/1h", Help: "password-reset requests per address, from anywhere, whether or not an account has it", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.ForgotEmail })},
+	{Env: "FLUXAUTH_RATE_VERIFY_RESEND", Default: "3/1h", Help: "verification mails one account may ask for again", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.VerifyResend })},
+	{Env: "FLUXAUTH_TOKEN_RETENTION", Default: "168h", Help: "how long expired or revoked refresh tokens, expired or dead device and link tokens, and sent or abandoned mails are kept (forensics) before cleanup deletes them", parse: durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
 	{Env: "FLUXAUTH_EVENT_RETENTION", Default: "2160h", Help: "how long security events are kept", parse: durationIn(func(c *Config) *time.Duration { return &c.EventRetention }, time.Hour, 87600*time.Hour)},
 	{Env: "FLUXAUTH_CLEANUP_AT", Default: "03:00", Help: "daily cleanup time (HH:MM, UTC) inside serve; off disables it", parse: func(c *Config, v string) error {
 		if v != "off" {
@@ -293,6 +330,27 @@ var settings = []Setting{
 		return nil
 	}},
 	{Env: "FLUXAUTH_SHUTDOWN_TIMEOUT", Default: "15s", Help: "how long graceful shutdown may take: in-flight requests get all of it but a reserve (a quarter, at most 2s) in which the security events they queued are written; events still unwritten at the end are counted in the log", parse: durationIn(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0, 10*time.Minute)},
+}
+
+// The link and sender defaults with FLUXAUTH_SMTP_URL=log:, which only a developer reads: clearly
+// local, so that nobody mistakes them for a deployment's.
+const (
+	devMailFrom  = "FluxStudio <no-reply@localhost>"
+	devResetURL  = "http://localhost:3000/reset-password?token={token}"
+	devVerifyURL = "http://localhost:3000/verify-email?token={token}"
+)
+
+// linkTemplate parses a mail link's template, which may be empty (then derived or required).
+func linkTemplate(field func(*Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		if v != "" {
+			if err := mail.ValidLinkTemplate(v); err != nil {
+				return err
+			}
+		}
+		*field(c) = v
+		return nil
+	}
 }
 
 // optionalAddr parses a listener address that may be empty (off).
@@ -446,6 +504,17 @@ func (c *Config) deriveDefaults() {
 			c.InternalAddr = c.debugAddr
 		}
 	}
+	if c.SMTP.Mode == mail.ModeLog {
+		for _, d := range []struct {
+			field *string
+			dev   string
+		}{{&c.MailFrom, devMailFrom}, {&c.Links.ResetURL, devResetURL}, {&c.Links.VerifyURL, devVerifyURL}} {
+			if *d.field == "" {
+				*d.field = d.dev
+			}
+		}
+		c.Warnings = append(c.Warnings, "FLUXAUTH_SMTP_URL=log: mails are written to the log, with their reset and verification links: for local development only")
+	}
 	// Only with the shared HS256 secret can another party sign a token for someone else's session;
 	// ES256 tokens are signed by fluxauth alone, so the owner lookup is spared.
 	c.Account.CheckSessionOwner = c.JWTAlg == "HS256"
@@ -465,6 +534,16 @@ func (c *Config) crossCheck() []string {
 	}
 	if c.Account.SessionMaxAge != 0 && c.Account.RefreshTTL > c.Account.SessionMaxAge {
 		p = append(p, "FLUXAUTH_REFRESH_TTL: must not exceed FLUXAUTH_SESSION_MAX_AGE")
+	}
+	if c.SMTP.Real() {
+		for _, r := range []struct{ env, v string }{{"FLUXAUTH_MAIL_FROM", c.MailFrom}, {"FLUXAUTH_RESET_URL", c.Links.ResetURL}, {"FLUXAUTH_VERIFY_URL", c.Links.VerifyURL}} {
+			if r.v == "" {
+				p = append(p, r.env+": required when FLUXAUTH_SMTP_URL sends mail")
+			}
+		}
+	}
+	if c.Account.RequireVerifiedEmail && c.DatabaseURL != "" && !c.SMTP.Enabled() {
+		p = append(p, "FLUXAUTH_REQUIRE_VERIFIED_EMAIL: needs mail (FLUXAUTH_SMTP_URL), or password users could never verify their address and sign in")
 	}
 	if c.Password.Memory != 0 {
 		if err := c.Password.Validate(); err != nil {
