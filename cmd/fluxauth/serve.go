@@ -23,6 +23,7 @@ import (
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/mail"
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -138,6 +139,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, Clock: clock}),
 		},
 	}
+	mailer := newMailSender(cfg, db, clock, logger)
+	if mailer != nil {
+		accounts.Mail = mailer // only when set: a nil *mail.Sender would be a Notifier that is not nil
+	}
 	monitor, alertEvents, runAlerts, stopAlerts, err := startAlerts(cfg, recorder, limiter, reporter, scrub, logger)
 	if err != nil {
 		return err
@@ -188,6 +193,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.CleanupAt != "off" {
 		job := newCleanupJob(cfg, db, logger)
 		lc.loop("daily cleanup", func(ctx context.Context) error { return job.Daily(ctx, cfg.CleanupAt) })
+	}
+	if mailer != nil {
+		// At shutdown a mail being sent is interrupted and recorded for an immediate retry, by this
+		// instance's next start or by another instance.
+		lc.loop("mail sender", func(ctx context.Context) error { mailer.Run(ctx); return nil })
 	}
 	if redisRevocations != nil {
 		lc.loop("revocation re-announcement", func(ctx context.Context) error { redisRevocations.Run(ctx); return nil })
@@ -248,6 +258,23 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.Join(errs...)
 	})
 	return lc.wait()
+}
+
+// newMailSender returns the outbox's sender over the configured transport, or nil when mail is off;
+// either way it says at start what mail will do.
+func newMailSender(cfg *config.Config, db database, clock fluxauth.Clock, logger *slog.Logger) *mail.Sender {
+	var transport mail.Transport
+	switch {
+	case cfg.SMTP.Real():
+		transport = mail.NewSMTP(cfg.SMTP, cfg.MailFrom)
+		logger.Info("mail is sent through SMTP", "smtp", cfg.SMTP.String(), "from", cfg.MailFrom) // String has no password
+	case cfg.SMTP.Enabled():
+		transport = mail.Log{Logger: logger} // config's warning at start says what this means
+	default:
+		logger.Warn("mail is disabled (FLUXAUTH_SMTP_URL is empty): password reset and email verification answer 503 mail_unavailable, and signups get no verification mail")
+		return nil
+	}
+	return mail.NewSender(mail.Sender{Store: db, Transport: transport, Links: cfg.Links, Clock: clock, Rand: rand.Reader, Logger: logger})
 }
 
 // closeBound bounds closing a client at exit. A healthy pool closes in milliseconds; one whose
