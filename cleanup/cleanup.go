@@ -43,8 +43,8 @@ type Report struct {
 	LinkTokens int
 	Mails      int
 	DryRun     bool
-	Skipped      bool // another instance was running it
-	Duration     time.Duration
+	Skipped    bool // another instance was running it
+	Duration   time.Duration
 }
 
 func (r Report) String() string {
