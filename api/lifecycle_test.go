@@ -17,6 +17,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/mail"
 	"github.com/fluxstudio/fluxauth/mail/mailtest"
+	"github.com/fluxstudio/fluxauth/oidc/oidctest"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -163,8 +164,9 @@ func TestAPasswordResetSignsInWithTheNewPasswordAndEndsEverythingElse(t *testing
 			t.Fatalf("the old device token was not ignored: %v", notes)
 		}
 
-		if evs := m.events(t, fluxauth.EventPasswordReset); len(evs) != 1 || evs[0].Metadata["sessionsRevoked"] != float64(2) &&
-			evs[0].Metadata["sessionsRevoked"] != 2 {
+		// Two sessions and two device tokens (signup's and the laptop's) ended.
+		if evs := m.events(t, fluxauth.EventPasswordReset); len(evs) != 1 || fmt.Sprint(evs[0].Metadata["sessionsRevoked"]) != "2" ||
+			fmt.Sprint(evs[0].Metadata["deviceTokensRevoked"]) != "2" {
 			t.Fatalf("password_reset events: %+v", evs)
 		}
 		revoked := 0
@@ -544,4 +546,25 @@ func TestLinkTokensNeverReachTheLogs(t *testing.T) {
 	if !strings.Contains(m.Logs.String(), "mail sent") {
 		t.Fatal("the log holds no mail at all: the check above proves nothing")
 	}
+}
+
+// A takeover by a verified Google sign-in removes the password: a reset link issued before it dies
+// with it, and the new owner, provider-only now, sets a password through a fresh reset.
+func TestATakeoverKillsResetLinksAndTheOwnerSetsAPasswordThroughAReset(t *testing.T) {
+	g, a := oidctest.NewIssuer(t), oidctest.NewIssuer(t)
+	m := newMailEnv(t, nil, withProviders(g, a))
+	g.Now, a.Now = m.Clock.Now, m.Clock.Now
+	p := &providerEnv{env: m.env, google: g, apple: a}
+	m.signup(t, "claimed@example.com", "password", "squatter's password")
+	before := m.requestReset(t, "claimed@example.com", 2)
+	owner := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.providerToken(t, "owner", "claimed@example.com", true)})
+	wantStatus(t, "the owner's Google sign-in", owner, 200)
+	wantCode(t, "a reset link from before the takeover", m.reset(t, before, newPassword), 400, "invalid_reset_token")
+	var ar authResponse
+	owner.json(t, &ar)
+	wantCode(t, "a password change without a password", m.do(t, "POST", "/api/auth/password",
+		map[string]string{"currentPassword": "squatter's password", "newPassword": newPassword}, bearer(ar.AccessToken)...), 409, "no_password")
+	m.Clock.Advance(time.Second)
+	wantLogin(t, "the owner's reset", m.reset(t, m.requestReset(t, "claimed@example.com", 3), newPassword))
+	wantLogin(t, "the owner's new password", m.loginWith(t, "claimed@example.com", newPassword, "", "198.51.100.1"))
 }
