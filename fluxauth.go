@@ -161,11 +161,18 @@ const (
 	EventPasswordChanged = "password_changed"
 	// EventEmailVerified: a verification link proved the account's address.
 	EventEmailVerified = "email_verified"
+	// EventAccountUnlocked: an admin cleared an account's failed-login lockout. Every instance's
+	// live feed reacts to it by clearing the lockout in its own in-process limiter.
+	EventAccountUnlocked = "account_unlocked"
 )
 
 // SecurityEvent is one row of the audit log.
 type SecurityEvent struct {
-	ID        string
+	ID string
+	// Seq is the event's place in the order the database took events in, assigned at insert (and set
+	// on the event by InsertEvents). It only grows, but a transaction that took a lower Seq may
+	// commit after one that took a higher one: see package feed for how readers cope.
+	Seq       int64
 	Type      string
 	Severity  string
 	UserID    string
@@ -358,10 +365,48 @@ type IPCount struct {
 	Count int
 }
 
-// AdminStore answers the admin API's aggregate questions.
+// UserCount is one row of a top-accounts table. Email is "" when the account no longer exists.
+type UserCount struct {
+	UserID string
+	Email  string
+	Count  int
+}
+
+// EventSeries counts the audit log per step, for charts.
+type EventSeries struct {
+	Start   time.Time
+	Step    time.Duration
+	Buckets int
+	// Counts holds, for each event type seen, one count per bucket: Counts[t][i] counts the events
+	// of type t created in [Start+i*Step, Start+(i+1)*Step).
+	Counts map[string][]int
+	// TopFailedLoginIPs and TopTargetedUsers rank failed_login events over the whole series by
+	// address and by account, most first.
+	TopFailedLoginIPs []IPCount
+	TopTargetedUsers  []UserCount
+	ActiveSessions    int
+}
+
+// AdminStore answers the admin API's questions.
 type AdminStore interface {
 	// SummarizeEvents counts events created at or after since, and the sessions live at now.
 	SummarizeEvents(ctx context.Context, since, now time.Time, topIPs int) (*EventSummary, error)
+	// EventSeries counts events per type over buckets steps of step from start, ranks the failed
+	// logins of that span (at most top rows each), and counts the sessions live at now.
+	EventSeries(ctx context.Context, start time.Time, step time.Duration, buckets int, now time.Time, top int) (*EventSeries, error)
+	// SearchUsers returns up to limit users whose email contains query, compared case-insensitively
+	// and literally (no wildcards), ordered by email.
+	SearchUsers(ctx context.Context, query string, limit int) ([]*User, error)
+	// IdentitiesOf returns the user's external identities, oldest first.
+	IdentitiesOf(ctx context.Context, userID string) ([]*Identity, error)
+}
+
+// EventFeedStore reads the audit log in the order events were inserted, for the live feed.
+type EventFeedStore interface {
+	// EventsAfterSeq returns up to limit events whose Seq is above after or is one of also, by Seq.
+	EventsAfterSeq(ctx context.Context, after int64, also []int64, limit int) ([]*SecurityEvent, error)
+	// LastEventSeq returns the highest Seq of the events committed so far (0 for none).
+	LastEventSeq(ctx context.Context) (int64, error)
 }
 
 // CleanupStore deletes what retention no longer needs. Deletes run in batches of their own

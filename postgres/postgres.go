@@ -151,11 +151,12 @@ type querier interface {
 // microseconds, its precision (truncated, not rounded, as the sqlite store keeps them). Its ID
 // columns are UUIDs, and cleanup passes over rows that a refresh or a revocation holds.
 var dialect = sqlq.Dialect{
-	Param:      '$',
-	Time:       func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
-	UUIDs:      true,
-	SkipLocked: " FOR UPDATE SKIP LOCKED",
-	ForUpdate:  " FOR UPDATE",
+	Param:       '$',
+	Time:        func(t time.Time) any { return t.UTC().Truncate(time.Microsecond) },
+	UUIDs:       true,
+	SkipLocked:  " FOR UPDATE SKIP LOCKED",
+	ForUpdate:   " FOR UPDATE",
+	UnixSeconds: `FLOOR(EXTRACT(EPOCH FROM %s))::BIGINT`,
 }
 
 // conn runs the shared statements of sqlq on q, mapping the driver's errors.

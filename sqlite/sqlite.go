@@ -231,6 +231,8 @@ type querier interface {
 var dialect = sqlq.Dialect{
 	Param: '?',
 	Time:  func(t time.Time) any { return sqlq.TimeText(t) },
+	// strftime reads sqlq.TimeText, fraction and Z included, and truncates to the second.
+	UnixSeconds: `CAST(strftime('%%s', %s) AS INTEGER)`,
 }
 
 // conn runs the shared statements of sqlq on q, mapping the driver's errors.

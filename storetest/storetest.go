@@ -24,6 +24,7 @@ type Storage interface {
 	fluxauth.Store
 	fluxauth.AdminStore
 	fluxauth.CleanupStore
+	fluxauth.EventFeedStore
 }
 
 // Backend is a store under test and what the suite needs to watch it from outside.
@@ -49,7 +50,8 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "update", updateTests, store)
 	run(t, "events", eventTests, store)
 	run(t, "concurrency", concurrencyTests, store)
-	run(t, "admin", adminTests, storage)
+	run(t, "admin", slices.Concat(adminTests, seriesTests, userSearchTests), storage)
+	run(t, "event feed", feedTests, storage)
 	run(t, "cleanup", slices.Concat(cleanupTests, deviceTokenCleanupTests, mailCleanupTests), storage)
 	run(t, "id tokens", idTokenTests, storage)
 	run(t, "claims", claimTests, store)

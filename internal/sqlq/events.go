@@ -23,7 +23,8 @@ func (a *args) add(v any) string {
 }
 
 // InsertEvents appends events to the audit log in one statement. Events without an ID, a severity
-// or a time get a UUIDv7, "info" and the store's now().
+// or a time get a UUIDv7, "info" and the store's now(); every event gets the Seq the database
+// assigned it.
 func (t Tx) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -58,8 +59,23 @@ func (t Tx) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent)
 			a.add(e.ID), a.add(e.Type), a.add(e.Severity), a.add(nullString(e.UserID)), a.add(nullString(e.TokenID)),
 			a.add(nullString(e.IPAddress)), a.add(nullString(e.UserAgent)), a.add(meta), a.add(d.Time(e.CreatedAt)))
 	}
-	_, err := t.q.Exec(ctx, b.String(), a.list...)
-	return err
+	b.WriteString(" RETURNING id, seq")
+	byID := make(map[string]*fluxauth.SecurityEvent, len(events))
+	for _, e := range events {
+		byID[e.ID] = e
+	}
+	// RETURNING's row order is not promised to be the VALUES' order: match by id.
+	return t.q.Query(ctx, b.String(), a.list, func(row Scanner) error {
+		var id string
+		var seq int64
+		if err := row.Scan(scanText(&id), &seq); err != nil {
+			return err
+		}
+		if e := byID[id]; e != nil {
+			e.Seq = seq
+		}
+		return nil
+	})
 }
 
 // InsertEvents appends events to the audit log in one statement. Events without an ID, a severity
@@ -103,8 +119,7 @@ func (s Store) ListEvents(ctx context.Context, f fluxauth.EventFilter) ([]*fluxa
 			add("created_at <", d.Time(f.BeforeTime))
 		}
 	}
-	sql := `SELECT id, event_type, severity, user_id, token_id, ip_address, user_agent, metadata, created_at
-		FROM security_events`
+	sql := `SELECT ` + eventColumns + ` FROM security_events`
 	if len(where) > 0 {
 		sql += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -112,11 +127,18 @@ func (s Store) ListEvents(ctx context.Context, f fluxauth.EventFilter) ([]*fluxa
 	if f.Limit > 0 {
 		sql += " LIMIT " + a.add(f.Limit)
 	}
+	return s.queryEvents(ctx, sql, a.list)
+}
+
+// eventColumns are security_events' columns in the order scanEvent reads them.
+const eventColumns = `seq, id, event_type, severity, user_id, token_id, ip_address, user_agent, metadata, created_at`
+
+func (s Store) queryEvents(ctx context.Context, query string, args []any) ([]*fluxauth.SecurityEvent, error) {
 	var out []*fluxauth.SecurityEvent
-	err := s.read.Query(ctx, sql, a.list, func(row Scanner) error {
+	err := s.read.Query(ctx, query, args, func(row Scanner) error {
 		var e fluxauth.SecurityEvent
 		var meta []byte
-		if err := row.Scan(scanText(&e.ID), &e.Type, &e.Severity, scanText(&e.UserID), scanText(&e.TokenID),
+		if err := row.Scan(&e.Seq, scanText(&e.ID), &e.Type, &e.Severity, scanText(&e.UserID), scanText(&e.TokenID),
 			scanText(&e.IPAddress), scanText(&e.UserAgent), &meta, scanTime(&e.CreatedAt)); err != nil {
 			return err
 		}
@@ -129,4 +151,27 @@ func (s Store) ListEvents(ctx context.Context, f fluxauth.EventFilter) ([]*fluxa
 		return nil
 	})
 	return out, err
+}
+
+// EventsAfterSeq returns up to limit events whose seq is above after or in also, by seq. The
+// feed's readers pass the few seqs they are still waiting for as also, so a wake reads only what
+// is new to them (an index range and a few point lookups), never the window again.
+func (s Store) EventsAfterSeq(ctx context.Context, after int64, also []int64, limit int) ([]*fluxauth.SecurityEvent, error) {
+	a := &args{d: s.d}
+	cond := "seq > " + a.add(after)
+	if len(also) > 0 {
+		in := make([]string, len(also))
+		for i, seq := range also {
+			in[i] = a.add(seq)
+		}
+		cond += " OR seq IN (" + strings.Join(in, ", ") + ")"
+	}
+	return s.queryEvents(ctx, `SELECT `+eventColumns+` FROM security_events WHERE `+cond+` ORDER BY seq LIMIT `+a.add(limit), a.list)
+}
+
+// LastEventSeq returns the highest seq of the committed events, 0 when there are none.
+func (s Store) LastEventSeq(ctx context.Context) (int64, error) {
+	var seq int64
+	err := s.read.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM security_events`).Scan(&seq)
+	return seq, err
 }

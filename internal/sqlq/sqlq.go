@@ -38,6 +38,9 @@ type Dialect struct {
 	// ForUpdate is appended to a select that must hold its rows until the transaction ends
 	// (" FOR UPDATE"; "" where write transactions already run one at a time).
 	ForUpdate string
+	// UnixSeconds is a format (fmt, one %s: a column) for the whole Unix seconds of a time column,
+	// as an integer.
+	UnixSeconds string
 }
 
 // Store implements, with the shared statements, the methods of fluxauth.Store, AdminStore and
