@@ -24,7 +24,16 @@ type Session struct {
 
 // Sessions lists the caller's live sessions, newest activity first.
 func (s *Service) Sessions(ctx context.Context, p *Principal) ([]Session, error) {
-	tips, err := s.Store.ActiveSessions(ctx, p.UserID, s.Clock.Now())
+	return s.sessionsOf(ctx, p.UserID, p.SessionID)
+}
+
+// UserSessions lists a user's live sessions, newest activity first, for an admin (none is current).
+func (s *Service) UserSessions(ctx context.Context, userID string) ([]Session, error) {
+	return s.sessionsOf(ctx, userID, "")
+}
+
+func (s *Service) sessionsOf(ctx context.Context, userID, current string) ([]Session, error) {
+	tips, err := s.Store.ActiveSessions(ctx, userID, s.Clock.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +42,7 @@ func (s *Service) Sessions(ctx context.Context, p *Principal) ([]Session, error)
 		out = append(out, Session{
 			ID: t.SessionID, DeviceName: t.DeviceName, IPAddress: t.IPAddress, UserAgent: t.UserAgent,
 			CreatedAt: t.SessionCreatedAt, LastUsedAt: t.LastUsedAt, ExpiresAt: t.ExpiresAt,
-			Current: t.SessionID == p.SessionID,
+			Current: t.SessionID == current,
 		})
 	}
 	return out, nil

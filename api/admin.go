@@ -25,7 +25,15 @@ func (s *Server) adminRoutes() {
 	}
 	s.mux.HandleFunc("GET /api/admin/security/events", s.handle(s.admin(s.listEvents)))
 	s.mux.HandleFunc("GET /api/admin/security/summary", s.handle(s.admin(s.summary)))
+	s.mux.HandleFunc("GET /api/admin/security/timeseries", s.handle(s.admin(s.timeseries)))
+	s.mux.HandleFunc("GET /api/admin/users", s.handle(s.admin(s.searchUsers)))
+	s.mux.HandleFunc("GET /api/admin/users/{id}", s.handle(s.admin(s.adminUser)))
+	s.mux.HandleFunc("DELETE /api/admin/sessions/{id}", s.handle(s.admin(s.adminRevokeSession)))
 	s.mux.HandleFunc("POST /api/admin/users/{id}/revoke-sessions", s.handle(s.admin(s.adminRevokeSessions)))
+	s.mux.HandleFunc("POST /api/admin/users/{id}/unlock", s.handle(s.admin(s.adminUnlock)))
+	if s.Feed != nil {
+		s.mux.HandleFunc("GET /api/admin/security/stream", s.handle(s.admin(s.securityStream)))
+	}
 }
 
 // admin lets only admins through; account.Service.RequireAdmin says who is one.
@@ -39,7 +47,9 @@ func (s *Server) admin(fn authedFunc) handlerFunc {
 }
 
 type eventJSON struct {
-	ID        string         `json:"id"`
+	ID string `json:"id"`
+	// Seq is the event's place in the order the database took events in (the live feed's order).
+	Seq       int64          `json:"seq"`
 	EventType string         `json:"eventType"`
 	Severity  string         `json:"severity"`
 	UserID    *string        `json:"userId"`
@@ -60,7 +70,7 @@ func nullable(s string) *string {
 // EventJSON is the admin API's shape of an event; the live stream uses it too.
 func EventJSON(e *fluxauth.SecurityEvent) any {
 	return eventJSON{
-		ID: e.ID, EventType: e.Type, Severity: e.Severity, UserID: nullable(e.UserID), TokenID: nullable(e.TokenID),
+		ID: e.ID, Seq: e.Seq, EventType: e.Type, Severity: e.Severity, UserID: nullable(e.UserID), TokenID: nullable(e.TokenID),
 		IPAddress: nullable(e.IPAddress), UserAgent: nullable(e.UserAgent), Metadata: e.Metadata, CreatedAt: e.CreatedAt,
 	}
 }

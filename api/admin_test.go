@@ -23,17 +23,21 @@ func (e *env) admin(tb testing.TB, email string) *authResponse {
 	return ar
 }
 
+// eventBody is an event as the admin API shows it, in lists and in the stream.
+type eventBody struct {
+	ID        string         `json:"id"`
+	Seq       int64          `json:"seq"`
+	EventType string         `json:"eventType"`
+	Severity  string         `json:"severity"`
+	UserID    *string        `json:"userId"`
+	IPAddress *string        `json:"ipAddress"`
+	Metadata  map[string]any `json:"metadata"`
+	CreatedAt time.Time      `json:"createdAt"`
+}
+
 type eventsPage struct {
-	Events []struct {
-		ID        string         `json:"id"`
-		EventType string         `json:"eventType"`
-		Severity  string         `json:"severity"`
-		UserID    *string        `json:"userId"`
-		IPAddress *string        `json:"ipAddress"`
-		Metadata  map[string]any `json:"metadata"`
-		CreatedAt time.Time      `json:"createdAt"`
-	} `json:"events"`
-	NextCursor *string `json:"nextCursor"`
+	Events     []eventBody `json:"events"`
+	NextCursor *string     `json:"nextCursor"`
 }
 
 func (e *env) listEvents(tb testing.TB, access string, q url.Values) *eventsPage {

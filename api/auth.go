@@ -177,6 +177,11 @@ func (s *Server) sessions(w http.ResponseWriter, r *http.Request, p *account.Pri
 	if err != nil {
 		return err
 	}
+	writeJSON(w, http.StatusOK, map[string][]sessionJSON{"sessions": sessionsJSON(list)})
+	return nil
+}
+
+func sessionsJSON(list []account.Session) []sessionJSON {
 	out := make([]sessionJSON, 0, len(list))
 	for _, x := range list {
 		out = append(out, sessionJSON{
@@ -184,8 +189,7 @@ func (s *Server) sessions(w http.ResponseWriter, r *http.Request, p *account.Pri
 			CreatedAt: x.CreatedAt, LastUsedAt: x.LastUsedAt, ExpiresAt: x.ExpiresAt, Current: x.Current,
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string][]sessionJSON{"sessions": out})
-	return nil
+	return out
 }
 
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, p *account.Principal) error {

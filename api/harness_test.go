@@ -18,6 +18,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
@@ -34,6 +35,7 @@ type env struct {
 	Clock    *testenv.Clock
 	Accounts *account.Service
 	Recorder *audit.Recorder
+	Hub      *feed.Hub
 	Logs     *syncBuffer
 	server   *httptest.Server
 }
@@ -64,6 +66,13 @@ type envConfig struct {
 	accounts func(*account.Service)
 	degraded func() []string
 	origins  []string
+	feed     feed.Config
+	beat     time.Duration
+}
+
+// withFeed tunes the live feed's hub and the streams' heartbeat interval (0: the default).
+func withFeed(c feed.Config, heartbeat time.Duration) envOption {
+	return func(e *envConfig) { e.feed, e.beat = c, heartbeat }
 }
 
 func withStore(s fluxauth.Store) envOption { return func(c *envConfig) { c.store = s } }
@@ -123,11 +132,21 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), TrustedProxies: proxies,
-		Degraded: cfg.degraded, CORSOrigins: cfg.origins}
+	// The live feed as serve runs it: woken by PostgreSQL's notifications or the recorder.
+	hub := feed.New(cfg.store.(fluxauth.EventFeedStore), cfg.clock, logger, cfg.feed)
+	hub.React(fluxauth.EventAccountUnlocked, acc.ClearLocalLockout)
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	var feedRunning sync.WaitGroup
+	feedRunning.Add(2)
+	go func() { defer feedRunning.Done(); hub.Run(feedCtx) }()
+	go func() { defer feedRunning.Done(); hub.Listen(feedCtx, cfg.store, recorder) }()
+	tb.Cleanup(func() { stopFeed(); feedRunning.Wait() })
+	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), Feed: hub, Heartbeat: cfg.beat,
+		TrustedProxies: proxies, Degraded: cfg.degraded, CORSOrigins: cfg.origins}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
-	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Logs: logs, server: ts}
+	tb.Cleanup(hub.Close) // before ts.Close, which waits for the streams
+	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Hub: hub, Logs: logs, server: ts}
 }
 
 // response is a decoded HTTP answer.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/feed"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413 request_too_large.
@@ -36,6 +37,11 @@ type Server struct {
 	Accounts *account.Service
 	// Admin serves the admin API; nil disables it.
 	Admin AdminStore
+	// Feed serves the admin API's live stream; nil disables the stream. Close it when the server
+	// shuts down (http.Server.RegisterOnShutdown), or streams hold the drain until its deadline.
+	Feed *feed.Hub
+	// Heartbeat is how often an idle stream sends a comment; zero means DefaultHeartbeat.
+	Heartbeat time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies *ProxyList
 	// Metrics, when set, are fed by every request; InternalHandler serves them, never this server.

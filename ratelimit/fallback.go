@@ -82,3 +82,7 @@ func fallbackDo[T any](f *Fallback, ctx context.Context, call func(context.Conte
 	}
 	return call(ctx, f.local)
 }
+
+// ResetLocal forgets key in the instance's own limiter only. When another instance has already
+// reset the shared limiter, this clears what this instance counted during an outage.
+func (f *Fallback) ResetLocal(ctx context.Context, key string) error { return f.local.Reset(ctx, key) }

@@ -15,6 +15,7 @@ type database interface {
 	fluxauth.Store
 	fluxauth.AdminStore
 	fluxauth.CleanupStore
+	fluxauth.EventFeedStore
 	MigrateUp(ctx context.Context) ([]string, error)
 	MigrateDown(ctx context.Context) (string, error)
 	MigrationStatus(ctx context.Context) ([]migrate.Status, error)

@@ -21,6 +21,7 @@ import (
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/mail"
@@ -155,7 +156,11 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		metrics.ExportSetAside(recorder.SetAside)
 		metrics.ExportSubscriberDrops("alerts", alertEvents.Dropped)
 	}
-	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, TrustedProxies: cfg.TrustedProxies,
+	// The dashboard's live feed: one reader of the audit log for every stream of this instance. Its
+	// reaction to account_unlocked is how an unlock reaches every instance's own limiter.
+	hub := feed.New(db, clock, logger, feed.Config{})
+	hub.React(fluxauth.EventAccountUnlocked, accounts.ClearLocalLockout)
+	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, Feed: hub, TrustedProxies: cfg.TrustedProxies,
 		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins, RateLimited: monitor.RateLimited}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -175,6 +180,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          log.New(slogWriter{logger}, "", 0),
 	}
+	// Shutdown waits for every request to end: streams end when the feed closes.
+	httpSrv.RegisterOnShutdown(hub.Close)
 	var internal *http.Server
 	var internalLn net.Listener
 	if cfg.InternalAddr != "" {
@@ -203,6 +210,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		lc.loop("revocation re-announcement", func(ctx context.Context) error { redisRevocations.Run(ctx); return nil })
 	}
 	lc.loop("alert monitor", func(context.Context) error { runAlerts(); return nil }) // until stopAlerts
+	lc.loop("security feed", hub.Run)
+	lc.loop("security feed wakes", func(ctx context.Context) error { hub.Listen(ctx, db, recorder); return nil })
 	stopEvents := func() {}
 	if metrics != nil {
 		events := recorder.Follow(1024)

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/feed"
+)
+
+// DefaultHeartbeat is how often an idle stream sends a comment: proxies and load balancers close
+// connections idle for longer than about 30-60 s, and the client learns the stream is alive.
+const DefaultHeartbeat = 15 * time.Second
+
+// streamWriteTimeout bounds each write to a stream: a client that stopped reading is cut off instead
+// of holding its handler (the hub has dropped it already; this frees the connection).
+const streamWriteTimeout = 10 * time.Second
+
+// streamData is an event's SSE data line: the events list's JSON, on one line (encoding/json never
+// writes a newline inside a value).
+func streamData(e *fluxauth.SecurityEvent) []byte {
+	b, err := json.Marshal(EventJSON(e))
+	if err != nil {
+		// Metadata was JSON when it was stored; this cannot happen. Keep the stream well-formed.
+		b = []byte(`{"id":"` + e.ID + `","error":"unencodable"}`)
+	}
+	return b
+}
+
+// securityStream is the dashboard's live feed: Server-Sent Events, one "security" event per
+// committed security event, its id the stream's cursor (feed.Cursor) for Last-Event-ID. It ends
+// when the client goes, when it falls too far behind (the hub dropped it: it reconnects and resumes)
+// or at shutdown (Feed.Close).
+func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *account.Principal) error {
+	ctx := r.Context()
+	sub, err := s.Feed.Subscribe(ctx, r.Header.Get("Last-Event-ID"))
+	switch {
+	case errors.Is(err, feed.ErrBadCursor):
+		var v fluxauth.ValidationError
+		v.Add("Last-Event-ID", "is not an id this stream sent")
+		return v.Err()
+	case errors.Is(err, feed.ErrClosed):
+		return fluxauth.Wrap(fluxauth.EServiceUnavailable, "The service is shutting down; reconnect.", err)
+	case err != nil:
+		return err
+	}
+	defer sub.Close()
+
+	rc := http.NewResponseController(w)
+	// The server's read timeout would end the request's context while the stream is open; its
+	// write timeout would cut the stream. Each write gets its own deadline instead.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events on as they come
+	w.WriteHeader(http.StatusOK)
+
+	var buf bytes.Buffer
+	write := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		_, err := w.Write(buf.Bytes())
+		buf.Reset()
+		if err == nil {
+			err = rc.Flush()
+		}
+		return err
+	}
+	send := func(e *feed.Event, id string) error {
+		buf.WriteString("id: ")
+		buf.WriteString(id)
+		buf.WriteString("\nevent: security\ndata: ")
+		buf.Write(e.Data(streamData))
+		buf.WriteString("\n\n")
+		return write()
+	}
+	// A first line at once: the client's fetch resolves and knows the stream is up.
+	buf.WriteString(": connected\n\n")
+	if err := write(); err != nil {
+		return nil
+	}
+	if err := sub.CatchUp(ctx, send); err != nil {
+		s.streamEnded(ctx, "catch-up failed", err)
+		return nil
+	}
+	every := s.Heartbeat
+	if every <= 0 {
+		every = DefaultHeartbeat
+	}
+	heartbeat := time.NewTicker(every)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-sub.C():
+			if !ok {
+				if sub.Dropped() {
+					s.streamEnded(ctx, "client fell behind; dropped", nil)
+				}
+				return nil
+			}
+			if id, ok := sub.Accept(e.SecurityEvent); ok {
+				if err := send(e, id); err != nil {
+					s.streamEnded(ctx, "write failed", err)
+					return nil
+				}
+			}
+		case <-heartbeat.C:
+			buf.WriteString(": heartbeat\n\n")
+			if err := write(); err != nil {
+				s.streamEnded(ctx, "write failed", err)
+				return nil
+			}
+		}
+	}
+}
+
+// streamEnded logs why the server ended a stream. Once the response has started, nothing can
+// reach the client but the end of the stream, from which it reconnects.
+func (s *Server) streamEnded(ctx context.Context, why string, err error) {
+	s.Logger.InfoContext(ctx, "security stream ended: "+why, "err", err)
+}
