@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/feed"
 )
 
 // sseEvent is one event a stream sent.
@@ -30,8 +35,14 @@ type sseStream struct {
 // openStream connects to the stream as access, resuming after lastEventID unless it is "".
 func (e *env) openStream(tb testing.TB, access, lastEventID string) *sseStream {
 	tb.Helper()
+	return openStreamAt(tb, e.URL, access, lastEventID)
+}
+
+// openStreamAt is openStream on the server at base.
+func openStreamAt(tb testing.TB, base, access, lastEventID string) *sseStream {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "GET", e.URL+"/api/admin/security/stream", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/api/admin/security/stream", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -147,4 +158,153 @@ func TestStreamSendsACommittedEventWithinASecond(t *testing.T) {
 		t.Fatalf("streamed %s/%d, stored %+v", ev.Data.ID, ev.Data.Seq, stored)
 	}
 	s.none(t, 100*time.Millisecond)
+}
+
+// mark records an event straight into the store and reads each stream up to it: whatever a stream
+// had to send before is consumed, so what follows is the test's own.
+func (e *env) mark(tb testing.TB, streams ...*sseStream) {
+	tb.Helper()
+	ev := &fluxauth.SecurityEvent{Type: "test_marker"}
+	if err := e.Store.InsertEvents(context.Background(), ev); err != nil {
+		tb.Fatal(err)
+	}
+	e.Recorder.Committed(ev) // the wake serve's SQLite feed gets from the recorder
+	deadline := time.Now().Add(2 * time.Second)
+	for _, s := range streams {
+		for s.next(tb, time.Until(deadline)).Data.ID != ev.ID {
+		}
+	}
+}
+
+// receiveIDs reads n events from s and returns their event ids in the order received.
+func (s *sseStream) receiveIDs(tb testing.TB, n int) []string {
+	tb.Helper()
+	var ids []string
+	for range n {
+		ids = append(ids, s.next(tb, time.Second).Data.ID)
+	}
+	return ids
+}
+
+func TestStreamResumesAfterLastEventIDWithoutGapsOrDuplicates(t *testing.T) {
+	e := newEnv(t)
+	boss := e.admin(t, "resume-boss@example.com")
+	first := e.openStream(t, boss.AccessToken, "")
+	e.mark(t, first)
+	for range 3 {
+		e.failLogin(t, "resume-boss@example.com", "198.51.100.1")
+	}
+	seen := first.receiveIDs(t, 3)
+	first.Close()
+	// While the dashboard is away.
+	for range 3 {
+		e.failLogin(t, "resume-boss@example.com", "198.51.100.2")
+	}
+	missed := eventIDs(e.events(t, "failed_login")[:3]) // newest first
+	slices.Reverse(missed)
+
+	again := e.openStream(t, boss.AccessToken, first.LastID)
+	if got := again.receiveIDs(t, 3); !slices.Equal(got, missed) {
+		t.Fatalf("resumed with %v, want exactly the missed %v (seen before: %v)", got, missed, seen)
+	}
+	e.failLogin(t, "resume-boss@example.com", "198.51.100.3")
+	if ev := again.next(t, time.Second); *ev.Data.IPAddress != "198.51.100.3" {
+		t.Fatalf("live after the catch-up: %+v", ev.Data)
+	}
+	again.none(t, 200*time.Millisecond)
+
+	for _, bad := range []string{"yesterday", "5:6", "-1"} {
+		res := e.do(t, "GET", "/api/admin/security/stream", nil, append(bearer(boss.AccessToken), "Last-Event-ID", bad)...)
+		if res.Status != 422 || res.errorCode(t) != "validation_failed" {
+			t.Fatalf("Last-Event-ID %q: %d %s", bad, res.Status, res.Body)
+		}
+	}
+	// An id beyond the end of this log (another database's) starts at the end rather than never.
+	future := e.openStream(t, boss.AccessToken, "999999")
+	e.failLogin(t, "resume-boss@example.com", "198.51.100.4")
+	if ev := future.next(t, time.Second); *ev.Data.IPAddress != "198.51.100.4" {
+		t.Fatalf("after a future id: %+v", ev.Data)
+	}
+}
+
+func eventIDs(evs []*fluxauth.SecurityEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func TestStreamSendsHeartbeatsWhileIdle(t *testing.T) {
+	e := newEnv(t, withFeed(feed.Config{}, 50*time.Millisecond))
+	boss := e.admin(t, "beat-boss@example.com")
+	s := e.openStream(t, boss.AccessToken, "")
+	beats := 0
+	timeout := time.After(time.Second)
+	for beats < 3 {
+		select {
+		case c := <-s.comments:
+			if c == "heartbeat" {
+				beats++
+			}
+		case <-timeout:
+			t.Fatalf("%d heartbeats in a second at a 50ms interval", beats)
+		}
+	}
+}
+
+// serveWith serves e's handler with srv (its timeouts, its shutdown) and returns its URL.
+func serveWith(t *testing.T, e *env, srv *http.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handler = e.server.Config.Handler
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+func TestStreamOutlivesTheServersReadAndWriteTimeouts(t *testing.T) {
+	e := newEnv(t, withFeed(feed.Config{}, 50*time.Millisecond))
+	boss := e.admin(t, "timeout-boss@example.com")
+	// serve sets ReadTimeout and WriteTimeout; scaled down here, the stream must outlast both.
+	base := serveWith(t, e, &http.Server{ReadTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond})
+	s := openStreamAt(t, base, boss.AccessToken, "")
+	time.Sleep(700 * time.Millisecond)
+	e.failLogin(t, "timeout-boss@example.com", "198.51.100.9")
+	for {
+		if ev := s.next(t, time.Second); ev.Data.EventType == "failed_login" {
+			return
+		}
+	}
+}
+
+func TestShutdownEndsOpenStreamsPromptly(t *testing.T) {
+	e := newEnv(t)
+	boss := e.admin(t, "shutdown-boss@example.com")
+	srv := &http.Server{}
+	srv.RegisterOnShutdown(e.Hub.Close) // as serve does
+	base := serveWith(t, e, srv)
+	streams := make([]*sseStream, 5)
+	for i := range streams {
+		streams[i] = openStreamAt(t, base, boss.AccessToken, "")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown waited for the streams: %v", err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("shutdown took %v with streams open", took)
+	}
+	for i, s := range streams {
+		select {
+		case <-s.ended:
+		case <-time.After(time.Second):
+			t.Fatalf("stream %d still open after shutdown", i)
+		}
+	}
 }

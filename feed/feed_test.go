@@ -1,0 +1,163 @@
+package feed_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/feed"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
+)
+
+// countingStore counts the feed's reads.
+type countingStore struct {
+	fluxauth.Store
+	fluxauth.EventFeedStore
+	reads atomic.Int64
+}
+
+func (s *countingStore) EventsAfterSeq(ctx context.Context, after int64, also []int64, limit int) ([]*fluxauth.SecurityEvent, error) {
+	s.reads.Add(1)
+	return s.EventFeedStore.EventsAfterSeq(ctx, after, also, limit)
+}
+
+func startHub(t *testing.T, cfg feed.Config, react map[string]func(context.Context, *fluxauth.SecurityEvent)) (*feed.Hub, *countingStore) {
+	t.Helper()
+	db := sqlitetest.MustOpenDB(t)
+	store := &countingStore{Store: db, EventFeedStore: db}
+	hub := feed.New(store, fluxauth.SystemClock{}, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
+	for typ, fn := range react {
+		hub.React(typ, fn)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); hub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; hub.Close() })
+	return hub, store
+}
+
+func subscribe(t *testing.T, hub *feed.Hub) *feed.Subscription {
+	t.Helper()
+	s, err := hub.Subscribe(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func insert(t *testing.T, s fluxauth.Store, n int, typ string) {
+	t.Helper()
+	evs := make([]*fluxauth.SecurityEvent, n)
+	for i := range evs {
+		evs[i] = &fluxauth.SecurityEvent{Type: typ, UserID: "u"}
+	}
+	if err := s.InsertEvents(context.Background(), evs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receive reads n events from s, each accepted once, failing after wait.
+func receive(t *testing.T, s *feed.Subscription, n int, wait time.Duration) []int64 {
+	t.Helper()
+	var seqs []int64
+	timeout := time.After(wait)
+	for len(seqs) < n {
+		select {
+		case e, ok := <-s.C():
+			if !ok {
+				t.Fatalf("subscription closed after %d of %d events", len(seqs), n)
+			}
+			if _, ok := s.Accept(e.SecurityEvent); ok {
+				seqs = append(seqs, e.Seq)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d events within %v", len(seqs), n, wait)
+		}
+	}
+	return seqs
+}
+
+func TestHubReadsOnceAWakeForEverySubscriber(t *testing.T) {
+	hub, store := startHub(t, feed.Config{}, nil)
+	subs := make([]*feed.Subscription, 20)
+	for i := range subs {
+		subs[i] = subscribe(t, hub)
+	}
+	before := store.reads.Load()
+	insert(t, store, 50, fluxauth.EventFailedLogin)
+	hub.Wake()
+	for _, s := range subs {
+		if seqs := receive(t, s, 50, time.Second); seqs[0] >= seqs[49] {
+			t.Fatalf("events out of seq order: %v", seqs)
+		}
+	}
+	if n := store.reads.Load() - before; n != 1 {
+		t.Fatalf("%d reads for one wake and 20 subscribers, want 1", n)
+	}
+}
+
+func TestHubDropsASubscriberThatFallsBehindWithoutHoldingTheOthers(t *testing.T) {
+	hub, store := startHub(t, feed.Config{Buffer: 4}, nil)
+	slow, fast := subscribe(t, hub), subscribe(t, hub)
+	for range 10 {
+		insert(t, store, 1, fluxauth.EventFailedLogin)
+		hub.Wake()
+		receive(t, fast, 1, time.Second)
+	}
+	var kept int
+	for range slow.C() {
+		kept++
+	}
+	if !slow.Dropped() || kept != 4 {
+		t.Fatalf("slow subscriber: dropped %v after %d buffered events; want dropped after 4", slow.Dropped(), kept)
+	}
+	if hub.Subscribers() != 1 {
+		t.Fatalf("%d subscribers left, want the fast one", hub.Subscribers())
+	}
+}
+
+func TestHubReactsOnceToEachEventOfTheType(t *testing.T) {
+	var mu sync.Mutex
+	var seen []int64
+	hub, store := startHub(t, feed.Config{}, map[string]func(context.Context, *fluxauth.SecurityEvent){
+		fluxauth.EventAccountUnlocked: func(_ context.Context, e *fluxauth.SecurityEvent) {
+			mu.Lock()
+			seen = append(seen, e.Seq)
+			mu.Unlock()
+		},
+	})
+	s := subscribe(t, hub)
+	insert(t, store, 2, fluxauth.EventAccountUnlocked)
+	insert(t, store, 1, fluxauth.EventFailedLogin)
+	for range 5 {
+		hub.Wake()
+	}
+	receive(t, s, 3, time.Second)
+	insert(t, store, 1, fluxauth.EventFailedLogin) // a later read must not run them again
+	hub.Wake()
+	receive(t, s, 1, time.Second)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 2 || seen[0] == seen[1] {
+		t.Fatalf("reactions ran for %v, want each of the 2 unlocks once", seen)
+	}
+}
+
+func TestClosedHubEndsSubscriptionsAndRefusesNewOnes(t *testing.T) {
+	hub, _ := startHub(t, feed.Config{}, nil)
+	s := subscribe(t, hub)
+	hub.Close()
+	if _, ok := <-s.C(); ok || s.Dropped() {
+		t.Fatal("subscription still open, or counted as dropped, after Close")
+	}
+	if _, err := hub.Subscribe(context.Background(), ""); !errors.Is(err, feed.ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v", err)
+	}
+}
