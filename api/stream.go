@@ -60,6 +60,17 @@ func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *accou
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass events on as they come
 	w.WriteHeader(http.StatusOK)
+	// A client that stopped reading blocks a write until its deadline; once the hub has dropped it
+	// (or is closing), the write is cut short so its connection is freed at once.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-sub.Done():
+			_ = rc.SetWriteDeadline(time.Now())
+		case <-finished:
+		}
+	}()
 
 	var buf bytes.Buffer
 	write := func() error {
@@ -79,13 +90,17 @@ func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *accou
 		buf.WriteString("\n\n")
 		return write()
 	}
+	// Every way out is logged once, saying why (streamEnded).
+	why, err := "client went away", error(nil)
+	defer func() { s.streamEnded(ctx, sub, why, err) }()
 	// A first line at once: the client's fetch resolves and knows the stream is up.
 	buf.WriteString(": connected\n\n")
-	if err := write(); err != nil {
+	if err = write(); err != nil {
+		why = "write failed"
 		return nil
 	}
-	if err := sub.CatchUp(ctx, send); err != nil {
-		s.streamEnded(ctx, "catch-up failed", err)
+	if err = sub.CatchUp(ctx, send); err != nil {
+		why = "catch-up failed"
 		return nil
 	}
 	every := s.Heartbeat
@@ -100,29 +115,37 @@ func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *accou
 			return nil
 		case e, ok := <-sub.C():
 			if !ok {
-				if sub.Dropped() {
-					s.streamEnded(ctx, "client fell behind; dropped", nil)
-				}
+				why = "feed closed"
 				return nil
 			}
 			if id, ok := sub.Accept(e.SecurityEvent); ok {
-				if err := send(e, id); err != nil {
-					s.streamEnded(ctx, "write failed", err)
+				if err = send(e, id); err != nil {
+					why = "write failed"
 					return nil
 				}
 			}
 		case <-heartbeat.C:
 			buf.WriteString(": heartbeat\n\n")
-			if err := write(); err != nil {
-				s.streamEnded(ctx, "write failed", err)
+			if err = write(); err != nil {
+				why = "write failed"
 				return nil
 			}
 		}
 	}
 }
 
-// streamEnded logs why the server ended a stream. Once the response has started, nothing can
-// reach the client but the end of the stream, from which it reconnects.
-func (s *Server) streamEnded(ctx context.Context, why string, err error) {
+// streamEnded logs why a stream ended: once the response has started, nothing can reach the client
+// but the end of the stream, from which it reconnects. A stream the feed ended (Done) says whether
+// its client was dropped for falling behind, whatever its last write made of it.
+func (s *Server) streamEnded(ctx context.Context, sub *feed.Subscription, why string, err error) {
+	select {
+	case <-sub.Done():
+		if sub.Dropped() {
+			why = "client fell behind; dropped"
+		} else {
+			why = "shutting down"
+		}
+	default:
+	}
 	s.Logger.InfoContext(ctx, "security stream ended: "+why, "err", err)
 }

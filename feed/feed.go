@@ -232,6 +232,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 	if _, ok := h.subs[s]; ok {
 		delete(h.subs, s)
 		close(s.ch)
+		close(s.done)
 	}
 }
 
@@ -239,7 +240,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 // Cursor), or at the end of the log when it is "". It waits until the hub has started, or ctx ends.
 // ErrBadCursor when lastEventID is not a cursor; ErrClosed once the hub is closed.
 func (h *Hub) Subscribe(ctx context.Context, lastEventID string) (*Subscription, error) {
-	s := &Subscription{hub: h, ch: make(chan *Event, h.cfg.Buffer), window: h.cfg.Window, clock: h.clock}
+	s := &Subscription{hub: h, ch: make(chan *Event, h.cfg.Buffer), done: make(chan struct{}), window: h.cfg.Window, clock: h.clock}
 	if lastEventID != "" {
 		c, err := ParseCursor(lastEventID, h.clock.Now())
 		if err != nil {
@@ -287,6 +288,7 @@ func (h *Hub) Subscribers() int {
 type Subscription struct {
 	hub    *Hub
 	ch     chan *Event
+	done   chan struct{} // closed with ch
 	window time.Duration
 	clock  fluxauth.Clock
 	cursor Cursor // what this subscriber has delivered
@@ -298,6 +300,10 @@ type Subscription struct {
 // C receives the hub's events; it is closed when the subscriber is dropped or the hub closes. Pass
 // each event to Accept before sending it.
 func (s *Subscription) C() <-chan *Event { return s.ch }
+
+// Done is closed when C is, at once: a stream blocked writing to a client that stopped reading
+// learns from it that it has been dropped, without waiting for its write to time out.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Dropped reports whether C was closed because the subscriber fell behind (rather than shutdown).
 // Call it once C is closed.
