@@ -200,3 +200,25 @@ func TestFallbackPassesACancelledRequestBackWithoutGoingDegraded(t *testing.T) {
 		t.Fatal("a client going away marked Redis degraded")
 	}
 }
+
+func TestFallbackResetLocalForgetsTheKeyInTheInstancesOwnLimiterOnly(t *testing.T) {
+	clock := testenv.NewClock(time.Now())
+	shared, local := ratelimit.NewMemory(clock), ratelimit.NewMemory(clock)
+	f := ratelimit.NewFallback(shared, local, newBreaker(clock))
+	l := ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 2}
+	ctx := context.Background()
+	for _, lim := range []ratelimit.Limiter{shared, local} {
+		for range 2 {
+			lim.Allow(ctx, "k", l)
+		}
+	}
+	if err := f.ResetLocal(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := local.Peek(ctx, "k", l); res.Remaining != 2 {
+		t.Fatalf("local after ResetLocal: %d remaining, want 2", res.Remaining)
+	}
+	if res, _ := shared.Peek(ctx, "k", l); res.Allowed {
+		t.Fatal("ResetLocal reset the shared limiter too: it is the unlocking instance's to reset, once")
+	}
+}
