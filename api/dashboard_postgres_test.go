@@ -99,12 +99,16 @@ func TestStreamDeliversAnEventCommittedLateWithALowerSeq(t *testing.T) {
 		t.Fatalf("id with the late seq pending = %q, want %q", early.LastID, want)
 	}
 	early.Close() // the dashboard goes away with the late event still uncommitted
+	// A dashboard that connects while the late event is outstanding gets it too.
+	joined := e.openStream(t, boss.AccessToken, "")
 	letGo()
 	if err := <-committed; err != nil {
 		t.Fatal(err)
 	}
-	if ev := live.next(t, time.Second); ev.Data.ID != low.ID {
-		t.Fatalf("live stream got %s, want the late event", ev.Data.EventType)
+	for _, s := range []*sseStream{live, joined} {
+		if ev := s.next(t, time.Second); ev.Data.ID != low.ID {
+			t.Fatalf("live stream got %s, want the late event", ev.Data.EventType)
+		}
 	}
 	resumed := e.openStream(t, boss.AccessToken, early.LastID)
 	if ev := resumed.next(t, time.Second); ev.Data.ID != low.ID {
@@ -114,7 +118,7 @@ func TestStreamDeliversAnEventCommittedLateWithALowerSeq(t *testing.T) {
 	if err := db.InsertEvents(context.Background(), after); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []*sseStream{live, resumed} {
+	for _, s := range []*sseStream{live, joined, resumed} {
 		if ev := s.next(t, time.Second); ev.Data.ID != after.ID {
 			t.Fatalf("got %s (%s) next, want the newest event once and nothing sent twice", ev.Data.EventType, ev.Data.ID)
 		}

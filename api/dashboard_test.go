@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -245,6 +247,17 @@ func TestAdminSearchesUsersAndSeesOnesSessionsIdentitiesEventsAndLockout(t *test
 	if again := e.adminUser(t, boss.AccessToken, kate.User.ID); *again.Lockout.RetryAfterSeconds != *got.Lockout.RetryAfterSeconds {
 		t.Fatalf("the lockout moved from %d to %d s by being looked at", *got.Lockout.RetryAfterSeconds, *again.Lockout.RetryAfterSeconds)
 	}
+	// Nor on an account with budget left: one failure and three looks leave two attempts of three.
+	peeked := e.signup(t, "peeked@example.com")
+	e.failLogin(t, "peeked@example.com", "198.51.100.21")
+	for range 3 {
+		if e.adminUser(t, boss.AccessToken, peeked.User.ID).Lockout.Locked == nil {
+			t.Fatal("no lockout state")
+		}
+	}
+	if res := e.login(t, "peeked@example.com"); res.Status != 200 {
+		t.Fatalf("login after an admin looked at the account: %d %s", res.Status, res.Body)
+	}
 	other := e.adminUser(t, boss.AccessToken, boss.User.ID)
 	if *other.Lockout.Locked || *other.Lockout.RetryAfterSeconds != 0 || len(other.Identities) != 0 {
 		t.Fatalf("the admin's own page: %+v", other)
@@ -330,5 +343,27 @@ func TestAdminUnlockClearsTheLockoutAndIsRecorded(t *testing.T) {
 	}
 	if n := len(e.events(t, fluxauth.EventAccountUnlocked)); n != 1 {
 		t.Fatalf("%d account_unlocked events, want 1", n)
+	}
+}
+
+func TestUnlockClearsTheLockoutInRedisForEveryInstance(t *testing.T) {
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	e := newEnv(t, threeStrikes, withAccounts(func(a *account.Service) {
+		a.Limiter = ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: "fluxauth-test:" + uuid.NewString() + ":", Timeout: time.Second}),
+			ratelimit.NewMemory(a.Clock), breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: a.Clock}))
+	}))
+	boss := e.admin(t, "redis-unlock-boss@example.com")
+	user := e.signup(t, "redis-locked@example.com")
+	e.lockOut(t, "redis-locked@example.com") // counted in Redis, as every instance sees it
+	if res := e.do(t, "POST", "/api/admin/users/"+user.User.ID+"/unlock", nil, bearer(boss.AccessToken)...); res.Status != 204 {
+		t.Fatalf("unlock: %d %s", res.Status, res.Body)
+	}
+	if res := e.login(t, "redis-locked@example.com"); res.Status != 200 {
+		t.Fatalf("login after the unlock: %d %s", res.Status, res.Body)
 	}
 }

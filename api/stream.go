@@ -52,9 +52,8 @@ func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *accou
 	defer sub.Close()
 
 	rc := http.NewResponseController(w)
-	// The server's read timeout would end the request's context while the stream is open; its
-	// write timeout would cut the stream. Each write gets its own deadline instead.
-	_ = rc.SetReadDeadline(time.Time{})
+	// The server's write timeout would cut the stream: each write gets its own deadline instead.
+	// (Its read timeout does not matter: net/http lifts it once the request has been read.)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-store")

@@ -161,3 +161,11 @@ func TestClosedHubEndsSubscriptionsAndRefusesNewOnes(t *testing.T) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }
+
+func TestHubReadsABurstLargerThanABatchOnOneWake(t *testing.T) {
+	hub, store := startHub(t, feed.Config{Batch: 10}, nil)
+	s := subscribe(t, hub)
+	insert(t, store, 45, fluxauth.EventFailedLogin)
+	hub.Wake() // once: the hub must not wait for another commit to read the rest
+	receive(t, s, 45, time.Second)
+}
