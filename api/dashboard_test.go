@@ -128,7 +128,7 @@ func TestTimeseriesCountsEachTypePerStepUpToNow(t *testing.T) {
 	if got.Window != "1h0m0s" || got.Step != "1m0s" || len(got.Buckets) != 60 {
 		t.Fatalf("defaults: window %s step %s, %d buckets; want 1h, 1m, 60", got.Window, got.Step, len(got.Buckets))
 	}
-	for _, q := range []string{"window=25h", "window=0s", "window=soon", "step=9s", "step=10500ms", "window=10m&step=11m", "window=24h&step=10s", "window=1h&step=9s"} {
+	for _, q := range []string{"window=25h&step=5m", "window=0s", "window=soon", "step=9s", "step=10500ms", "window=10m&step=11m", "window=24h&step=10s", "window=1h&step=9s"} {
 		res := e.do(t, "GET", "/api/admin/security/timeseries?"+q, nil, bearer(boss.AccessToken)...)
 		if res.Status != 422 || res.errorCode(t) != "validation_failed" {
 			t.Errorf("%s: %d %s, want 422", q, res.Status, res.Body)
