@@ -18,6 +18,7 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/dashboard"
 	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
@@ -142,7 +143,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 	go func() { defer feedRunning.Done(); hub.Listen(feedCtx, cfg.store, recorder) }()
 	tb.Cleanup(func() { stopFeed(); feedRunning.Wait() })
 	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), Feed: hub, Heartbeat: cfg.beat,
-		TrustedProxies: proxies, Degraded: cfg.degraded, CORSOrigins: cfg.origins}
+		TrustedProxies: proxies, Degraded: cfg.degraded, CORSOrigins: cfg.origins, Dashboard: dashboard.Handler()}
 	ts := httptest.NewServer(srv.Handler())
 	tb.Cleanup(ts.Close)
 	tb.Cleanup(hub.Close) // before ts.Close, which waits for the streams

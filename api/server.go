@@ -54,6 +54,9 @@ type Server struct {
 	// RateLimited, when set, is told the client IP of every 429 answered (the rate-limit alert
 	// counts them). It must not block.
 	RateLimited func(ip string)
+	// Dashboard, when set, serves the security dashboard's page at /admin/ (dashboard.Handler); the
+	// page signs in and reads everything through the API like any client.
+	Dashboard http.Handler
 
 	mux *http.ServeMux
 }
@@ -76,6 +79,10 @@ func (s *Server) Handler() http.Handler {
 	s.mux.HandleFunc("GET /readyz", s.handle(s.readyz))
 	s.routes()
 	s.adminRoutes()
+	if s.Dashboard != nil {
+		s.mux.Handle("GET /admin/", http.StripPrefix("/admin", s.Dashboard))
+		s.mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
+	}
 	s.mux.HandleFunc("/", s.handle(s.unmatched))
 	return s.withRequestID(s.withBrowserDefaults(s.withAccessLog(s.withRecover(s.withCORS(
 		s.withBodyLimit(s.withLimitReport(s.withMetrics(s.mux))))))))

@@ -21,6 +21,7 @@ import (
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/dashboard"
 	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
@@ -161,7 +162,8 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	hub := feed.New(db, clock, logger, feed.Config{})
 	hub.React(fluxauth.EventAccountUnlocked, accounts.ClearLocalLockout)
 	srv := &api.Server{Logger: logger, DB: db, Accounts: accounts, Admin: db, Feed: hub, TrustedProxies: cfg.TrustedProxies,
-		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins, RateLimited: monitor.RateLimited}
+		Degraded: degraded, Metrics: metrics, CORSOrigins: cfg.CORSOrigins, RateLimited: monitor.RateLimited,
+		Dashboard: dashboard.Handler()}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

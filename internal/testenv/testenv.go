@@ -1,6 +1,7 @@
-// Package testenv tells tests where the real PostgreSQL and Redis servers are. A test that needs one
-// skips with a visible reason when its URL is unset, and fails instead when
-// FLUXAUTH_TEST_REQUIRE_SERVICES=1 (as in CI), so a missing service can never pass silently.
+// Package testenv tells tests where the real PostgreSQL and Redis servers are (and chromium, for the
+// browser tests). A test that needs one skips with a visible reason when it is not there, and fails
+// instead when FLUXAUTH_TEST_REQUIRE_SERVICES=1 (as in CI), so a missing service can never pass
+// silently.
 //
 // Tests that stop, freeze or restart a dependency never do it to the shared servers: they start a
 // private one (StartPostgres, StartRedis) or put a Proxy in front of it (Stop, Pause).
