@@ -65,26 +65,47 @@ func noteLimit(ctx context.Context, res ratelimit.Result) {
 	}
 }
 
-// allow takes one event from the rule's budget for key parts. Over the limit it records one
-// rate_limit_exceeded per key per window (the limiter itself deduplicates, so this holds across
-// instances) and returns rate_limited.
-func (s *Service) allow(ctx context.Context, rule string, l ratelimit.Limit, dev Device, parts ...string) error {
-	if s.Limiter == nil || l.IsZero() {
+// limit is one rule a request is held to: its name, its budget, and the parts of its key.
+type limit struct {
+	rule  string
+	limit ratelimit.Limit
+	parts []string
+}
+
+// allow takes one event from each rule's budget in order, in one limiter call (one Redis round
+// trip), stopping at the first rule that refuses. Over a limit it records one rate_limit_exceeded
+// per key per window (the limiter itself deduplicates, so this holds across instances) and returns
+// rate_limited.
+func (s *Service) allow(ctx context.Context, dev Device, limits ...limit) error {
+	if s.Limiter == nil {
 		return nil
 	}
-	key := ratelimit.Key(rule, parts...)
-	res, err := s.Limiter.Allow(ctx, key, l)
+	checks := make([]ratelimit.Check, 0, len(limits))
+	rules := make([]limit, 0, len(limits))
+	for _, l := range limits {
+		if !l.limit.IsZero() {
+			checks = append(checks, ratelimit.Check{Key: ratelimit.Key(l.rule, l.parts...), Limit: l.limit})
+			rules = append(rules, l)
+		}
+	}
+	if len(checks) == 0 {
+		return nil
+	}
+	results, err := s.Limiter.AllowAll(ctx, checks...)
 	if err != nil {
 		return err
 	}
-	noteLimit(ctx, res)
-	if res.Allowed {
-		return nil
+	for i, res := range results {
+		noteLimit(ctx, res)
+		if res.Allowed {
+			continue
+		}
+		if err := s.limitExceeded(ctx, rules[i].rule, checks[i].Key, rules[i].limit, "", dev); err != nil {
+			return err
+		}
+		return limitError(res, false)
 	}
-	if err := s.limitExceeded(ctx, rule, key, l, "", dev); err != nil {
-		return err
-	}
-	return limitError(res, false)
+	return nil
 }
 
 // limitExceeded records rate_limit_exceeded unless this key already produced one in this window.

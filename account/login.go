@@ -38,10 +38,8 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	}
 	dev := in.Device.normalized()
 	// The per-IP limit first: once an address is over it, it can create no more per-email keys.
-	if err := s.allow(ctx, "login:ip", s.Rules.LoginIP, dev, dev.IP); err != nil {
-		return nil, err
-	}
-	if err := s.allow(ctx, "login:ipemail", s.Rules.LoginIPEmail, dev, dev.IP, emailaddr.Canonical(in.Email)); err != nil {
+	if err := s.allow(ctx, dev, limit{"login:ip", s.Rules.LoginIP, []string{dev.IP}},
+		limit{"login:ipemail", s.Rules.LoginIPEmail, []string{dev.IP, emailaddr.Canonical(in.Email)}}); err != nil {
 		return nil, err
 	}
 	u, err := s.Store.UserByEmail(ctx, in.Email)

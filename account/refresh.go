@@ -83,15 +83,14 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	dev.Name = "" // a refresh keeps the session's device name
 	dev = dev.normalized()
 	now := s.Clock.Now()
-	if err := s.allow(ctx, "refresh:ip", s.Rules.RefreshIP, dev, dev.IP); err != nil {
-		return nil, err
-	}
-	// A legacy token (minted before tokens named their session) is charged to no session: it rotates
-	// at most once into a token that does.
+	// One limiter call for both rules (one Redis round trip). A legacy token (minted before tokens
+	// named their session) is charged to no session: it rotates at most once into a token that does.
+	limits := []limit{{"refresh:ip", s.Rules.RefreshIP, []string{dev.IP}}}
 	if !legacy {
-		if err := s.allow(ctx, "refresh:session", s.Rules.RefreshSession, dev, sessionID); err != nil {
-			return nil, err
-		}
+		limits = append(limits, limit{"refresh:session", s.Rules.RefreshSession, []string{sessionID}})
+	}
+	if err := s.allow(ctx, dev, limits...); err != nil {
+		return nil, err
 	}
 	var out refreshOutcome
 	err = s.update(ctx, func(tx fluxauth.Tx) error {

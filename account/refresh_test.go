@@ -153,13 +153,24 @@ type countingLimiter struct {
 }
 
 func (c *countingLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit) (ratelimit.Result, error) {
+	c.note(key)
+	return c.Limiter.Allow(ctx, key, l)
+}
+
+func (c *countingLimiter) AllowAll(ctx context.Context, checks ...ratelimit.Check) ([]ratelimit.Result, error) {
+	for _, ch := range checks {
+		c.note(ch.Key)
+	}
+	return c.Limiter.AllowAll(ctx, checks...)
+}
+
+func (c *countingLimiter) note(key string) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.calls == nil {
 		c.calls = map[string]int{}
 	}
 	c.calls[key]++
-	c.mu.Unlock()
-	return c.Limiter.Allow(ctx, key, l)
 }
 
 func (c *countingLimiter) count(prefix string) int {

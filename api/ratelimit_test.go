@@ -2,9 +2,11 @@ package api_test
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -229,4 +231,85 @@ func TestReadyzReportsRedisDegradedButStaysReady(t *testing.T) {
 	clock.Advance(breaker.DefaultProbeEvery) // the next call probes Redis again
 	login("with Redis back")
 	readyz("with Redis back", ready)
+}
+
+// roundTrips counts the requests a Redis client writes: go-redis writes each command, or each
+// pipeline, with one Write on its connection. (A hook would not do: the limiter's client is a clone
+// with its own timeouts, which does not run the original's hooks.)
+type roundTrips struct{ n atomic.Int64 }
+
+func (c *roundTrips) dialer(opts *redis.Options) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{Timeout: opts.DialTimeout}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return countingConn{conn, &c.n}, nil
+	}
+}
+
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(p)
+}
+
+// Refresh and login are each held to two limits (per IP and per session; per IP and per IP and
+// email): both are decided in one Redis round trip, and a refresh makes no other call to Redis.
+func TestRefreshAndLoginDecideTheirLimitsInOneRedisRoundTrip(t *testing.T) {
+	opts, err := redis.ParseURL(testenv.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trips := &roundTrips{}
+	opts.Dialer = trips.dialer(opts)
+	opts.PoolSize = 1 // one connection, its handshake done by the Ping below, before counting
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	if err := rdb.Ping(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "fluxauth-test:" + uuid.NewString() + ":"
+	e := newEnv(t, withAccounts(func(a *account.Service) {
+		a.Limiter = ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: prefix, Timeout: time.Second})
+		a.Rules = ratelimit.Rules{
+			RefreshIP: ratelimit.Limit{Rate: 1000, Period: time.Minute}, RefreshSession: ratelimit.Limit{Rate: 1000, Period: time.Minute},
+			LoginIP: ratelimit.Limit{Rate: 1000, Period: time.Minute}, LoginIPEmail: ratelimit.Limit{Rate: 1000, Period: time.Minute},
+			Lockout: ratelimit.Limit{Rate: 1, Period: time.Minute, Burst: 10},
+		}
+	}))
+	ar := e.signup(t, "trips@example.com")
+	rt, sid := ar.RefreshToken, sidOf(t, ar.AccessToken)
+	for i := range 3 {
+		e.Clock.Advance(time.Hour) // a human pace: the refresh-rate watch (a Redis call of its own) stays quiet
+		before := trips.n.Load()
+		res := e.do(t, "POST", "/api/auth/refresh", map[string]string{"refreshToken": rt})
+		if res.Status != 200 {
+			t.Fatalf("refresh %d: %d %s", i, res.Status, res.Body)
+		}
+		var next authResponse
+		res.json(t, &next)
+		rt = next.RefreshToken
+		if got := trips.n.Load() - before; got != 1 {
+			t.Fatalf("refresh %d made %d Redis round trips, want 1", i, got)
+		}
+		// Both limits were charged by that one trip.
+		for _, key := range []string{ratelimit.Key("refresh:ip", "127.0.0.1"), ratelimit.Key("refresh:session", sid)} {
+			if n, err := rdb.Exists(context.Background(), prefix+key).Result(); err != nil || n != 1 {
+				t.Fatalf("after refresh %d, limiter key %q exists=%d (%v), want charged", i, key, n, err)
+			}
+		}
+	}
+	before := trips.n.Load()
+	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "trips@example.com", "password": "correct horse battery"}); res.Status != 200 {
+		t.Fatalf("login: %d %s", res.Status, res.Body)
+	}
+	// The two login limits in one trip, then the lockout's attempt and its reset on success.
+	if got := trips.n.Load() - before; got != 3 {
+		t.Fatalf("login made %d Redis round trips, want 3 (limits, lockout attempt, lockout reset)", got)
+	}
 }

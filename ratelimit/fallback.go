@@ -44,6 +44,17 @@ func (f *Fallback) Peek(ctx context.Context, key string, l Limit) (Result, error
 	return f.decide(ctx, func(ctx context.Context, lim Limiter) (Result, error) { return lim.Peek(ctx, key, l) })
 }
 
+// AllowAll consumes one event on each check's key in order, stopping at the first refusal, all on
+// the shared limiter or, when it fails, all on the local one.
+func (f *Fallback) AllowAll(ctx context.Context, checks ...Check) ([]Result, error) {
+	for _, c := range checks {
+		if _, _, err := c.Limit.normalize(); err != nil {
+			return nil, err
+		}
+	}
+	return fallbackDo(f, ctx, func(ctx context.Context, lim Limiter) ([]Result, error) { return lim.AllowAll(ctx, checks...) })
+}
+
 // Reset forgets key in both limiters: the local one may hold counts from an outage. While the shared
 // limiter is down its counts for key stay; they expire on their own.
 func (f *Fallback) Reset(ctx context.Context, key string) error {

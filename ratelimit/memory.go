@@ -60,6 +60,22 @@ func (m *Memory) Peek(ctx context.Context, key string, l Limit) (Result, error) 
 	return m.decide(key, l, 0)
 }
 
+// AllowAll consumes one event on each check's key in order, stopping at the first refusal.
+func (m *Memory) AllowAll(ctx context.Context, checks ...Check) ([]Result, error) {
+	out := make([]Result, 0, len(checks))
+	for _, c := range checks {
+		res, err := m.decide(c.Key, c.Limit, 1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+		if !res.Allowed {
+			break
+		}
+	}
+	return out, nil
+}
+
 // Reset forgets key.
 func (m *Memory) Reset(ctx context.Context, key string) error {
 	s := m.shard(key)

@@ -139,6 +139,18 @@ type Limiter interface {
 	Peek(ctx context.Context, key string, l Limit) (Result, error)
 	// Reset forgets everything key has consumed.
 	Reset(ctx context.Context, key string) error
+	// AllowAll consumes one event on each check's key in order, and stops at the first one its limit
+	// refuses: the checks after it are not charged, as if Allow had been called for each in turn.
+	// It returns the results of the checks it made, the last of them the refusal when there was one.
+	// It is one step for the shared limiter (one Redis round trip for a request's several limits),
+	// though not atomic across keys for the in-process one.
+	AllowAll(ctx context.Context, checks ...Check) ([]Result, error)
+}
+
+// Check is one key and the limit it is held to, for AllowAll.
+type Check struct {
+	Key   string
+	Limit Limit
 }
 
 // MaxKeyPart is the longest escaped part Key writes as it is; a longer one is replaced by its hash.

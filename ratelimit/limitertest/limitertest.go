@@ -128,6 +128,54 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 				t.Fatalf("allowed %d of 50 parallel calls, want 10", n)
 			}
 		}},
+		{"AllowAll charges every key in order while each allows", func(t *testing.T, h Harness) {
+			wide, narrow := ratelimit.Limit{Rate: 5, Period: hour}, ratelimit.Limit{Rate: 2, Period: hour}
+			checks := []ratelimit.Check{{Key: "ip", Limit: wide}, {Key: "off", Limit: ratelimit.Limit{}}, {Key: "session", Limit: narrow}}
+			for i := range 2 {
+				res := mustAllowAll(t, h, checks...)
+				if len(res) != 3 {
+					t.Fatalf("call %d: %d results, want 3", i, len(res))
+				}
+				want(t, h, res[0], ratelimit.Result{Allowed: true, Limit: 5, Remaining: 4 - i, ResetAfter: time.Duration(i+1) * hour / 5})
+				want(t, h, res[1], ratelimit.Result{Allowed: true})
+				want(t, h, res[2], ratelimit.Result{Allowed: true, Limit: 2, Remaining: 1 - i, ResetAfter: time.Duration(i+1) * hour / 2})
+			}
+			// The third call is refused by the last key, after the first was charged (as Allow in
+			// turn would have done).
+			res := mustAllowAll(t, h, checks...)
+			if len(res) != 3 || !res[0].Allowed || res[2].Allowed {
+				t.Fatalf("third call: %+v, want the first allowed and the last refused", res)
+			}
+			if r := mustPeek(t, h, "ip", wide); r.Remaining != 2 {
+				t.Fatalf("first key has %d left, want 2 (charged on all three calls)", r.Remaining)
+			}
+		}},
+		{"AllowAll stops at the first refusal and charges nothing after it", func(t *testing.T, h Harness) {
+			first, second := ratelimit.Limit{Rate: 1, Period: hour}, ratelimit.Limit{Rate: 3, Period: hour}
+			countAllowed(t, h, "ip", first, 1)
+			res := mustAllowAll(t, h, ratelimit.Check{Key: "ip", Limit: first}, ratelimit.Check{Key: "session", Limit: second})
+			if len(res) != 1 || res[0].Allowed {
+				t.Fatalf("got %+v, want one refused result", res)
+			}
+			want(t, h, res[0], ratelimit.Result{Limit: 1, RetryAfter: hour, ResetAfter: hour})
+			if r := mustPeek(t, h, "session", second); r.Remaining != 3 {
+				t.Fatalf("the key after the refusal has %d left, want 3 (uncharged)", r.Remaining)
+			}
+		}},
+		{"50 parallel AllowAll calls on shared keys allow exactly the tighter budget", func(t *testing.T, h Harness) {
+			checks := []ratelimit.Check{{Key: "a", Limit: ratelimit.Limit{Rate: 30, Period: hour}}, {Key: "b", Limit: ratelimit.Limit{Rate: 10, Period: hour}}}
+			n := parallel(t, 50, func() bool {
+				res, err := h.Limiter.AllowAll(context.Background(), checks...)
+				if err != nil {
+					t.Error(err) // not Fatal: this runs off the test goroutine
+					return false
+				}
+				return len(res) == 2 && res[1].Allowed
+			})
+			if n != 10 {
+				t.Fatalf("allowed %d of 50 parallel calls, want 10", n)
+			}
+		}},
 		{"the zero limit allows everything and sends no limit", func(t *testing.T, h Harness) {
 			for range 20 {
 				want(t, h, mustAllow(t, h, "k", ratelimit.Limit{}), ratelimit.Result{Allowed: true})
@@ -216,6 +264,15 @@ func mustAllow(tb testing.TB, h Harness, key string, l ratelimit.Limit) ratelimi
 		tb.Fatalf("Allow(%q, %v): %v", key, l, err)
 	}
 	return r
+}
+
+func mustAllowAll(tb testing.TB, h Harness, checks ...ratelimit.Check) []ratelimit.Result {
+	tb.Helper()
+	res, err := h.Limiter.AllowAll(context.Background(), checks...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res
 }
 
 func mustPeek(tb testing.TB, h Harness, key string, l ratelimit.Limit) ratelimit.Result {
