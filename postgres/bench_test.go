@@ -123,3 +123,51 @@ func hash(s string) string {
 	h := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(h[:])
 }
+
+// BenchmarkActiveSessions lists the sessions of a user who has five live sessions, each refreshed
+// 1,000 times (a chain of spent links kept until cleanup), and two revoked ones: what the sessions
+// page costs a long-lived, busy account.
+func BenchmarkActiveSessions(b *testing.B) {
+	ctx := context.Background()
+	db := postgrestest.MustOpenDB(b)
+	now := time.Now().UTC()
+	user := uuid.NewString()
+	const sessions, chain = 7, 1000
+	if err := db.Update(ctx, func(tx fluxauth.Tx) error {
+		for s := range sessions {
+			sid := uuid.NewString()
+			for i := range chain {
+				t := token(now.Add(time.Duration(i) * time.Second))
+				t.SessionID, t.UserID = sid, user
+				if i < chain-1 {
+					t.SpentAt = t.CreatedAt.Add(time.Second)
+				}
+				if s >= 5 {
+					t.RevokedAt = now
+				}
+				if err := tx.InsertRefreshToken(ctx, t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	// Other users' sessions, so that the table's statistics are those of a service with many users.
+	if _, err := db.Pool().Exec(ctx, `INSERT INTO refresh_tokens (session_id, user_id, token_hash, expires_at)
+		SELECT gen_random_uuid(), gen_random_uuid()::text, md5(g::text), now() + interval '7 days'
+		FROM generate_series(1, 50000) g`); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Pool().Exec(ctx, `ANALYZE refresh_tokens`); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		got, err := db.ActiveSessions(ctx, user, now)
+		if err != nil || len(got) != 5 {
+			b.Fatalf("ActiveSessions = %d sessions, %v; want 5", len(got), err)
+		}
+	}
+}

@@ -120,7 +120,7 @@ func wantIndexes(tb testing.TB, db *postgres.DB) {
 	got := queryStrings(tb, db, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname`)
 	for _, want := range []string{
 		"idx_refresh_tokens_user_id", "idx_refresh_tokens_token", "idx_refresh_tokens_expires_at",
-		"idx_refresh_tokens_active_sessions", "idx_refresh_tokens_session_id",
+		"idx_refresh_tokens_session_id",
 		"idx_security_events_created_at", "idx_security_events_event_type", "idx_security_events_user_id",
 		"idx_security_events_ip_address", "idx_security_events_severity", "idx_users_email", "idx_identities_user_id",
 		"idx_id_token_uses_expires_at",

@@ -195,7 +195,10 @@ var tokenTests = []test{
 		allSpent := newToken(user, at(38*24*time.Hour))
 		allSpent.SpentAt = at(39 * 24 * time.Hour)
 		stranger := newToken(newID(), at(39*24*time.Hour))
-		insertTokens(t, s, older, newer, revoked, expired, expiresNow, allSpent, stranger)
+		// Begun last (the highest session ID), used between the other two: the order is by use,
+		// neither by when a session began nor by its ID.
+		between := newToken(user, at(30*24*time.Hour))
+		insertTokens(t, s, older, newer, revoked, expired, expiresNow, allSpent, stranger, between)
 
 		olderTip := rotate(t, s, older, at(23*24*time.Hour))
 		newerTip := rotate(t, s, newer, at(37*24*time.Hour))
@@ -204,7 +207,7 @@ var tokenTests = []test{
 			return err
 		})
 
-		want := []string{newerTip.ID, olderTip.ID}
+		want := []string{newerTip.ID, between.ID, olderTip.ID}
 		got, err := s.ActiveSessions(ctx, user, now)
 		must(t, "ActiveSessions", err)
 		sameIDs(t, "ActiveSessions", tokenIDs(got), want)

@@ -89,13 +89,31 @@ func (t Tx) SessionTip(ctx context.Context, sessionID string) (*fluxauth.Refresh
 		WHERE session_id = $1 AND spent_at IS NULL AND revoked_at IS NULL ORDER BY created_at DESC LIMIT 1`), sessionID))
 }
 
+// activeSessionsQuery lists the live tip of each of the user's ($1) sessions that has not expired
+// at $2. A spend changes no indexed column (so that it is a HOT update on PostgreSQL), so no index
+// holds only live tokens; rather than filter the user's whole chains, the query steps from one
+// session of the user to the next through idx_refresh_tokens_user_id (user_id, session_id,
+// created_at, id), one index probe each, and reads each session's newest token, which is its tip
+// when the session is live (a rotation inserts the successor after its parent; SessionRevoked
+// relies on the same). Its cost grows with the sessions the user has (until cleanup), not with how
+// often they were refreshed.
+var activeSessionsQuery = `WITH RECURSIVE s(session_id) AS (
+		SELECT (SELECT session_id FROM refresh_tokens WHERE user_id = $1 ORDER BY session_id LIMIT 1)
+		UNION ALL
+		SELECT (SELECT r.session_id FROM refresh_tokens r WHERE r.user_id = $1 AND r.session_id > s.session_id
+			ORDER BY r.session_id LIMIT 1)
+		FROM s WHERE s.session_id IS NOT NULL)
+	SELECT ` + Qualify("t", TokenColumns) + ` FROM s JOIN refresh_tokens t ON t.id = (
+		SELECT x.id FROM refresh_tokens x WHERE x.user_id = $1 AND x.session_id = s.session_id
+			ORDER BY x.created_at DESC, x.id DESC LIMIT 1)
+	WHERE t.revoked_at IS NULL AND t.spent_at IS NULL AND t.expires_at > $2
+	ORDER BY t.last_used_at DESC, t.id DESC`
+
 // ActiveSessions returns the live tip of each of the user's sessions whose tip has not expired at
 // now, most recently used first.
 func (t Tx) ActiveSessions(ctx context.Context, userID string, now time.Time) ([]*fluxauth.RefreshToken, error) {
 	var out []*fluxauth.RefreshToken
-	err := t.q.Query(ctx, t.d.rebind(`SELECT `+TokenColumns+` FROM refresh_tokens
-		WHERE user_id = $1 AND revoked_at IS NULL AND spent_at IS NULL AND expires_at > $2
-		ORDER BY last_used_at DESC, id DESC`), []any{userID, t.d.Time(now)}, func(row Scanner) error {
+	err := t.q.Query(ctx, t.d.rebind(activeSessionsQuery), []any{userID, t.d.Time(now)}, func(row Scanner) error {
 		rt, err := scanToken(row)
 		if err != nil {
 			return err
