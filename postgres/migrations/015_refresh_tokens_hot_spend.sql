@@ -12,9 +12,13 @@
 DROP INDEX idx_refresh_tokens_active_sessions;
 DROP INDEX idx_refresh_tokens_user_id;
 CREATE INDEX idx_refresh_tokens_user_id ON refresh_tokens (user_id, session_id, created_at, id);
--- Room on each page for the spent version of its rows (a HOT update needs it on the same page).
--- Pages written before this keep their fill until rewritten.
-ALTER TABLE refresh_tokens SET (fillfactor = 80);
+-- Room on each page for the spent version of its rows: a HOT update needs it on the same page, and
+-- every token is updated once in its life (spent), so a page filled to half by inserts has room for
+-- a new version of each of its rows, even before pruning frees the old ones. Measured under fluxload
+-- (1000 users refreshing at 600/s): 40% of spends were HOT at fillfactor 80, 97% at 50. It costs
+-- disk: the table's pages are half full until their rows are spent. Pages written before this keep
+-- their fill until rewritten (VACUUM FULL).
+ALTER TABLE refresh_tokens SET (fillfactor = 50);
 
 -- +goose Down
 ALTER TABLE refresh_tokens RESET (fillfactor);
