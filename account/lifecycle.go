@@ -64,10 +64,8 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, dev Device) 
 	}
 	dev = dev.normalized()
 	// The per-IP limit first: once an address is over it, it can create no more per-email keys.
-	if err := s.allow(ctx, "forgot:ip", s.Rules.ForgotIP, dev, dev.IP); err != nil {
-		return err
-	}
-	if err := s.allow(ctx, "forgot:email", s.Rules.ForgotEmail, dev, emailaddr.Canonical(email)); err != nil {
+	if err := s.allow(ctx, dev, limit{"forgot:ip", s.Rules.ForgotIP, []string{dev.IP}},
+		limit{"forgot:email", s.Rules.ForgotEmail, []string{emailaddr.Canonical(email)}}); err != nil {
 		return err
 	}
 	u, err := s.Store.UserByEmail(ctx, email)
@@ -323,7 +321,7 @@ func (s *Service) ResendVerification(ctx context.Context, p *Principal, dev Devi
 		return errMailUnavailable
 	}
 	dev = dev.normalized()
-	if err := s.allow(ctx, "verify-resend:user", s.Rules.VerifyResend, dev, p.UserID); err != nil {
+	if err := s.allow(ctx, dev, limit{"verify-resend:user", s.Rules.VerifyResend, []string{p.UserID}}); err != nil {
 		return err
 	}
 	u, err := s.Me(ctx, p)
