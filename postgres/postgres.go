@@ -113,17 +113,19 @@ func (db *DB) Update(ctx context.Context, fn func(tx fluxauth.Tx) error) error {
 }
 
 func (db *DB) update(ctx context.Context, fn func(tx fluxauth.Tx) error) error {
-	pgTx, err := db.pool.Begin(ctx)
+	c, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return mapErr(err)
 	}
-	// After Commit this is a no-op; after a failure or a panic in fn it ends the transaction even if
+	defer c.Release()
+	lt := &lazyTx{conn: c}
+	// After commit this is a no-op; after a failure or a panic in fn it ends the transaction even if
 	// ctx is already cancelled.
-	defer pgTx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(&tx{Tx: sqlq.NewTx(dialect, conn{pgTx}, db.Now), q: pgTx}); err != nil {
+	defer lt.rollback(context.WithoutCancel(ctx))
+	if err := fn(&tx{Tx: sqlq.NewTx(dialect, conn{lt}, db.Now), q: lt}); err != nil {
 		return err
 	}
-	return mapErr(pgTx.Commit(ctx))
+	return mapErr(lt.commit(ctx))
 }
 
 // tx is the fluxauth.Tx of Update: the shared statements, and the dialect's own on q.

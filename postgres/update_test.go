@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -68,4 +69,82 @@ func token(now time.Time) *fluxauth.RefreshToken {
 		ID: id, SessionID: uuid.NewString(), UserID: uuid.NewString(), TokenHash: id,
 		SessionCreatedAt: now, CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Hour),
 	}
+}
+
+// Update's transaction begins with its first statement (lazyTx): whatever that statement does, the
+// transaction's outcome is what a plain BEGIN … COMMIT would give.
+func TestUpdateBegunWithItsFirstStatement(t *testing.T) {
+	db := postgrestest.MustOpenDB(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	existing := token(now)
+	if err := db.Update(ctx, func(tx fluxauth.Tx) error { return tx.InsertRefreshToken(ctx, existing) }); err != nil {
+		t.Fatal(err)
+	}
+
+	byHash := func(hash string) error {
+		return db.Update(ctx, func(tx fluxauth.Tx) error {
+			_, err := tx.RefreshTokenByHash(ctx, hash)
+			return err
+		})
+	}
+
+	t.Run("a transaction without statements commits nothing and succeeds", func(t *testing.T) {
+		if err := db.Update(ctx, func(tx fluxauth.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a failing first statement is the statement's error, and the connection is reused", func(t *testing.T) {
+		dup := token(now)
+		dup.TokenHash = existing.TokenHash
+		opened := db.Pool().Stat().NewConnsCount()
+		const failures = 20
+		for range failures {
+			err := db.Update(ctx, func(tx fluxauth.Tx) error { return tx.InsertRefreshToken(ctx, dup) })
+			if !errors.Is(err, fluxauth.ErrConflict) {
+				t.Fatalf("duplicate insert as the first statement: %v, want ErrConflict", err)
+			}
+		}
+		// Each failed transaction was rolled back and its connection went back to the pool clean;
+		// one left inside its transaction would be closed by the pool, and a new one opened.
+		if n := db.Pool().Stat().NewConnsCount() - opened; n > 2 {
+			t.Fatalf("%d connections opened for %d failed transactions run one after another, want them reused", n, failures)
+		}
+		if err := byHash(existing.TokenHash); err != nil {
+			t.Fatalf("the store no longer answers after failed transactions: %v", err)
+		}
+	})
+	t.Run("a transaction whose statement failed cannot commit, even if fn ignores the failure", func(t *testing.T) {
+		fresh := token(now)
+		dup := token(now)
+		dup.TokenHash = existing.TokenHash
+		err := db.Update(ctx, func(tx fluxauth.Tx) error {
+			if err := tx.InsertRefreshToken(ctx, fresh); err != nil {
+				return err
+			}
+			_ = tx.InsertRefreshToken(ctx, dup) // fails, and the transaction with it
+			return nil
+		})
+		if err == nil {
+			t.Fatal("Update committed a transaction PostgreSQL had aborted")
+		}
+		if err := byHash(fresh.TokenHash); !errors.Is(err, fluxauth.ErrNotFound) {
+			t.Fatalf("the aborted transaction's first insert is visible: %v", err)
+		}
+	})
+	t.Run("a first statement returning rows reads them all", func(t *testing.T) {
+		other := token(now)
+		other.UserID = existing.UserID
+		if err := db.Update(ctx, func(tx fluxauth.Tx) error { return tx.InsertRefreshToken(ctx, other) }); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := db.Update(ctx, func(tx fluxauth.Tx) error {
+			got, err := tx.ActiveSessions(ctx, existing.UserID, now)
+			n = len(got)
+			return err
+		}); err != nil || n != 2 {
+			t.Fatalf("ActiveSessions as the first statement: %d sessions, %v; want 2", n, err)
+		}
+	})
 }
