@@ -242,14 +242,9 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, in ChangePas
 	now := s.Clock.Now()
 	var ended []string
 	err = s.update(ctx, func(tx fluxauth.Tx) error {
-		cur, err := tx.LockUser(ctx, u.ID)
-		if errors.Is(err, fluxauth.ErrNotFound) {
-			return errPasswordChanged
-		} else if err != nil {
+		cur, err := lockUnchangedPassword(ctx, tx, u)
+		if err != nil {
 			return err
-		}
-		if cur.PasswordHash != u.PasswordHash {
-			return errPasswordChanged // changed (or removed) since it was checked
 		}
 		devices, err := s.setPassword(ctx, tx, cur, hash, "password_changed", now)
 		if err != nil {

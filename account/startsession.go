@@ -24,14 +24,9 @@ func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash
 	now := s.Clock.Now()
 	var res *Result
 	err := s.update(ctx, func(tx fluxauth.Tx) error {
-		cur, err := tx.LockUser(ctx, u.ID)
-		if errors.Is(err, fluxauth.ErrNotFound) {
-			return errPasswordChanged
-		} else if err != nil {
+		cur, err := lockUnchangedPassword(ctx, tx, u)
+		if err != nil {
 			return err
-		}
-		if cur.PasswordHash != u.PasswordHash {
-			return errPasswordChanged
 		}
 		if newHash != "" {
 			if err := tx.SetPasswordHash(ctx, cur.ID, newHash, now); err != nil {
@@ -123,4 +118,20 @@ func (s *Service) result(u *fluxauth.User, rt *fluxauth.RefreshToken, raw string
 		User: u, AccessToken: access, RefreshToken: raw, SessionID: rt.SessionID,
 		ExpiresIn: int(s.Tokens.TTL() / time.Second),
 	}, nil
+}
+
+// lockUnchangedPassword locks u's row for the transaction and returns it as it is now, or
+// errPasswordChanged when the account is gone or its password hash is no longer the one the caller
+// checked (changed or removed since).
+func lockUnchangedPassword(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User) (*fluxauth.User, error) {
+	cur, err := tx.LockUser(ctx, u.ID)
+	if errors.Is(err, fluxauth.ErrNotFound) {
+		return nil, errPasswordChanged
+	} else if err != nil {
+		return nil, err
+	}
+	if cur.PasswordHash != u.PasswordHash {
+		return nil, errPasswordChanged
+	}
+	return cur, nil
 }
