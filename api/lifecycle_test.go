@@ -379,8 +379,8 @@ func TestSMTPDownDuringARequestStillAnswers202AndTheMailGoesOutOnceItIsBack(t *t
 func TestTwoInstancesSendEachMailOfOneOutboxOnce(t *testing.T) {
 	url := migratedDatabase(t)
 	smtp := mailtest.NewServer(t)
-	a := newMailEnv(t, smtp, withStore(openShared(t, url)))
-	b := newMailEnv(t, smtp, withStore(openShared(t, url)), withClock(a.Clock))
+	a := newMailEnv(t, smtp, withStore(postgrestest.Open(t, url)))
+	b := newMailEnv(t, smtp, withStore(postgrestest.Open(t, url)), withClock(a.Clock))
 	const users = 10
 	for i := range users {
 		e := []*mailEnv{a, b}[i%2]

@@ -11,27 +11,15 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
-	"github.com/fluxstudio/fluxauth/postgres"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-// openShared opens another connection pool on the database at url, as a second instance would.
-func openShared(tb testing.TB, url string) *postgres.DB {
-	tb.Helper()
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
-
 func migratedDatabase(tb testing.TB) string {
 	tb.Helper()
 	url := postgrestest.CreateDatabase(tb)
-	if _, err := openShared(tb, url).MigrateUp(context.Background()); err != nil {
+	if _, err := postgrestest.Open(tb, url).MigrateUp(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
 	return url
@@ -51,8 +39,8 @@ func twoInstances(t *testing.T, opts ...envOption) (*env, *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := newEnv(t, append([]envOption{withStore(openShared(t, url)), withKeys(ks), withClock(clock)}, opts...)...)
-	b := newEnv(t, append([]envOption{withStore(openShared(t, url)), withKeys(ks), withClock(clock)}, opts...)...)
+	a := newEnv(t, append([]envOption{withStore(postgrestest.Open(t, url)), withKeys(ks), withClock(clock)}, opts...)...)
+	b := newEnv(t, append([]envOption{withStore(postgrestest.Open(t, url)), withKeys(ks), withClock(clock)}, opts...)...)
 	return a, b
 }
 
@@ -81,7 +69,7 @@ func TestRevocationReachesEveryInstanceWithinTheCacheWindow(t *testing.T) {
 func TestReadyzFollowsPostgreSQLDownAndBackWithoutRestart(t *testing.T) {
 	url := migratedDatabase(t)
 	proxy := testenv.NewProxy(t, "127.0.0.1:5432")
-	db := openShared(t, proxy.URL(url))
+	db := postgrestest.Open(t, proxy.URL(url))
 	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: db}
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
@@ -120,7 +108,7 @@ func TestTenThousandEventsFromConcurrentRequestsAreAllKeptOnPostgreSQL(t *testin
 func TestDatabaseDownAnswers503AndChangesNothing(t *testing.T) {
 	url := migratedDatabase(t)
 	proxy := testenv.NewProxy(t, "127.0.0.1:5432")
-	e := newEnv(t, withStore(openShared(t, proxy.URL(url))))
+	e := newEnv(t, withStore(postgrestest.Open(t, proxy.URL(url))))
 	e.signup(t, "before@example.com")
 	proxy.Stop()
 	res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "before@example.com", "password": "correct horse battery"})
@@ -132,7 +120,7 @@ func TestDatabaseDownAnswers503AndChangesNothing(t *testing.T) {
 		t.Fatalf("signup with the database down: %d %s", res.Status, res.Body)
 	}
 	proxy.Start()
-	if _, err := openShared(t, url).UserByEmail(context.Background(), "during@example.com"); err == nil {
+	if _, err := postgrestest.Open(t, url).UserByEmail(context.Background(), "during@example.com"); err == nil {
 		t.Fatal("a failed signup left a user behind")
 	}
 }

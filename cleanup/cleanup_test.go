@@ -402,14 +402,7 @@ func TestRefreshesKeepWorkingWhileCleanupRuns(t *testing.T) {
 
 func TestOnlyOneInstanceCleansAtATime(t *testing.T) {
 	url := postgrestest.CreateDatabase(t)
-	open := func() *postgres.DB {
-		db, err := postgres.Open(context.Background(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		return db
-	}
+	open := func() *postgres.DB { return postgrestest.Open(t, url) }
 	a, b := open(), open()
 	if _, err := a.MigrateUp(context.Background()); err != nil {
 		t.Fatal(err)

@@ -9,30 +9,19 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
-	"github.com/fluxstudio/fluxauth/postgres"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 )
-
-func open(tb testing.TB, url string) *postgres.DB {
-	tb.Helper()
-	db, err := postgres.Open(context.Background(), url)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	return db
-}
 
 // The live feed's wake-ups: when listening (re)starts, since commits made meanwhile were not
 // notified, and at each commit of events by any connection, never for a rolled-back insert.
 func TestListenEventsWakesOnCommitsAndAfterReconnecting(t *testing.T) {
 	url := postgrestest.CreateDatabase(t)
-	writer := open(t, url)
+	writer := postgrestest.Open(t, url)
 	if _, err := writer.MigrateUp(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	proxy := testenv.NewProxy(t, "127.0.0.1:5432")
-	listener := open(t, proxy.URL(url))
+	listener := postgrestest.Open(t, proxy.URL(url))
 	wakes := make(chan struct{}, 100)
 	var failures atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())

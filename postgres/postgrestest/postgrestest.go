@@ -53,18 +53,25 @@ func CreateDatabase(tb testing.TB) string {
 	return u.String()
 }
 
-// MustOpenDB opens a fresh, migrated database (see CreateDatabase) and closes it when tb ends.
-func MustOpenDB(tb testing.TB) *postgres.DB {
+// Open opens a connection pool on the database at url, as another instance sharing it would, and
+// closes it when tb ends. It migrates nothing.
+func Open(tb testing.TB, url string) *postgres.DB {
 	tb.Helper()
-	url := CreateDatabase(tb)
-	ctx := context.Background()
-	db, err := postgres.Open(ctx, url)
+	db, err := postgres.Open(context.Background(), url)
 	if err != nil {
 		tb.Fatalf("postgres.Open: %v", err)
 	}
-	// Registered after CreateDatabase's cleanup, so it runs first: the pool closes before the drop.
 	tb.Cleanup(func() { db.Close() })
-	if _, err := db.MigrateUp(ctx); err != nil {
+	return db
+}
+
+// MustOpenDB opens a fresh, migrated database (see CreateDatabase) and closes it when tb ends.
+func MustOpenDB(tb testing.TB) *postgres.DB {
+	tb.Helper()
+	// Open registers its cleanup after CreateDatabase's, so it runs first: the pool closes before
+	// the drop.
+	db := Open(tb, CreateDatabase(tb))
+	if _, err := db.MigrateUp(context.Background()); err != nil {
 		tb.Fatalf("postgres: migrate: %v", err)
 	}
 	return db
