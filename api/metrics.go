@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/internal/breaker"
 )
 
 // Metrics are the Prometheus series fluxauth exports on /metrics.
@@ -17,6 +18,7 @@ type Metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	waits    *prometheus.HistogramVec
 	events   *prometheus.CounterVec
 }
 
@@ -31,11 +33,16 @@ func NewMetrics() *Metrics {
 			Name: "fluxauth_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		waits: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "fluxauth_http_request_dependency_wait_seconds",
+			Help:    "Time one HTTP request spent waiting on a dependency it can do without (Redis), in all its calls; only requests that called it.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"dependency"}),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fluxauth_security_events_total", Help: "Security events recorded, by type and severity.",
 		}, []string{"type", "severity"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration, m.events,
+	m.registry.MustRegister(m.requests, m.duration, m.waits, m.events,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,7 +86,12 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		ctx, waits := breaker.WithWaits(r.Context())
+		r = r.WithContext(ctx)
 		next.ServeHTTP(rec, r)
+		waits.Each(func(dependency string, waited time.Duration) {
+			s.Metrics.waits.WithLabelValues(dependency).Observe(waited.Seconds())
+		})
 		route := r.Pattern
 		if route == "" || route == "/" {
 			route = "unmatched"

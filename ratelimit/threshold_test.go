@@ -148,7 +148,7 @@ func TestMemoryThresholdSlidesWithTheClock(t *testing.T) {
 func TestFallbackThresholdCountsInMemoryWhileRedisIsDown(t *testing.T) {
 	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	closed := "redis://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/0"
-	f := newInstance(t, closed, "fluxauth:rl:", clock)
+	f := newInstance(t, closed, "fluxauth:rl:", clock, ratelimit.DefaultRedisTimeout)
 	_, crossings := noteAll(t, f, "k", ratelimit.Limit{Rate: 5, Period: time.Minute}, 10)
 	if len(crossings) != 1 || crossings[0] != 4 {
 		t.Fatalf("crossings %v, want the 5th call's", crossings)

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,7 +120,11 @@ func (b *Breaker) Try(ctx context.Context, op string, timeout time.Duration, fn 
 
 func (b *Breaker) call(ctx context.Context, op string, timeout time.Duration, fn func(ctx context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, timeout)
+	start := b.cfg.Clock.Now()
 	err := fn(cctx)
+	if w, ok := ctx.Value(waitsKey{}).(*Waits); ok {
+		w.add(b.cfg.Name, b.cfg.Clock.Now().Sub(start))
+	}
 	cancel()
 	if err == nil {
 		if b.open.CompareAndSwap(true, false) {
@@ -153,5 +158,41 @@ func (b *Breaker) trip(ctx context.Context, op string, err error) {
 		}
 		b.cfg.Logger.WarnContext(ctx, msg+" until it answers again",
 			"op", op, "err", err, "timeout", b.cfg.Timeout, "probe_every", b.cfg.ProbeEvery, "next_warning_in", b.cfg.WarnEvery)
+	}
+}
+
+type waitsKey struct{}
+
+// Waits adds up the time one request's calls spent waiting on each dependency a Breaker guards, by
+// the breaker's name. It is what tells a request that waited on a dependency apart from one a
+// loaded machine answered slowly. It is safe for concurrent use.
+type Waits struct {
+	mu sync.Mutex
+	by map[string]time.Duration
+}
+
+// WithWaits returns a context whose breaker calls add their waits to the Waits returned.
+func WithWaits(ctx context.Context) (context.Context, *Waits) {
+	w := &Waits{}
+	return context.WithValue(ctx, waitsKey{}, w), w
+}
+
+func (w *Waits) add(name string, d time.Duration) {
+	w.mu.Lock()
+	if w.by == nil {
+		w.by = map[string]time.Duration{}
+	}
+	w.by[name] += d
+	w.mu.Unlock()
+}
+
+// Each calls f with every dependency called so far and the total time spent waiting on it. A
+// dependency whose breaker answered ErrOpen without calling it is not among them.
+func (w *Waits) Each(f func(name string, waited time.Duration)) {
+	w.mu.Lock()
+	by := maps.Clone(w.by)
+	w.mu.Unlock()
+	for name, d := range by {
+		f(name, d)
 	}
 }

@@ -185,3 +185,28 @@ func TestTryGoesThroughAnOpenBreakerAndItsSuccessClosesIt(t *testing.T) {
 		t.Fatal("a successful Try left the breaker open")
 	}
 }
+
+func TestARequestsWaitsOnADependencyAddUpAcrossItsCalls(t *testing.T) {
+	clock := testenv.NewClock(time.Now())
+	b := newBreaker(clock, &logCount{})
+	ctx, waits := breaker.WithWaits(context.Background())
+	wait := func(d time.Duration) func(context.Context) error {
+		return func(context.Context) error { clock.Advance(d); return nil }
+	}
+	b.Do(ctx, "limit", wait(3*time.Millisecond))
+	b.Try(ctx, "announce", time.Second, wait(4*time.Millisecond))
+	b.Do(context.Background(), "another request's", wait(time.Second))
+	got := map[string]time.Duration{}
+	waits.Each(func(name string, d time.Duration) { got[name] = d })
+	if len(got) != 1 || got["redis"] != 7*time.Millisecond {
+		t.Fatalf("waits %v, want redis: 7ms (this request's two calls, not the other's)", got)
+	}
+
+	// A call the open breaker spares waits for nothing, and is not counted as a call.
+	b.Do(ctx, "check", func(ctx context.Context) error { clock.Advance(time.Millisecond); return errDown })
+	b.Do(ctx, "check", wait(time.Hour))
+	waits.Each(func(name string, d time.Duration) { got[name] = d })
+	if got["redis"] != 8*time.Millisecond {
+		t.Fatalf("waits %v after a failure and a spared call, want redis: 8ms", got)
+	}
+}
