@@ -88,18 +88,29 @@ func (s *Server) withMetrics(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		ctx, waits := breaker.WithWaits(r.Context())
 		r = r.WithContext(ctx)
+		// A panicking handler is counted as the 500 withRecover answers for it, then the panic
+		// goes on up to withRecover.
+		defer func() {
+			v := recover()
+			if v != nil && v != http.ErrAbortHandler {
+				rec.status = http.StatusInternalServerError
+			}
+			waits.Each(func(dependency string, waited time.Duration) {
+				s.Metrics.waits.WithLabelValues(dependency).Observe(waited.Seconds())
+			})
+			route := r.Pattern
+			if route == "" || route == "/" {
+				route = "unmatched"
+			}
+			if rec.status == 0 {
+				rec.status = http.StatusOK
+			}
+			s.Metrics.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+			s.Metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			if v != nil {
+				panic(v)
+			}
+		}()
 		next.ServeHTTP(rec, r)
-		waits.Each(func(dependency string, waited time.Duration) {
-			s.Metrics.waits.WithLabelValues(dependency).Observe(waited.Seconds())
-		})
-		route := r.Pattern
-		if route == "" || route == "/" {
-			route = "unmatched"
-		}
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		s.Metrics.requests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
-		s.Metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
 	})
 }

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -77,5 +78,30 @@ func TestMetricsAndProfilesAreOnTheInternalListenerOnly(t *testing.T) {
 		if readAll(t, res); res.StatusCode != http.StatusOK {
 			t.Errorf("internal %s: %d", path, res.StatusCode)
 		}
+	}
+}
+
+// A request whose handler panics is answered 500 by the recovery, and counted as that 500.
+func TestMetricsCountAPanickingRequestAsThe500ItAnswers(t *testing.T) {
+	m := api.NewMetrics()
+	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), Metrics: m,
+		DB: pingFunc(func(context.Context) error { panic("the database client exploded") })}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	res, err := http.Get(ts.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readAll(t, res); res.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("panicking /readyz: %d, want 500", res.StatusCode)
+	}
+	internal := httptest.NewServer(api.InternalHandler(m))
+	defer internal.Close()
+	res, err = http.Get(internal.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, want := readAll(t, res), `fluxauth_http_requests_total{route="GET /readyz",status="500"} 1`; !strings.Contains(body, want) {
+		t.Errorf("metrics lack %s", want)
 	}
 }
