@@ -161,6 +161,9 @@ const (
 	EventPasswordChanged = "password_changed"
 	// EventEmailVerified: a verification link proved the account's address.
 	EventEmailVerified = "email_verified"
+	// EventUserTypeChanged: an operator changed an account's type (fluxauth users set-type);
+	// metadata says from what, to what and by whom.
+	EventUserTypeChanged = "user_type_changed"
 	// EventAccountUnlocked: an admin cleared an account's failed-login lockout. Every instance's
 	// live feed reacts to it by clearing the lockout in its own in-process limiter.
 	EventAccountUnlocked = "account_unlocked"
@@ -235,6 +238,8 @@ type Tx interface {
 	LockUser(ctx context.Context, id string) (*User, error)
 	// SetPasswordHash replaces the user's password hash; ErrNotFound when there is no such user.
 	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// SetUserType changes the user's type; ErrNotFound when there is no such user.
+	SetUserType(ctx context.Context, userID, userType string, at time.Time) error
 	// ClaimUser hands the account to whoever just proved they own its email address by signing in
 	// through the identity (provider, subject): it removes every other credential of the account
 	// (its password hash; every other identity whose email was not verified), marks that identity's

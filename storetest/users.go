@@ -115,6 +115,23 @@ var userTests = []test{
 		err := s.SetUserType(context.Background(), "nobody@example.com", fluxauth.UserTypeAdmin, at(0))
 		wantErr(t, "SetUserType", err, fluxauth.ErrNotFound)
 	}},
+	{"set user type by id in a transaction changes that user only", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		u := mustCreateUser(t, s, "promoted@example.com")
+		other := mustCreateUser(t, s, "bystander@example.com")
+		must(t, "Update", s.Update(ctx, func(tx fluxauth.Tx) error {
+			return tx.SetUserType(ctx, u.ID, fluxauth.UserTypeAdmin, at(time.Hour))
+		}))
+		got, err := s.UserByID(ctx, u.ID)
+		must(t, "UserByID", err)
+		u.UserType, u.UpdatedAt = fluxauth.UserTypeAdmin, at(time.Hour)
+		equal(t, "user after Tx.SetUserType", got, u)
+		got, err = s.UserByID(ctx, other.ID)
+		must(t, "UserByID other", err)
+		equal(t, "other user", got, other)
+		err = s.Update(ctx, func(tx fluxauth.Tx) error { return tx.SetUserType(ctx, newID(), fluxauth.UserTypeAdmin, at(0)) })
+		wantErr(t, "Tx.SetUserType of a missing user", err, fluxauth.ErrNotFound)
+	}},
 	{"times keep microseconds and come back in UTC", func(t *testing.T, s fluxauth.Store) {
 		u := newUser("clock@example.com")
 		u.CreatedAt = time.Date(2030, 12, 31, 23, 59, 59, 999999999, time.FixedZone("X", -7*3600))

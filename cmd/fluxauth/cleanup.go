@@ -27,14 +27,11 @@ func cmdCleanup(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	db, err := openDatabase(ctx, cfg)
+	db, err := openCurrentDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.MigrateUp(ctx); err != nil {
-		return err
-	}
 	rep, err := newCleanupJob(cfg, db, newLogger(cfg, stderr, nil)).Run(ctx, dryRun)
 	if err != nil {
 		return err

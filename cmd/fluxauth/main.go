@@ -10,9 +10,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"os/user"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+
+	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/internal/config"
@@ -181,21 +185,68 @@ func cmdUsers(ctx context.Context, args []string, getenv func(string) string, st
 		return errors.New("usage: fluxauth users set-type EMAIL TYPE")
 	}
 	email, userType := strings.TrimSpace(rest[0]), strings.TrimSpace(rest[1])
-	db, err := openDatabase(ctx, cfg)
+	valid := append([]string{fluxauth.UserTypeAdmin}, cfg.Account.SignupUserTypes...)
+	if !slices.Contains(valid, userType) {
+		return fmt.Errorf("unknown user type %q: use one of %s (admin, or one of FLUXAUTH_SIGNUP_USER_TYPES)", userType, strings.Join(valid, ", "))
+	}
+	db, err := openCurrentDatabase(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if _, err := db.MigrateUp(ctx); err != nil {
-		return err
-	}
-	err = db.SetUserType(ctx, email, userType, fluxauth.SystemClock{}.Now())
+	u, err := db.UserByEmail(ctx, email)
 	if errors.Is(err, fluxauth.ErrNotFound) {
 		return fmt.Errorf("no user with email %s", email)
 	}
 	if err != nil {
 		return err
 	}
+	// The change and its event commit together: every change of type is in the audit log, with who
+	// made it, like an admin's actions through the API.
+	now := fluxauth.SystemClock{}.Now()
+	var from string
+	err = db.Update(ctx, func(tx fluxauth.Tx) error {
+		cur, err := tx.LockUser(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		if from = cur.UserType; from == userType {
+			return nil
+		}
+		if err := tx.SetUserType(ctx, u.ID, userType, now); err != nil {
+			return err
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		return tx.InsertEvents(ctx, &fluxauth.SecurityEvent{
+			ID: id.String(), Type: fluxauth.EventUserTypeChanged, Severity: fluxauth.SeverityInfo, UserID: u.ID,
+			Metadata: map[string]any{"by": cliActor(), "from": from, "to": userType}, CreatedAt: now,
+		})
+	})
+	if errors.Is(err, fluxauth.ErrNotFound) {
+		return fmt.Errorf("no user with email %s", email)
+	}
+	if err != nil {
+		return err
+	}
+	if from == userType {
+		fmt.Fprintf(stdout, "%s is already %s\n", email, userType)
+		return nil
+	}
 	fmt.Fprintf(stdout, "%s is now %s\n", email, userType)
 	return nil
+}
+
+// cliActor names the operator of a command-line change in the audit log: "cli:" and the OS user
+// who ran it.
+func cliActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return "cli:" + name
+	}
+	return "cli"
 }

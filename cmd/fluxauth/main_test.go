@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -355,6 +356,67 @@ func TestUsersSetType(t *testing.T) {
 	out, err = runCLI(t, dir, nil, "users", "set-type", "ghost@example.com", "admin")
 	if err == nil || !strings.Contains(out, "no user with email ghost@example.com") {
 		t.Fatalf("unknown email: %v %s", err, out)
+	}
+	// A type that is neither admin nor a signup type is refused, naming the valid ones, and stored
+	// nowhere.
+	out, err = runCLI(t, dir, nil, "users", "set-type", "boss@example.com", "admn")
+	if err == nil || !strings.Contains(out, `"admn"`) || !strings.Contains(out, "admin, client, designer") {
+		t.Fatalf("set-type admn: %v %s, want a refusal listing admin and the signup types", err, out)
+	}
+	if out, err := runCLI(t, dir, nil, "users", "set-type", "boss@example.com", "designer"); err != nil {
+		t.Fatalf("set-type designer (a signup type): %v %s", err, out)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(dir, "fluxauth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var userType string
+	if err := db.QueryRow(`SELECT user_type FROM users WHERE email_key = 'boss@example.com'`).Scan(&userType); err != nil || userType != "designer" {
+		t.Fatalf("stored type %q, %v; want designer", userType, err)
+	}
+	// Each change is an event naming who made it, from what, to what.
+	rows, err := db.Query(`SELECT metadata FROM security_events WHERE event_type = 'user_type_changed' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var changes []map[string]string
+	for rows.Next() {
+		var raw string
+		if err := rows.Scan(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]string
+		if err := json.Unmarshal([]byte(raw), &m); err != nil {
+			t.Fatalf("metadata %s: %v", raw, err)
+		}
+		changes = append(changes, m)
+	}
+	if len(changes) != 2 || changes[0]["from"] != "client" || changes[0]["to"] != "admin" || changes[1]["to"] != "designer" ||
+		!strings.HasPrefix(changes[0]["by"], "cli") {
+		t.Fatalf("user_type_changed events %v; want client->admin then admin->designer, each by cli:<operator>", changes)
+	}
+}
+
+// Only serve and migrate up change the schema: on a schema older than the binary, cleanup (even a
+// dry run) and users set-type fail naming "fluxauth migrate up", and migrate nothing.
+func TestSubcommandsOtherThanServeAndMigrateUpDoNotMigrate(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := runCLI(t, dir, nil, "migrate", "up"); err != nil {
+		t.Fatalf("migrate up: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, dir, nil, "migrate", "down"); err != nil || !strings.Contains(out, "rolled back") {
+		t.Fatalf("migrate down: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"cleanup", "--dry-run"}, {"cleanup"}, {"users", "set-type", "boss@example.com", "admin"}} {
+		out, err := runCLI(t, dir, nil, args...)
+		if err == nil || !strings.Contains(out, "fluxauth migrate up") {
+			t.Errorf("%v on an older schema: %v\n%s; want a failure naming fluxauth migrate up", args, err, out)
+		}
+		if out, err := runCLI(t, dir, nil, "migrate", "status"); err != nil || strings.Count(out, "pending") != 1 {
+			t.Fatalf("after %v: %v\n%s; want the one rolled-back migration still pending", args, err, out)
+		}
 	}
 }
 

@@ -58,6 +58,15 @@ func (s Store) SetUserType(ctx context.Context, email, userType string, at time.
 		userType, s.d.Time(at), emailaddr.Canonical(email)))
 }
 
+// SetUserType changes the type of the user with id; fluxauth.ErrNotFound when there is none.
+func (t Tx) SetUserType(ctx context.Context, userID, userType string, at time.Time) error {
+	if t.d.badID(userID) {
+		return fluxauth.ErrNotFound
+	}
+	return AffectedOne(t.q.Exec(ctx, t.d.rebind(`UPDATE users SET user_type = $1, updated_at = $2 WHERE id = $3`),
+		userType, t.d.Time(at), userID))
+}
+
 // LockUser returns the user with id and holds its row until the transaction ends (the dialect's
 // ForUpdate); fluxauth.ErrNotFound when there is none.
 func (t Tx) LockUser(ctx context.Context, id string) (*fluxauth.User, error) {
