@@ -146,7 +146,7 @@ func (s *Service) ResetPassword(ctx context.Context, in ResetInput) (*Result, er
 			}
 			u.EmailVerifiedAt = now
 		}
-		if ended, err = s.revokeAllIn(ctx, tx, u.ID, "", "password_reset", now, dev); err != nil {
+		if ended, err = s.revokeAllIn(ctx, tx, u.ID, "", "password_reset", "user:"+u.ID, now, dev); err != nil {
 			return err
 		}
 		meta := map[string]any{"method": "password_reset", "sessionsRevoked": len(ended), "deviceTokensRevoked": devices}
@@ -181,7 +181,7 @@ func (s *Service) setPassword(ctx context.Context, tx fluxauth.Tx, u *fluxauth.U
 
 // revokeAllIn ends, inside tx, every live session of the user but keep, each with its token_revoked,
 // and returns them for announcing once tx has committed.
-func (s *Service) revokeAllIn(ctx context.Context, tx fluxauth.Tx, userID, keep, reason string, now time.Time, dev Device) ([]string, error) {
+func (s *Service) revokeAllIn(ctx context.Context, tx fluxauth.Tx, userID, keep, reason, by string, now time.Time, dev Device) ([]string, error) {
 	tips, err := tx.ActiveSessions(ctx, userID, now)
 	if err != nil {
 		return nil, err
@@ -192,7 +192,7 @@ func (s *Service) revokeAllIn(ctx context.Context, tx fluxauth.Tx, userID, keep,
 			ids = append(ids, t.SessionID)
 		}
 	}
-	return s.revokeSessionsIn(ctx, tx, userID, ids, now, reason, "user:"+userID, dev, false)
+	return s.revokeSessionsIn(ctx, tx, userID, ids, now, reason, by, dev, false)
 }
 
 // ChangePasswordInput is the body of POST /api/auth/password.
@@ -250,7 +250,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, in ChangePas
 		if err != nil {
 			return err
 		}
-		if ended, err = s.revokeAllIn(ctx, tx, cur.ID, p.SessionID, "password_changed", now, dev); err != nil {
+		if ended, err = s.revokeAllIn(ctx, tx, cur.ID, p.SessionID, "password_changed", "user:"+cur.ID, now, dev); err != nil {
 			return err
 		}
 		return tx.InsertEvents(ctx, s.event(fluxauth.EventPasswordChanged, fluxauth.SeverityInfo, cur.ID, "", dev,

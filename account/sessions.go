@@ -68,26 +68,41 @@ func (s *Service) Logout(ctx context.Context, p *Principal, dev Device) error {
 // like any other. The tokens go first, because once the sessions are ended the caller can no longer
 // retry a log out-all that failed half-way.
 func (s *Service) LogoutAll(ctx context.Context, p *Principal, dev Device) error {
-	if err := s.update(ctx, func(tx fluxauth.Tx) error {
-		_, err := s.revokeDeviceTokens(ctx, tx, p.UserID, "logout_all")
-		return err
-	}); err != nil {
-		return err
-	}
-	return s.RevokeUserSessions(ctx, p.UserID, "logout_all", "user:"+p.UserID, dev)
+	return s.revokeUserSessions(ctx, p.UserID, "logout_all", "user:"+p.UserID, dev, true)
 }
 
 // RevokeUserSessions ends every live session of a user; by names who asked (for the audit log).
 func (s *Service) RevokeUserSessions(ctx context.Context, userID, reason, by string, dev Device) error {
-	tips, err := s.Store.ActiveSessions(ctx, userID, s.Clock.Now())
+	return s.revokeUserSessions(ctx, userID, reason, by, dev, false)
+}
+
+// revokeUserSessions ends every live session of the user, and with deviceTokens every device token,
+// in one transaction holding the user's lock: a login starts its session under the same lock, so
+// one that commits while this runs is seen and ended, never left alive after "log out everywhere".
+func (s *Service) revokeUserSessions(ctx context.Context, userID, reason, by string, dev Device, deviceTokens bool) error {
+	now := s.Clock.Now()
+	var done []string
+	err := s.update(ctx, func(tx fluxauth.Tx) error {
+		done = nil
+		if _, err := tx.LockUser(ctx, userID); errors.Is(err, fluxauth.ErrNotFound) {
+			return nil // no account, no sessions
+		} else if err != nil {
+			return err
+		}
+		if deviceTokens {
+			if _, err := s.revokeDeviceTokens(ctx, tx, userID, reason); err != nil {
+				return err
+			}
+		}
+		var err error
+		done, err = s.revokeAllIn(ctx, tx, userID, "", reason, by, now, dev)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	ids := make([]string, 0, len(tips))
-	for _, t := range tips {
-		ids = append(ids, t.SessionID)
-	}
-	return s.revokeSessions(ctx, userID, ids, reason, by, dev, false)
+	s.announceRevoked(ctx, done...)
+	return nil
 }
 
 // revokeSessions ends the user's sessions with the given IDs in one transaction, each with its
