@@ -315,8 +315,8 @@ type EventStore interface {
 	ListEvents(ctx context.Context, f EventFilter) ([]*SecurityEvent, error)
 }
 
-// Store is a complete storage backend. The sqlite and postgres packages implement it, and the
-// storetest package is the contract they both pass.
+// Store is what the account rules need of a storage backend; Backend is the whole of what one
+// provides.
 type Store interface {
 	UserStore
 	SessionStore
@@ -324,8 +324,10 @@ type Store interface {
 	DeviceTokenStore
 	MailOutbox
 	LinkTokenStore
-	// Update runs fn in one transaction; it commits when fn returns nil. Writes never fail because of
-	// concurrency (no "database is locked", no deadlock): the implementation serialises or retries.
+	// Update runs fn in one transaction; it commits when fn returns nil. The implementation
+	// serialises or retries conflicting writes, within limits: PostgreSQL runs fn again on a
+	// serialization failure or deadlock up to 5 attempts, SQLite waits for the writer lock up to its
+	// busy timeout; past them the error is returned.
 	Update(ctx context.Context, fn func(tx Tx) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
@@ -447,4 +449,14 @@ type CleanupStore interface {
 	// TryExclusive runs fn unless another holder (in any instance sharing the database) holds the
 	// named lock, in which case it returns false without running fn.
 	TryExclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error)
+}
+
+// Backend is everything one storage backend provides: the Store of the account rules and the stores
+// of the admin API, the cleanup job and the live feed. The sqlite and postgres packages implement
+// it (each asserts so at compile time), and the storetest package is the contract they both pass.
+type Backend interface {
+	Store
+	AdminStore
+	CleanupStore
+	EventFeedStore
 }

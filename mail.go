@@ -26,8 +26,11 @@ type OutboxMail struct {
 	NextAttemptAt time.Time
 	// ClaimedUntil is the end of the current claim's lease: until then no other sender takes it.
 	ClaimedUntil time.Time
-	SentAt       time.Time // zero until sent (or settled as nothing to send)
-	AbandonedAt  time.Time // zero unless given up
+	SentAt       time.Time // zero until a transport accepted the mail
+	// AbandonedAt is set when the mail was given up (after MaxAttempts failures) or settled with
+	// nothing to send (no account has the address, or the account is gone), with LastError saying
+	// which; zero otherwise.
+	AbandonedAt time.Time
 	// LastError is the class of the last failure ("unreachable", "rejected", …), never its text.
 	LastError string
 	CreatedAt time.Time

@@ -66,7 +66,8 @@ type Recorder interface {
 	Committed(events ...*fluxauth.SecurityEvent)
 }
 
-// Service applies the rules. Build it with every field set.
+// Service applies the rules. Build it with every field set but those documented as optional
+// (Limiter and Mail may be nil).
 type Service struct {
 	Store     fluxauth.Store
 	Passwords *password.Hasher

@@ -16,8 +16,8 @@ var errPasswordChanged = errors.New("the password hash changed while it was bein
 // passwordSession starts a session for u, whose password was just checked against u.PasswordHash,
 // storing newHash (the password hashed anew, or "" to keep the hash). It holds the account's row and
 // first checks that the hash is still the one checked: a claim that removed the password while it
-// was being checked wins (errPasswordChanged), rather than the session it would end be opened
-// after it, or a rehash put the removed password back. In the same transaction it hands the device
+// was being checked wins (errPasswordChanged). Otherwise the claim's revocation could run before
+// this session is opened and miss it, or a rehash could put the removed password back. In the same transaction it hands the device
 // its device token (deviceTokenFor: the one dl came through, else a new one), bound to the hash as
 // it stands once newHash is stored, so a rehash never returns a token that no longer verifies.
 func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash string, dev Device, dl *deviceLogin, meta map[string]any) (*Result, error) {

@@ -178,7 +178,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, _ *account.Prin
 		d, err := time.ParseDuration(raw)
 		if err != nil || d <= 0 || d > 90*24*time.Hour {
 			var v fluxauth.ValidationError
-			v.Add("window", "must be a duration from 1s to 2160h, e.g. 1h or 24h")
+			v.Add("window", "must be a positive duration up to 2160h, e.g. 1h or 24h")
 			return v.Err()
 		}
 		window = d

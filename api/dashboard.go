@@ -29,7 +29,7 @@ func parseSeries(r *http.Request) (window, step time.Duration, err error) {
 	if raw := q.Get("window"); raw != "" {
 		d, err := time.ParseDuration(raw)
 		if err != nil || d <= 0 || d > maxSeriesWindow {
-			v.Add("window", "must be a duration from 1s to 24h, e.g. 1h")
+			v.Add("window", "must be a positive duration up to 24h, e.g. 1h")
 		} else {
 			window = d
 		}

@@ -2,11 +2,7 @@ package postgres
 
 import (
 	"context"
-
-	"github.com/fluxstudio/fluxauth"
 )
-
-var _ fluxauth.CleanupStore = (*DB)(nil)
 
 // TryExclusive runs fn while holding a session-level advisory lock named name, on a connection of its
 // own, so that of several instances sharing the database only one runs fn at a time.

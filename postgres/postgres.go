@@ -25,10 +25,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-var (
-	_ fluxauth.Store      = (*DB)(nil)
-	_ fluxauth.AdminStore = (*DB)(nil)
-)
+var _ fluxauth.Backend = (*DB)(nil)
 
 // shared names sqlq.Store as an unexported field of DB, whose methods DB gains.
 type shared = sqlq.Store

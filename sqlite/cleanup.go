@@ -2,11 +2,7 @@ package sqlite
 
 import (
 	"context"
-
-	"github.com/fluxstudio/fluxauth"
 )
-
-var _ fluxauth.CleanupStore = (*DB)(nil)
 
 // TryExclusive runs fn unless this DB is already running the named job. An embedded database has one
 // server process; a CLI run beside it would at worst delete the same rows, which is harmless.

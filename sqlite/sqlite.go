@@ -27,10 +27,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
-var (
-	_ fluxauth.Store      = (*DB)(nil)
-	_ fluxauth.AdminStore = (*DB)(nil)
-)
+var _ fluxauth.Backend = (*DB)(nil)
 
 // shared names sqlq.Store as an unexported field of DB, whose methods DB gains.
 type shared = sqlq.Store

@@ -11,7 +11,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 )
 
-func summarize(tb testing.TB, s Storage, since, now time.Time, topIPs int) *fluxauth.EventSummary {
+func summarize(tb testing.TB, s fluxauth.Backend, since, now time.Time, topIPs int) *fluxauth.EventSummary {
 	tb.Helper()
 	sum, err := s.SummarizeEvents(context.Background(), since, now, topIPs)
 	must(tb, "SummarizeEvents", err)
@@ -19,7 +19,7 @@ func summarize(tb testing.TB, s Storage, since, now time.Time, topIPs int) *flux
 }
 
 var adminTests = []storageTest{
-	{"summary counts the events from since on by type and by severity", func(t *testing.T, s Storage) {
+	{"summary counts the events from since on by type and by severity", func(t *testing.T, s fluxauth.Backend) {
 		since := at(time.Hour)
 		insertEvents(t, s,
 			// Before the window, by the smallest step a store keeps.
@@ -41,7 +41,7 @@ var adminTests = []storageTest{
 			fluxauth.SeverityWarning: 2, fluxauth.SeverityInfo: 2, fluxauth.SeverityCritical: 1,
 		})
 	}},
-	{"summary of an empty window counts nothing", func(t *testing.T, s Storage) {
+	{"summary of an empty window counts nothing", func(t *testing.T, s fluxauth.Backend) {
 		insertEvents(t, s, newEvent(fluxauth.EventFailedLogin, fluxauth.SeverityWarning, "", "192.0.2.1", at(0)))
 		sum := summarize(t, s, at(time.Hour), at(time.Hour), 5)
 		if sum.ByType == nil || sum.BySeverity == nil {
@@ -53,7 +53,7 @@ var adminTests = []storageTest{
 			t.Fatalf("top addresses %v, active sessions %d; want none", sum.TopFailedLoginIPs, sum.ActiveSessions)
 		}
 	}},
-	{"top failed-login addresses are the most frequent first, ties by address, at most topIPs", func(t *testing.T, s Storage) {
+	{"top failed-login addresses are the most frequent first, ties by address, at most topIPs", func(t *testing.T, s fluxauth.Backend) {
 		since := at(time.Hour)
 		const a, b, c, d = "198.51.100.1", "198.51.100.2", "198.51.100.3", "2001:db8::4"
 		var evs []*fluxauth.SecurityEvent
@@ -84,7 +84,7 @@ var adminTests = []storageTest{
 			t.Fatalf("top 10 = %v, want %v", got, want)
 		}
 	}},
-	{"summary counts the sessions whose live tip has not expired at now", func(t *testing.T, s Storage) {
+	{"summary counts the sessions whose live tip has not expired at now", func(t *testing.T, s fluxauth.Backend) {
 		now := at(10 * 24 * time.Hour)
 		live := newToken(newID(), at(0))       // rotated below: one session, one live tip
 		other := newToken(live.UserID, at(0))  // a second session of the same user
@@ -109,7 +109,7 @@ var adminTests = []storageTest{
 }
 
 var seriesTests = []storageTest{
-	{"series counts each type per step, a bucket's start inclusive and its end exclusive", func(t *testing.T, s Storage) {
+	{"series counts each type per step, a bucket's start inclusive and its end exclusive", func(t *testing.T, s fluxauth.Backend) {
 		start := t0.UTC().Truncate(time.Minute).Add(time.Hour)
 		step := time.Minute
 		user := mustCreateUser(t, s, "target@example.com")
@@ -151,7 +151,7 @@ var seriesTests = []storageTest{
 			t.Fatalf("quiet span: %+v, want empty counts", empty)
 		}
 	}},
-	{"series refuses steps and starts that are not whole seconds", func(t *testing.T, s Storage) {
+	{"series refuses steps and starts that are not whole seconds", func(t *testing.T, s fluxauth.Backend) {
 		start := t0.UTC().Truncate(time.Second)
 		for _, c := range []struct {
 			start time.Time
@@ -165,7 +165,7 @@ var seriesTests = []storageTest{
 }
 
 var userSearchTests = []storageTest{
-	{"user search matches a part of the email case-insensitively, wildcards literally, by email, up to the limit", func(t *testing.T, s Storage) {
+	{"user search matches a part of the email case-insensitively, wildcards literally, by email, up to the limit", func(t *testing.T, s fluxauth.Backend) {
 		for _, email := range []string{"Zoe.Admin@Example.com", "ann_smith@example.com", "annXsmith@example.com", "bob%x@example.org", "ÉLODIE@example.com"} {
 			mustCreateUser(t, s, email)
 		}
@@ -196,7 +196,7 @@ var userSearchTests = []storageTest{
 			}
 		}
 	}},
-	{"a user's identities are listed oldest first, and none for another user or a bad id", func(t *testing.T, s Storage) {
+	{"a user's identities are listed oldest first, and none for another user or a bad id", func(t *testing.T, s fluxauth.Backend) {
 		u := mustCreateUser(t, s, "linked@example.com")
 		other := mustCreateUser(t, s, "other@example.com")
 		apple := mustCreateIdentity(t, s, u.ID, "apple", "a-1", false)

@@ -23,7 +23,7 @@ func count(tb testing.TB, what string) func(n int, err error) int {
 }
 
 // wantTokens fails tb unless each token is still stored (kept) or gone (!kept).
-func wantTokens(tb testing.TB, s Storage, kept bool, what string, tokens ...*fluxauth.RefreshToken) {
+func wantTokens(tb testing.TB, s fluxauth.Backend, kept bool, what string, tokens ...*fluxauth.RefreshToken) {
 	tb.Helper()
 	for _, rt := range tokens {
 		_, err := tokenByHash(s, rt.TokenHash)
@@ -47,7 +47,7 @@ func chain(rootExpires, tipExpires time.Time) (root, tip *fluxauth.RefreshToken)
 }
 
 var cleanupTests = []storageTest{
-	{"dead tokens are those revoked before the cutoff or expired before it with nothing live left", func(t *testing.T, s Storage) {
+	{"dead tokens are those revoked before the cutoff or expired before it with nothing live left", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		cutoff := at(100 * 24 * time.Hour)
 		expiring := func(expires time.Time) *fluxauth.RefreshToken {
@@ -99,7 +99,7 @@ var cleanupTests = []storageTest{
 			t.Fatalf("CountDeadTokens after the delete = %d, want 0", n)
 		}
 	}},
-	{"dead tokens are deleted at most limit at a time", func(t *testing.T, s Storage) {
+	{"dead tokens are deleted at most limit at a time", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		cutoff := at(100 * 24 * time.Hour)
 		var dead []*fluxauth.RefreshToken
@@ -120,7 +120,7 @@ var cleanupTests = []storageTest{
 		wantTokens(t, s, false, "dead", dead...)
 		wantTokens(t, s, true, "live", live)
 	}},
-	{"events before the cutoff are counted and deleted at most limit at a time", func(t *testing.T, s Storage) {
+	{"events before the cutoff are counted and deleted at most limit at a time", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		cutoff := at(90 * 24 * time.Hour)
 		var old []*fluxauth.SecurityEvent
@@ -144,7 +144,7 @@ var cleanupTests = []storageTest{
 		}
 		sameIDs(t, "events left", eventIDs(listEvents(t, s, fluxauth.EventFilter{})), []string{recent.ID, atCutoff.ID})
 	}},
-	{"an exclusive job runs its function unless its name is held, and releases the name", func(t *testing.T, s Storage) {
+	{"an exclusive job runs its function unless its name is held, and releases the name", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		var ran []string
 		ok, err := s.TryExclusive(ctx, "cleanup", func(ctx context.Context) error {

@@ -177,7 +177,7 @@ var deviceTokenTests = []test{
 
 // deviceTokenCleanupTests run with the cleanup store's.
 var deviceTokenCleanupTests = []storageTest{
-	{"device tokens that died or expired before the cutoff are deleted, at most limit at a time", func(t *testing.T, s Storage) {
+	{"device tokens that died or expired before the cutoff are deleted, at most limit at a time", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		u := mustCreateUser(t, s, "device-cleanup@example.com")
 		cutoff := at(100 * 24 * time.Hour)

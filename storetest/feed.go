@@ -9,7 +9,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 )
 
-func eventsAfterSeq(tb testing.TB, s Storage, after int64, also []int64, limit int) []*fluxauth.SecurityEvent {
+func eventsAfterSeq(tb testing.TB, s fluxauth.Backend, after int64, also []int64, limit int) []*fluxauth.SecurityEvent {
 	tb.Helper()
 	evs, err := s.EventsAfterSeq(context.Background(), after, also, limit)
 	must(tb, "EventsAfterSeq", err)
@@ -24,7 +24,7 @@ func seqs(evs []*fluxauth.SecurityEvent) []int64 {
 	return out
 }
 
-func lastEventSeq(tb testing.TB, s Storage) int64 {
+func lastEventSeq(tb testing.TB, s fluxauth.Backend) int64 {
 	tb.Helper()
 	n, err := s.LastEventSeq(context.Background())
 	must(tb, "LastEventSeq", err)
@@ -32,7 +32,7 @@ func lastEventSeq(tb testing.TB, s Storage) int64 {
 }
 
 var feedTests = []storageTest{
-	{"inserted events get increasing seqs in insertion order, whatever their ids and times", func(t *testing.T, s Storage) {
+	{"inserted events get increasing seqs in insertion order, whatever their ids and times", func(t *testing.T, s fluxauth.Backend) {
 		if n := lastEventSeq(t, s); n != 0 {
 			t.Fatalf("LastEventSeq of an empty log = %d, want 0", n)
 		}
@@ -61,7 +61,7 @@ var feedTests = []storageTest{
 			t.Fatalf("ListEvents' newest has seq %d, want %d", listed[0].Seq, late.Seq)
 		}
 	}},
-	{"events after a seq are those above it, plus the seqs asked for again, by seq, up to the limit", func(t *testing.T, s Storage) {
+	{"events after a seq are those above it, plus the seqs asked for again, by seq, up to the limit", func(t *testing.T, s fluxauth.Backend) {
 		var evs []*fluxauth.SecurityEvent
 		for i := range 6 {
 			evs = append(evs, newEvent(fluxauth.EventFailedLogin, fluxauth.SeverityWarning, "", "", at(time.Duration(i)*time.Second)))
@@ -78,7 +78,7 @@ var feedTests = []storageTest{
 			t.Fatalf("after the last: %v, want none", eventIDs(got))
 		}
 	}},
-	{"a seq is never handed out again, even after the newest events are deleted", func(t *testing.T, s Storage) {
+	{"a seq is never handed out again, even after the newest events are deleted", func(t *testing.T, s fluxauth.Backend) {
 		old := newEvent(fluxauth.EventSignup, fluxauth.SeverityInfo, "", "", at(0))
 		insertEvents(t, s, old)
 		if _, err := s.DeleteEventsBefore(context.Background(), at(time.Hour), 10); err != nil {

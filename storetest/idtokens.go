@@ -28,7 +28,7 @@ func useIDToken(tb testing.TB, s fluxauth.Store, u *fluxauth.IDTokenUse) bool {
 }
 
 var idTokenTests = []storageTest{
-	{"an ID token's use is recorded once per provider", func(t *testing.T, s Storage) {
+	{"an ID token's use is recorded once per provider", func(t *testing.T, s fluxauth.Backend) {
 		u := newUse("google")
 		if !useIDToken(t, s, u) {
 			t.Fatal("first use of a token refused")
@@ -47,7 +47,7 @@ var idTokenTests = []storageTest{
 			t.Fatal("another token of the provider refused")
 		}
 	}},
-	{"a use in a transaction that rolls back is not recorded", func(t *testing.T, s Storage) {
+	{"a use in a transaction that rolls back is not recorded", func(t *testing.T, s fluxauth.Backend) {
 		u := newUse("apple")
 		err := s.Update(context.Background(), func(tx fluxauth.Tx) error {
 			if ok, err := tx.UseIDToken(context.Background(), u); !ok || err != nil {
@@ -60,7 +60,7 @@ var idTokenTests = []storageTest{
 			t.Fatal("a use that was rolled back still counts")
 		}
 	}},
-	{"of thirty concurrent transactions using one ID token exactly one records it", func(t *testing.T, s Storage) {
+	{"of thirty concurrent transactions using one ID token exactly one records it", func(t *testing.T, s fluxauth.Backend) {
 		const n = 30
 		u := newUse("google")
 		var wg sync.WaitGroup
@@ -89,7 +89,7 @@ var idTokenTests = []storageTest{
 			t.Fatalf("%d of %d concurrent uses of one token were recorded, want 1", won, n)
 		}
 	}},
-	{"uses of ID tokens expired before the cutoff are counted and deleted at most limit at a time", func(t *testing.T, s Storage) {
+	{"uses of ID tokens expired before the cutoff are counted and deleted at most limit at a time", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		cutoff := at(24 * time.Hour)
 		var expired []*fluxauth.IDTokenUse

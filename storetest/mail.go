@@ -382,7 +382,7 @@ var linkTokenTests = []test{
 
 // mailCleanupTests run with the cleanup store's.
 var mailCleanupTests = []storageTest{
-	{"mails settled before the cutoff are deleted, at most limit at a time; pending ones never", func(t *testing.T, s Storage) {
+	{"mails settled before the cutoff are deleted, at most limit at a time; pending ones never", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		cutoff := at(100 * time.Hour)
 		settled := func(o fluxauth.MailOutcome) *fluxauth.OutboxMail {
@@ -414,7 +414,7 @@ var mailCleanupTests = []storageTest{
 			t.Fatalf("the pending mail is gone: %+v", m)
 		}
 	}},
-	{"link tokens used or expired before the cutoff are deleted; usable ones never", func(t *testing.T, s Storage) {
+	{"link tokens used or expired before the cutoff are deleted; usable ones never", func(t *testing.T, s fluxauth.Backend) {
 		ctx := context.Background()
 		u := mustCreateUser(t, s, "link-cleanup@example.com")
 		cutoff := at(100 * time.Hour)

@@ -18,18 +18,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// Storage is everything a storage backend of fluxauth implements: the Store, and the stores of the
-// admin API and of the cleanup job.
-type Storage interface {
-	fluxauth.Store
-	fluxauth.AdminStore
-	fluxauth.CleanupStore
-	fluxauth.EventFeedStore
-}
-
 // Backend is a store under test and what the suite needs to watch it from outside.
 type Backend struct {
-	Store Storage
+	Store fluxauth.Backend
 	// LockWaits returns a count that rises as soon as one of Store's transactions starts waiting for
 	// a lock another transaction holds: the number waiting now (PostgreSQL's pg_stat_activity) or the
 	// number of waits so far (a connection pool's wait count) both do. With it a test can hold a
@@ -42,7 +33,7 @@ type Backend struct {
 // tb ends; it is called once per subtest, and subtests run in parallel.
 func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	store := func(tb testing.TB) fluxauth.Store { return open(tb).Store }
-	storage := func(tb testing.TB) Storage { return open(tb).Store }
+	storage := func(tb testing.TB) fluxauth.Backend { return open(tb).Store }
 	run(t, "users", userTests, store)
 	run(t, "identities", identityTests, store)
 	run(t, "refresh tokens", tokenTests, store)
@@ -83,7 +74,7 @@ type (
 	// test is a case that needs only the Store.
 	test = testOf[fluxauth.Store]
 	// storageTest is a case of the admin or the cleanup store.
-	storageTest = testOf[Storage]
+	storageTest = testOf[fluxauth.Backend]
 	// backendTest is a case that also watches the store from outside.
 	backendTest = testOf[Backend]
 )

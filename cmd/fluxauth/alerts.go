@@ -19,7 +19,8 @@ import (
 // requests are done: a Sentry or webhook that does not answer must not hold the process.
 const alertFlushTimeout = 5 * time.Second
 
-// newScrubber knows the configured secrets by value, so they are filtered wherever they appear.
+// newScrubber knows these configured secrets by value, so they are filtered wherever they appear:
+// the HS256 secret, the alert webhook URL, and the passwords in the database and Redis URLs.
 func newScrubber(cfg *config.Config) *alert.Scrubber {
 	secrets := []string{cfg.JWTSecret, cfg.AlertWebhookURL}
 	for _, raw := range []string{cfg.DatabaseURL, cfg.RedisURL} {

@@ -11,12 +11,9 @@ import (
 	"github.com/fluxstudio/fluxauth/sqlite"
 )
 
-// database is a Store that also owns its schema.
+// database is a storage backend that also owns its schema.
 type database interface {
-	fluxauth.Store
-	fluxauth.AdminStore
-	fluxauth.CleanupStore
-	fluxauth.EventFeedStore
+	fluxauth.Backend
 	MigrateUp(ctx context.Context) ([]string, error)
 	MigrateDown(ctx context.Context) (string, error)
 	MigrationStatus(ctx context.Context) ([]migrate.Status, error)
