@@ -69,7 +69,9 @@ type Recorder interface {
 // Service applies the rules. Build it with every field set but those documented as optional
 // (Limiter and Mail may be nil).
 type Service struct {
-	Store     fluxauth.Store
+	Store fluxauth.Store
+	// Admin answers the admin API's questions (the same backend as Store).
+	Admin     fluxauth.AdminStore
 	Passwords *password.Hasher
 	Tokens    *token.Issuer
 	// Refreshes mints and derives refresh tokens with the secret every instance shares.
@@ -112,10 +114,6 @@ type Principal struct {
 	Email     string
 	UserType  string
 }
-
-// Now is the service's clock: the time its sessions and events are stamped with, so a report over
-// them (the admin summary's window) agrees with what was written.
-func (s *Service) Now() time.Time { return s.Clock.Now() }
 
 // JWKS returns the public keys access tokens are verified with, as a JSON Web Key Set.
 func (s *Service) JWKS() []byte { return s.Tokens.JWKS() }

@@ -154,7 +154,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ *account.P
 	// One more than asked tells whether another page exists.
 	want := f.Limit
 	f.Limit++
-	events, err := s.Admin.ListEvents(r.Context(), f)
+	events, err := s.Accounts.AdminEvents(r.Context(), f)
 	if err != nil {
 		return err
 	}
@@ -183,8 +183,7 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, _ *account.Prin
 		}
 		window = d
 	}
-	now := s.Accounts.Now()
-	sum, err := s.Admin.SummarizeEvents(r.Context(), now.Add(-window), now, 10)
+	sum, now, err := s.Accounts.AdminSummary(r.Context(), window, 10)
 	if err != nil {
 		return err
 	}

@@ -63,12 +63,8 @@ func (s *Server) timeseries(w http.ResponseWriter, r *http.Request, _ *account.P
 	if err != nil {
 		return err
 	}
-	// Buckets fall on multiples of step (whole minutes for 1m), the last one holding now, so that
-	// refreshes line up with the previous series.
-	now := s.Accounts.Now()
 	n := buckets(window, step)
-	start := now.Truncate(step).Add(step - time.Duration(n)*step)
-	series, err := s.Admin.EventSeries(r.Context(), start, step, n, now, seriesTop)
+	series, start, err := s.Accounts.AdminSeries(r.Context(), step, n, seriesTop)
 	if err != nil {
 		return err
 	}
@@ -112,7 +108,7 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request, _ *account.
 	if err := checkFields(&q); err != nil {
 		return err
 	}
-	users, err := s.Admin.SearchUsers(r.Context(), q.Query, userSearchLimit)
+	users, err := s.Accounts.AdminSearchUsers(r.Context(), q.Query, userSearchLimit)
 	if err != nil {
 		return err
 	}
@@ -141,11 +137,11 @@ func (s *Server) adminUser(w http.ResponseWriter, r *http.Request, _ *account.Pr
 	if err != nil {
 		return err
 	}
-	ids, err := s.Admin.IdentitiesOf(ctx, u.ID)
+	ids, err := s.Accounts.AdminIdentities(ctx, u.ID)
 	if err != nil {
 		return err
 	}
-	events, err := s.Admin.ListEvents(ctx, fluxauth.EventFilter{UserID: u.ID, Limit: userEventsLimit})
+	events, err := s.Accounts.AdminEvents(ctx, fluxauth.EventFilter{UserID: u.ID, Limit: userEventsLimit})
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	recorder := audit.New(db, logger, audit.Config{})
 	accounts := &account.Service{
-		Store: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,
+		Store: db, Admin: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,
 		Events: recorder, Clock: clock, Rand: rand.Reader, Logger: logger,
 		Config: cfg.Account, Limiter: limiter, Rules: cfg.Rules,
 		Providers: map[string]*oidc.Verifier{

@@ -69,8 +69,9 @@ func NewAccounts(tb testing.TB, store fluxauth.Store, o Options) (*account.Servi
 	}
 	recorder := audit.New(store, o.Logger, audit.Config{FlushInterval: o.Flush})
 	tb.Cleanup(func() { recorder.Close(context.Background()) })
+	admin, _ := store.(fluxauth.AdminStore) // every backend is one; the admin API needs it
 	return &account.Service{
-		Store: store, Passwords: password.New(o.Hashing, 0, rand.Reader), Tokens: issuer, Refreshes: o.Keys.RefreshMinter(), Devices: o.Keys.DeviceMinter(),
+		Store: store, Admin: admin, Passwords: password.New(o.Hashing, 0, rand.Reader), Tokens: issuer, Refreshes: o.Keys.RefreshMinter(), Devices: o.Keys.DeviceMinter(),
 		Revocations: o.Revoke, Events: recorder, Clock: o.Clock, Rand: rand.Reader, Logger: o.Logger,
 		Config: config.Default().Account, Limiter: ratelimit.NewMemory(o.Clock), Rules: *o.Rules,
 	}, recorder
