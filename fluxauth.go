@@ -334,15 +334,6 @@ type Store interface {
 	Close() error
 }
 
-// Clock tells the time; tests inject a fixed or stepping one.
-type Clock interface{ Now() time.Time }
-
-// SystemClock is the real clock, in UTC.
-type SystemClock struct{}
-
-// Now returns the current UTC time.
-func (SystemClock) Now() time.Time { return time.Now().UTC() }
-
 type requestIDKey struct{}
 
 // WithRequestID returns ctx carrying the request's ID, which every log line of the request includes.

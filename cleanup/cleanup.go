@@ -146,21 +146,27 @@ func NextRun(now time.Time, at string) (time.Time, error) {
 	return next, nil
 }
 
-// Daily runs the job every day at at (UTC) until ctx ends.
+// Daily runs the job every day at at (UTC), on the job's clock, until ctx ends.
 func (j *Job) Daily(ctx context.Context, at string) error {
+	from := j.Clock.Now()
 	for {
-		next, err := NextRun(j.Clock.Now(), at)
+		next, err := NextRun(from, at)
 		if err != nil {
 			return err
 		}
-		timer := time.NewTimer(next.Sub(j.Clock.Now()))
+		timer, fired := j.Clock.NewTimer(next.Sub(j.Clock.Now()))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
-		case <-timer.C:
+		case <-fired:
 		}
 		// A failed run is logged by Run; tomorrow's run tries again.
 		_, _ = j.Run(ctx, false)
+		// Tomorrow's, even when the run took no time on the clock: NextRun counts now itself as due.
+		from = j.Clock.Now()
+		if !from.After(next) {
+			from = next.Add(time.Nanosecond)
+		}
 	}
 }

@@ -657,3 +657,52 @@ func TestCleanupDeletesLinkTokensAndSettledMailsPastRetention(t *testing.T) {
 		})
 	}
 }
+
+// countedRuns is a store that tells when a cleanup has run.
+type countedRuns struct {
+	fluxauth.CleanupStore
+	ran chan time.Time
+	clk fluxauth.Clock
+}
+
+func (c countedRuns) TryExclusive(ctx context.Context, name string, fn func(context.Context) error) (bool, error) {
+	ok, err := c.CleanupStore.TryExclusive(ctx, name, fn)
+	c.ran <- c.clk.Now()
+	return ok, err
+}
+
+func TestDailyCleanupRunsAtTheConfiguredTimeOfDayThenEvery24Hours(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
+	store := countedRuns{CleanupStore: sqlitetest.MustOpenDB(t), ran: make(chan time.Time, 10), clk: clock}
+	job := &cleanup.Job{Store: store, TokenRetention: tokenRetention, EventRetention: eventRetention, Batch: 100,
+		Clock: clock, Logger: slog.New(slog.DiscardHandler)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- job.Daily(ctx, "03:00") }()
+	next := time.Date(2026, 11, 28, 3, 0, 0, 0, time.UTC) // 12:00 is past today's 03:00
+	for day := range 3 {
+		if at := clock.WaitTimers(t, 1); len(at) != 1 || !at[0].Equal(next) {
+			t.Fatalf("day %d: cleanup waits for %v, want %v", day, at, next)
+		}
+		clock.Advance(next.Sub(clock.Now()) - time.Microsecond)
+		select {
+		case at := <-store.ran:
+			t.Fatalf("day %d: cleanup ran at %v, before %v", day, at, next)
+		default:
+		}
+		clock.Advance(time.Microsecond)
+		if at := <-store.ran; !at.Equal(next) {
+			t.Fatalf("day %d: cleanup ran at %v, want %v", day, at, next)
+		}
+		next = next.Add(24 * time.Hour)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Daily at shutdown: %v", err)
+	}
+	select {
+	case at := <-store.ran:
+		t.Fatalf("an extra cleanup ran at %v", at)
+	default:
+	}
+}

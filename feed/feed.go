@@ -172,13 +172,14 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 }
 
+// sleep waits d on the hub's clock, and reports false when ctx ended first.
 func (h *Hub) sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
+	t, fired := h.clock.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
-	case <-t.C:
+	case <-fired:
 		return true
 	}
 }

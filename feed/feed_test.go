@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/feed"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
@@ -168,4 +169,62 @@ func TestHubReadsABurstLargerThanABatchOnOneWake(t *testing.T) {
 	insert(t, store, 45, fluxauth.EventFailedLogin)
 	hub.Wake() // once: the hub must not wait for another commit to read the rest
 	receive(t, s, 45, time.Second)
+}
+
+// flakyStore fails the feed's first reads of the log's end and of new events, as a database that
+// is briefly down.
+type flakyStore struct {
+	fluxauth.EventFeedStore
+	lastFailures, readFailures atomic.Int64
+}
+
+var errDown = errors.New("database down")
+
+func (s *flakyStore) LastEventSeq(ctx context.Context) (int64, error) {
+	if s.lastFailures.Add(-1) >= 0 {
+		return 0, errDown
+	}
+	return s.EventFeedStore.LastEventSeq(ctx)
+}
+
+func (s *flakyStore) EventsAfterSeq(ctx context.Context, after int64, also []int64, limit int) ([]*fluxauth.SecurityEvent, error) {
+	if s.readFailures.Add(-1) >= 0 {
+		return nil, errDown
+	}
+	return s.EventFeedStore.EventsAfterSeq(ctx, after, also, limit)
+}
+
+func TestHubRetriesAFailedReadAfterItsRetryInterval(t *testing.T) {
+	db := sqlitetest.MustOpenDB(t)
+	store := &flakyStore{EventFeedStore: db}
+	store.lastFailures.Store(1)
+	store.readFailures.Store(1)
+	clock := testenv.NewClock(time.Now())
+	const retry = 3 * time.Second
+	hub := feed.New(store, clock, slog.New(slog.DiscardHandler), feed.Config{RetryInterval: retry})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); hub.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; hub.Close() })
+
+	// Finding where the log ends failed: the hub waits retry before asking again.
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(clock.Now().Add(retry)) {
+		t.Fatalf("after a failed start the hub retries at %v, want %v", at[0], clock.Now().Add(retry))
+	}
+	clock.Advance(retry)
+	s := subscribe(t, hub) // returns once the hub has started
+
+	insert(t, db, 1, "failed_login")
+	hub.Wake()
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(clock.Now().Add(retry)) {
+		t.Fatalf("after a failed read the hub retries at %v, want %v", at[0], clock.Now().Add(retry))
+	}
+	clock.Advance(retry - time.Microsecond)
+	select {
+	case e := <-s.C():
+		t.Fatalf("event %d delivered before the retry", e.Seq)
+	default:
+	}
+	clock.Advance(time.Microsecond)
+	receive(t, s, 1, 10*time.Second)
 }

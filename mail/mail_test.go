@@ -352,3 +352,49 @@ func TestHumanDuration(t *testing.T) {
 		}
 	}
 }
+
+// roundsStore is the outbox telling when the sender found nothing more to claim: a round's end.
+type roundsStore struct {
+	mail.Store
+	rounds chan struct{}
+}
+
+func (s roundsStore) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (*fluxauth.OutboxMail, error) {
+	m, err := s.Store.ClaimMail(ctx, now, lease)
+	if err != nil {
+		s.rounds <- struct{}{}
+	}
+	return m, err
+}
+
+// Run sends what another instance enqueued (no Notify reaches this one) at the next poll, every
+// Poll, and what this instance enqueued at once.
+func TestTheSenderPollsEveryPollAndWakesOnNotify(t *testing.T) {
+	r := newRig(t)
+	rounds := make(chan struct{}, 10)
+	r.sender.Store = roundsStore{Store: r.db, rounds: rounds}
+	start := r.clock.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); r.sender.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	<-rounds // the round at start
+	if at := r.clock.WaitTimers(t, 1); !at[0].Equal(start.Add(mail.DefaultPoll)) {
+		t.Fatalf("the sender polls next at %v, want %v", at[0], start.Add(mail.DefaultPoll))
+	}
+	u := r.user(t, "jane@example.com")
+	r.enqueue(t, fluxauth.MailPasswordReset, u.ID, u.Email)
+	r.clock.Advance(mail.DefaultPoll - time.Microsecond)
+	if n := len(r.smtp.Messages()); n != 0 {
+		t.Fatalf("%d mails sent before the poll", n)
+	}
+	r.clock.Advance(time.Microsecond)
+	r.smtp.Wait(t, 1, 5*time.Second)
+	<-rounds // the poll's round, ended once it found nothing more
+	if at := r.clock.WaitTimers(t, 1); !at[0].Equal(start.Add(2 * mail.DefaultPoll)) {
+		t.Fatalf("after a poll the sender polls next at %v, want %v", at[0], start.Add(2*mail.DefaultPoll))
+	}
+	r.enqueue(t, fluxauth.MailPasswordReset, u.ID, u.Email)
+	r.sender.Notify()
+	r.smtp.Wait(t, 2, 5*time.Second)
+}

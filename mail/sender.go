@@ -96,9 +96,9 @@ func (s *Sender) Notify() {
 	}
 }
 
-// Run sends due mails until ctx ends: at once, on every Notify, and every Poll.
+// Run sends due mails until ctx ends: at once, on every Notify, and every Poll on the sender's clock.
 func (s *Sender) Run(ctx context.Context) {
-	t := time.NewTicker(s.Poll)
+	t, poll := s.Clock.NewTicker(s.Poll)
 	defer t.Stop()
 	for {
 		s.Drain(ctx)
@@ -106,7 +106,7 @@ func (s *Sender) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-s.wake:
-		case <-t.C:
+		case <-poll:
 		}
 	}
 }

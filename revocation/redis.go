@@ -280,15 +280,15 @@ func (r *Redis) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Run re-announces failed announcements every RetryInterval until ctx ends.
+// Run re-announces failed announcements every RetryInterval, on the list's clock, until ctx ends.
 func (r *Redis) Run(ctx context.Context) {
-	t := time.NewTicker(r.cfg.RetryInterval)
+	t, tick := r.cfg.Clock.NewTicker(r.cfg.RetryInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
 			_ = r.Flush(ctx) // the breaker warns about an outage, throttled
 		}
 	}

@@ -324,22 +324,22 @@ func TestReannouncementReachesInstancesThatBelieveRedis(t *testing.T) {
 	}
 }
 
-func TestRunReannouncesUntilStopped(t *testing.T) {
+func TestRunReannouncesEveryRetryIntervalUntilStopped(t *testing.T) {
 	ctx := context.Background()
 	store := sqlitetest.MustOpenDB(t)
 	clock := testenv.NewClock(time.Now())
 	srv := testenv.StartRedis(t)
 	proxy := testenv.NewProxy(t, srv.Addr())
 	p := prefix()
-	a := newInstance(t, redisClient(t, proxy.URL(srv.URL())), p, store, clock, func(c *revocation.RedisConfig) {
-		c.RetryInterval = 10 * time.Millisecond
-	})
+	a := newInstance(t, redisClient(t, proxy.URL(srv.URL())), p, store, clock)
+	direct := redisClient(t, srv.URL())
 	sid := session(t, store, clock.Now())
 	revoke(t, store, sid, clock.Now())
 	proxy.Stop()
 	if err := a.Announce(ctx, sid, clock.Now().Add(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	proxy.Start()
 	reannounced := a.logs.on("revocation: re-announced revocations to redis")
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -347,15 +347,22 @@ func TestRunReannouncesUntilStopped(t *testing.T) {
 		a.Run(runCtx)
 		close(done)
 	}()
-	proxy.Start()
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(clock.Now().Add(revocation.DefaultRetryInterval)) {
+		t.Fatalf("Run re-announces at %v, want %v", at[0], clock.Now().Add(revocation.DefaultRetryInterval))
+	}
+	clock.Advance(revocation.DefaultRetryInterval - time.Microsecond)
+	if n := direct.Exists(ctx, p+"revoked:"+sid).Val(); n != 0 {
+		t.Fatal("re-announced before the retry interval")
+	}
+	clock.Advance(time.Microsecond)
 	select {
 	case <-reannounced:
 	case <-time.After(10 * time.Second):
-		t.Fatalf("Run did not re-announce within 10s:\n%s", a.logs)
+		t.Fatalf("Run did not re-announce at its interval:\n%s", a.logs)
 	}
 	stop()
 	<-done
-	if n := redisClient(t, srv.URL()).Exists(ctx, p+"revoked:"+sid).Val(); n != 1 {
+	if n := direct.Exists(ctx, p+"revoked:"+sid).Val(); n != 1 {
 		t.Fatal("the re-announced key is not in Redis")
 	}
 }
