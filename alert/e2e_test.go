@@ -22,6 +22,7 @@ import (
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -115,7 +116,7 @@ func newStack(t *testing.T, c stackConfig) *stack {
 		sub.Close()
 		<-done
 	})
-	proxies, err := api.ParseProxyList("127.0.0.1/32")
+	proxies, err := netaddr.ParseProxyList("127.0.0.1/32")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/fluxstudio/fluxauth/dashboard"
 	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -129,7 +130,7 @@ func newEnv(tb testing.TB, opts ...envOption) *env {
 		cfg.accounts(acc)
 	}
 	// Tests speak for other clients through X-Forwarded-For, as a load balancer on loopback would.
-	proxies, err := api.ParseProxyList("127.0.0.1/32, ::1/128")
+	proxies, err := netaddr.ParseProxyList("127.0.0.1/32, ::1/128")
 	if err != nil {
 		tb.Fatal(err)
 	}

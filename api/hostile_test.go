@@ -15,6 +15,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/api"
 	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -91,7 +92,7 @@ func TestLoginsWithHugeEmailsLeaveTheHeapFlat(t *testing.T) {
 	store := sqlitetest.MustOpenDB(t)
 	rules := config.Default().Rules
 	acc, _ := testserver.NewAccounts(t, store, testserver.Options{Rules: &rules})
-	proxies, err := api.ParseProxyList("127.0.0.1/32")
+	proxies, err := netaddr.ParseProxyList("127.0.0.1/32")
 	if err != nil {
 		t.Fatal(err)
 	}

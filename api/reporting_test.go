@@ -16,6 +16,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
@@ -43,7 +44,7 @@ func reportingServer(t *testing.T) (url string, logs *syncBuffer, limited func()
 	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, nil)))
 	acc, _ := testserver.NewAccounts(t, store, testserver.Options{Logger: logger,
 		Rules: &ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 1}}})
-	proxies, err := api.ParseProxyList("127.0.0.1/32")
+	proxies, err := netaddr.ParseProxyList("127.0.0.1/32")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/feed"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413 request_too_large.
@@ -43,13 +44,13 @@ type Server struct {
 	// Heartbeat is how often an idle stream sends a comment; zero means DefaultHeartbeat.
 	Heartbeat time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
-	TrustedProxies *ProxyList
+	TrustedProxies *netaddr.ProxyList
 	// Metrics, when set, are fed by every request; InternalHandler serves them, never this server.
 	Metrics *Metrics
 	// Degraded, when set, lists dependencies that are degraded but not fatal (e.g. Redis); /readyz
 	// reports them and stays 200.
 	Degraded func() []string
-	// CORSOrigins are the exact origins (ParseOrigins) whose pages may call the API; none by default.
+	// CORSOrigins are the exact origins (netaddr.ParseOrigins) whose pages may call the API; none by default.
 	CORSOrigins []string
 	// RateLimited, when set, is told the client IP of every 429 answered (the rate-limit alert
 	// counts them). It must not block.
