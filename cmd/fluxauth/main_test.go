@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 )
 
@@ -126,7 +127,7 @@ func freeAddr(tb testing.TB) string {
 
 // startServe runs "fluxauth serve" in dir and waits until /healthz answers. Its log may be read
 // while it runs.
-func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *lockedLog) {
+func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *testenv.Buffer) {
 	tb.Helper()
 	addr := freeAddr(tb)
 	listen := addr
@@ -138,7 +139,7 @@ func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *l
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append([]string{"FLUXAUTH_ADDR=" + listen}, env...)...)
-	logs := &lockedLog{}
+	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
