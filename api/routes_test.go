@@ -6,7 +6,6 @@ import (
 	"go/token"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -101,10 +100,8 @@ func send(t *testing.T, method, base, path string, headers ...string) *response 
 // Auth names; on any other path or method the answer is 404 not_found, or 405 method_not_allowed
 // with exactly the table's methods in Allow.
 func TestEveryRouteInTheTableIsServedAndNothingElse(t *testing.T) {
-	e := newEnv(t)
-	internalSrv := httptest.NewServer(api.InternalHandler(api.NewMetrics()))
-	t.Cleanup(internalSrv.Close)
-	internal := internalSrv.URL
+	e := newEnv(t, withInternalListener)
+	internal := e.App.InternalURL()
 
 	seen := map[string]bool{}
 	for _, rt := range api.Routes() {

@@ -138,7 +138,7 @@ type App struct {
 // New builds the service cfg describes, with deps, and opens its listeners; Run starts it. On an
 // error nothing it opened is left open. Its log lines are serve's start-up: the configuration's
 // warnings, the migrations applied, how mail will go out.
-func New(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err error) {
+func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error) {
 	if deps.Clock == nil {
 		deps.Clock = fluxauth.SystemClock{}
 	}
@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (a *App, err error)
 	if deps.Hostname == "" {
 		deps.Hostname, _ = os.Hostname()
 	}
-	a = &App{Clock: deps.Clock, cfg: cfg, deps: deps, version: deps.Version}
+	a := &App{Clock: deps.Clock, cfg: cfg, deps: deps, version: deps.Version}
 	if a.version == "" {
 		a.version = "dev"
 	}

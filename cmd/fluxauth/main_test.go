@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -114,22 +113,11 @@ func TestBadConfigurationExitsWithinASecond(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startServe runs "fluxauth serve" in dir and waits until /healthz answers. Its log may be read
 // while it runs.
 func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *testenv.Buffer) {
 	tb.Helper()
-	addr := freeAddr(tb)
+	addr := testenv.FreeAddr(tb)
 	listen := addr
 	for _, kv := range env { // a test's own FLUXAUTH_ADDR wins; it is reached through loopback
 		if v, ok := strings.CutPrefix(kv, "FLUXAUTH_ADDR="); ok {
@@ -209,7 +197,7 @@ func TestServeStartsWithNoConfigurationAndShutsDownGracefully(t *testing.T) {
 // serve's own wiring of readiness to the rate limiter's Redis fallback: with Redis unreachable,
 // requests are still answered (limited per instance) and /readyz says "degraded" with 200.
 func TestServeReportsUnreachableRedisAsDegradedButStaysReady(t *testing.T) {
-	_, url, logs := startServe(t, t.TempDir(), "FLUXAUTH_REDIS_URL=redis://"+freeAddr(t)+"/0")
+	_, url, logs := startServe(t, t.TempDir(), "FLUXAUTH_REDIS_URL=redis://"+testenv.FreeAddr(t)+"/0")
 	res, err := http.Post(url+"/api/auth/login", "application/json",
 		strings.NewReader(`{"email":"nobody@example.com","password":"wrong password"}`))
 	if err != nil {
@@ -241,7 +229,7 @@ func TestServeReportsUnreachableRedisAsDegradedButStaysReady(t *testing.T) {
 func TestServeServesMetricsAndProfilesOnTheInternalListenerOnly(t *testing.T) {
 	for _, variable := range []string{"FLUXAUTH_INTERNAL_ADDR", "FLUXAUTH_DEBUG_ADDR"} {
 		t.Run(variable, func(t *testing.T) {
-			internal := "http://" + freeAddr(t)
+			internal := "http://" + testenv.FreeAddr(t)
 			cmd, url, logs := startServe(t, t.TempDir(), variable+"="+strings.TrimPrefix(internal, "http://"))
 			get := func(u string) (int, string) {
 				t.Helper()
@@ -416,7 +404,7 @@ func TestAccessTokensSurviveARestartOnAnotherAddressWithTheDefaultIssuer(t *test
 		t.Fatalf("a loopback listener was warned about its issuer:\n%s", logs)
 	}
 	// Listening on every interface now, on another port.
-	cmd, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(freeAddr(t), ":")[1])
+	cmd, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(testenv.FreeAddr(t), ":")[1])
 	if me := get(t, url+"/api/auth/me", access); !strings.Contains(me, "restart@example.com") {
 		t.Fatalf("the token died with the restart: %s", me)
 	}

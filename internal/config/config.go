@@ -4,7 +4,7 @@
 // production defaults take them from Default.
 //
 // It never reads the process environment: cmd/fluxauth looks values up in its flags and environment
-// and hands them to Load, then gives each component the plain fields it needs.
+// and hands them to Load, and package app gives each component the plain fields it needs.
 package config
 
 import (
