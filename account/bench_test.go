@@ -11,23 +11,22 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
-func newService(b *testing.B, store fluxauth.Store, params password.Params) *account.Service {
+func newService(b *testing.B, store app.Store, params password.Params) *account.Service {
 	b.Helper()
-	svc, _ := testserver.NewAccounts(b, store, testserver.Options{
-		Hashing: params, Revoke: revocation.NewDB(store, 500*time.Millisecond, fluxauth.SystemClock{}),
-	})
-	svc.Limiter = nil
-	svc.Config.SuspiciousRefreshRate = ratelimit.Limit{} // benchmarks refresh far faster than any person
-	return svc
+	cfg := testserver.Config(b) // no rate limits
+	cfg.Password = params
+	cfg.RevocationCacheTTL = 500 * time.Millisecond
+	cfg.Account.SuspiciousRefreshRate = ratelimit.Limit{} // benchmarks refresh far faster than any person
+	return testserver.Start(b, cfg, app.Deps{Store: store, Clock: fluxauth.SystemClock{}}).Accounts
 }
 
 // latencies records per-operation durations and reports p50 and p99.
@@ -52,9 +51,9 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration) {
 	b.ReportMetric(float64(len(l.d))/elapsed.Seconds(), "ops/s")
 }
 
-var benchStores = map[string]func(b *testing.B) fluxauth.Store{
-	"sqlite":   func(b *testing.B) fluxauth.Store { return sqlitetest.MustOpenDB(b) },
-	"postgres": func(b *testing.B) fluxauth.Store { return postgrestest.MustOpenDB(b) },
+var benchStores = map[string]func(b *testing.B) app.Store{
+	"sqlite":   func(b *testing.B) app.Store { return sqlitetest.MustOpenDB(b) },
+	"postgres": func(b *testing.B) app.Store { return postgrestest.MustOpenDB(b) },
 }
 
 // BenchmarkRefresh measures the whole refresh path (lookup, lock, rotate, user read, access-token

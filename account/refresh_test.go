@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
@@ -22,9 +23,9 @@ import (
 )
 
 // testStores are the stores every refresh rule is tested on.
-var testStores = map[string]func(tb testing.TB) fluxauth.Store{
-	"sqlite":   func(tb testing.TB) fluxauth.Store { return sqlitetest.MustOpenDB(tb) },
-	"postgres": func(tb testing.TB) fluxauth.Store { return postgrestest.MustOpenDB(tb) },
+var testStores = map[string]func(tb testing.TB) app.Store{
+	"sqlite":   func(tb testing.TB) app.Store { return sqlitetest.MustOpenDB(tb) },
+	"postgres": func(tb testing.TB) app.Store { return postgrestest.MustOpenDB(tb) },
 }
 
 const grace = 2 * time.Second
@@ -39,23 +40,23 @@ type rig struct {
 	rec   *audit.Recorder
 }
 
-func newRig(tb testing.TB, store fluxauth.Store, clock *testenv.Clock, keys *token.KeySet) *rig {
+func newRig(tb testing.TB, store app.Store, clock *testenv.Clock, keys *token.KeySet) *rig {
 	tb.Helper()
-	svc, rec := testserver.NewAccounts(tb, store, testserver.Options{Clock: clock, Keys: keys})
-	svc.Config = account.Config{
+	cfg := testserver.Config(tb)
+	cfg.Account = account.Config{
 		RefreshTTL: 168 * time.Hour, SessionMaxAge: 720 * time.Hour, RefreshGrace: grace,
 		SignupUserTypes: []string{"client"}, FingerprintRevoke: true,
 	}
-	limit := &countingLimiter{Limiter: svc.Limiter}
-	svc.Limiter = limit
-	svc.Rules = ratelimit.Rules{
+	cfg.Rules = ratelimit.Rules{
 		RefreshSession: ratelimit.Limit{Rate: 1000, Period: time.Minute, Burst: 1000},
 		RefreshIP:      ratelimit.Limit{Rate: 1000, Period: time.Minute, Burst: 1000},
 	}
-	return &rig{tb: tb, svc: svc, store: store, clock: clock, limit: limit, rec: rec}
+	limit := &countingLimiter{Limiter: ratelimit.NewMemory(clock)}
+	a := testserver.Start(tb, cfg, app.Deps{Store: store, Clock: clock, Keys: keys, Limiter: limit})
+	return &rig{tb: tb, svc: a.Accounts, store: store, clock: clock, limit: limit, rec: a.Recorder}
 }
 
-func newRigOn(tb testing.TB, store fluxauth.Store) *rig {
+func newRigOn(tb testing.TB, store app.Store) *rig {
 	return newRig(tb, store, testenv.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), nil)
 }
 

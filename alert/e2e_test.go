@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -19,7 +18,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/alert/alerttest"
-	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
@@ -32,7 +31,7 @@ import (
 // "panic…" panics and "fail…" fails, both with text that names the email (so each address is a
 // distinct error), and "leak…" fails with an error that echoes secrets, as drivers echo DSNs.
 type faultyStore struct {
-	fluxauth.Store
+	app.Store
 	leak string
 }
 
@@ -48,8 +47,9 @@ func (s faultyStore) UserByEmail(ctx context.Context, email string) (*fluxauth.U
 	return s.Store.UserByEmail(ctx, email)
 }
 
-// stack is one fluxauth instance wired as serve wires it: the API, its audit recorder, Sentry on the
-// logger, and the alert monitor on the recorder's subscription, with the webhook and Sentry as sinks.
+// stack is one fluxauth instance built as serve builds it (package app): the API, its audit
+// recorder, Sentry on the logger, and the alert monitor on the recorder's subscription, with the
+// webhook and Sentry as sinks.
 type stack struct {
 	URL      string
 	Clock    *testenv.Clock
@@ -62,7 +62,7 @@ type stack struct {
 type stackConfig struct {
 	dsn        string // empty: no Sentry
 	webhookURL string // empty: no webhook
-	secrets    []string
+	jwtSecret  string // a configured secret the scrubber knows by value
 	leak       string
 	rules      ratelimit.Rules
 }
@@ -70,59 +70,15 @@ type stackConfig struct {
 func newStack(t *testing.T, c stackConfig) *stack {
 	t.Helper()
 	st := &stack{Clock: testenv.NewClock(time.Now())}
-	scrub := alert.NewScrubber(c.secrets...)
-	var sinks []alert.Sink
-	handler := slog.NewTextHandler(io.Discard, nil)
-	var logHandler slog.Handler = handler
-	if c.dsn != "" {
-		s, err := alert.NewSentry(alert.SentryConfig{DSN: c.dsn, Environment: "test", Release: "9.9.9", ServerName: "auth-1",
-			Scrubber: scrub, Timeout: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			s.Close(ctx)
-		})
-		st.Sentry = s
-		sinks = append(sinks, s)
-		logHandler = s.Handler(handler)
-	}
-	if c.webhookURL != "" {
-		w, err := alert.NewWebhook(alert.WebhookConfig{URL: c.webhookURL, Scrubber: scrub, Backoff: 10 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { w.Close(context.Background()) })
-		st.Webhook = w
-		sinks = append(sinks, w)
-	}
-	st.Logger = slog.New(api.NewLogHandler(logHandler))
-	store := faultyStore{Store: sqlitetest.MustOpenDB(t), leak: c.leak}
-	rules := c.rules
-	acc, recorder := testserver.NewAccounts(t, store, testserver.Options{Clock: st.Clock, Logger: st.Logger, Flush: time.Millisecond, Rules: &rules})
-	st.Recorder = recorder
-	monitor := alert.NewMonitor(alert.MonitorConfig{Thresholds: config.Default().Alerts, Counter: ratelimit.NewMemory(st.Clock),
-		Sinks: sinks, Logger: st.Logger, Clock: st.Clock, CountEvery: 10 * time.Millisecond})
-	sub := recorder.Follow(1024)
-	done := make(chan struct{})
-	go func() {
-		monitor.Run(context.Background(), sub.C, sub.Dropped)
-		close(done)
-	}()
-	t.Cleanup(func() {
-		sub.Close()
-		<-done
+	cfg := testserver.Config(t)
+	cfg.Rules = c.rules
+	cfg.SentryDSN, cfg.SentryEnvironment, cfg.AlertWebhookURL = c.dsn, "test", c.webhookURL
+	cfg.JWTSecret = c.jwtSecret
+	a := testserver.Start(t, cfg, app.Deps{
+		Clock: st.Clock, Store: faultyStore{Store: sqlitetest.MustOpenDB(t), leak: c.leak}, Version: "9.9.9", Hostname: "auth-1",
+		Audit: audit.Config{FlushInterval: time.Millisecond}, AlertCountEvery: 10 * time.Millisecond, WebhookBackoff: 10 * time.Millisecond,
 	})
-	proxies, err := api.ParseProxyList("127.0.0.1/32")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &api.Server{Logger: st.Logger, DB: store, Accounts: acc, TrustedProxies: proxies, RateLimited: monitor.RateLimited}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	st.URL = ts.URL
+	st.URL, st.Recorder, st.Sentry, st.Webhook, st.Logger = a.URL(), a.Recorder, a.Sentry, a.Webhook, a.Logger
 	return st
 }
 
@@ -364,7 +320,7 @@ func TestNoSecretLeavesTheProcess(t *testing.T) {
 	rx := alerttest.NewWebhook(t, 0)
 	hook, hookSecret := rx.URL()
 	leak := " while connecting to postgres://fluxauth:" + dbPassword + "@db.internal:5432/auth with password=" + userPassword
-	st := newStack(t, stackConfig{dsn: ingest.DSN(), webhookURL: hook, secrets: []string{jwtSecret, hook}, leak: leak})
+	st := newStack(t, stackConfig{dsn: ingest.DSN(), webhookURL: hook, jwtSecret: jwtSecret, leak: leak})
 
 	tk := st.signup(t, "ann@example.com", userPassword)
 	status, body := st.call(t, "POST", "/api/auth/login", map[string]string{"email": "ann@example.com", "password": userPassword, "deviceName": "phone"})

@@ -85,7 +85,7 @@ func TestScrubberKeepsIdentifiers(t *testing.T) {
 		"token: malformed refresh token",
 		"invalid_credentials: The email or password is incorrect.",
 		"basic validation failed",
-		"github.com/fluxstudio/fluxauth/internal/testserver.NewAccounts",
+		"github.com/fluxstudio/fluxauth/internal/testserver.Start",
 	} {
 		if got := s.Text(in); got != in {
 			t.Errorf("%q became %q", in, got)

@@ -19,23 +19,6 @@ type AdminStore interface {
 	fluxauth.AdminStore
 }
 
-func (s *Server) adminRoutes() {
-	if s.Admin == nil {
-		return
-	}
-	s.mux.HandleFunc("GET /api/admin/security/events", s.handle(s.admin(s.listEvents)))
-	s.mux.HandleFunc("GET /api/admin/security/summary", s.handle(s.admin(s.summary)))
-	s.mux.HandleFunc("GET /api/admin/security/timeseries", s.handle(s.admin(s.timeseries)))
-	s.mux.HandleFunc("GET /api/admin/users", s.handle(s.admin(s.searchUsers)))
-	s.mux.HandleFunc("GET /api/admin/users/{id}", s.handle(s.admin(s.adminUser)))
-	s.mux.HandleFunc("DELETE /api/admin/sessions/{id}", s.handle(s.admin(s.adminRevokeSession)))
-	s.mux.HandleFunc("POST /api/admin/users/{id}/revoke-sessions", s.handle(s.admin(s.adminRevokeSessions)))
-	s.mux.HandleFunc("POST /api/admin/users/{id}/unlock", s.handle(s.admin(s.adminUnlock)))
-	if s.Feed != nil {
-		s.mux.HandleFunc("GET /api/admin/security/stream", s.handle(s.admin(s.securityStream)))
-	}
-}
-
 // admin lets only admins through; account.Service.RequireAdmin says who is one.
 func (s *Server) admin(fn authedFunc) handlerFunc {
 	return s.authed(func(w http.ResponseWriter, r *http.Request, p *account.Principal) error {

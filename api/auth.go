@@ -8,24 +8,6 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 )
 
-func (s *Server) routes() {
-	if s.Accounts == nil {
-		return
-	}
-	s.mux.HandleFunc("POST /api/auth/signup", s.handle(s.signup))
-	s.mux.HandleFunc("POST /api/auth/login", s.handle(s.login))
-	s.mux.HandleFunc("POST /api/auth/refresh", s.handle(s.refresh))
-	s.mux.HandleFunc("POST /api/auth/google", s.handle(s.google))
-	s.mux.HandleFunc("POST /api/auth/apple", s.handle(s.apple))
-	s.mux.HandleFunc("GET /api/auth/me", s.handle(s.authed(s.me)))
-	s.mux.HandleFunc("GET /api/auth/sessions", s.handle(s.authed(s.sessions)))
-	s.mux.HandleFunc("DELETE /api/auth/sessions/{id}", s.handle(s.authed(s.deleteSession)))
-	s.mux.HandleFunc("POST /api/auth/logout", s.handle(s.authed(s.logout)))
-	s.mux.HandleFunc("POST /api/auth/logout-all", s.handle(s.authed(s.logoutAll)))
-	s.mux.HandleFunc("GET /.well-known/jwks.json", s.handle(s.jwks))
-	s.lifecycleRoutes()
-}
-
 type userJSON struct {
 	ID       string `json:"id"`
 	Email    string `json:"email"`

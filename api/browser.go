@@ -1,10 +1,7 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 )
 
 // withBrowserDefaults gives every answer the headers that keep a browser from misusing it: no MIME
@@ -68,31 +65,4 @@ func (s *Server) withCORS(next http.Handler) http.Handler {
 		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// ParseOrigins parses a comma-separated list of exact origins, each written as a browser sends it
-// in Origin: scheme://host[:port], lower-case, with no path and no default port
-// (https://app.example.com, http://localhost:3000). A form no browser sends would never match, so
-// it is refused rather than silently ignored; so are "*" and "null".
-func ParseOrigins(s string) ([]string, error) {
-	var out []string
-	for _, o := range strings.Split(s, ",") {
-		o = strings.TrimSpace(o)
-		if o == "" {
-			continue
-		}
-		u, err := url.Parse(o)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
-			return nil, fmt.Errorf("%q is not an origin such as https://app.example.com", o)
-		}
-		canonical := strings.ToLower(u.Scheme + "://" + u.Host)
-		if port := u.Port(); (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
-			canonical = strings.TrimSuffix(canonical, ":"+port)
-		}
-		if o != canonical {
-			return nil, fmt.Errorf("%q: write the origin as browsers send it: %s", o, canonical)
-		}
-		out = append(out, o)
-	}
-	return out, nil
 }

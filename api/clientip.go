@@ -1,53 +1,13 @@
 package api
 
 import (
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 )
-
-// ProxyList is the set of peers (load balancers, reverse proxies) whose X-Forwarded-For is believed.
-type ProxyList struct{ prefixes []netip.Prefix }
-
-// ParseProxyList parses a comma-separated list of CIDRs or single addresses.
-func ParseProxyList(s string) (*ProxyList, error) {
-	pl := &ProxyList{}
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		if !strings.Contains(part, "/") {
-			addr, err := netip.ParseAddr(part)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not an IP address or CIDR", part)
-			}
-			pl.prefixes = append(pl.prefixes, netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(part)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an IP address or CIDR", part)
-		}
-		pl.prefixes = append(pl.prefixes, p.Masked())
-	}
-	return pl, nil
-}
-
-func (pl *ProxyList) contains(a netip.Addr) bool {
-	if pl == nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range pl.prefixes {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
 
 // ClientIP returns the address of the client that made r: the socket's peer, unless that peer is a
 // trusted proxy, in which case the right-most X-Forwarded-For address that is not itself a trusted
@@ -55,7 +15,7 @@ func (pl *ProxyList) contains(a netip.Addr) bool {
 // can be forged. An IPv6 zone ("fe80::1%eth0") is dropped: it names an interface of whichever host
 // wrote it, means nothing here, and in a forwarded address its length is the client's choice, while
 // the address is a rate-limit key and fills a 45-character column.
-func ClientIP(r *http.Request, trusted *ProxyList) string {
+func ClientIP(r *http.Request, trusted *netaddr.ProxyList) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
@@ -65,7 +25,7 @@ func ClientIP(r *http.Request, trusted *ProxyList) string {
 		return host
 	}
 	peer = peer.Unmap().WithZone("")
-	if !trusted.contains(peer) {
+	if !trusted.Contains(peer) {
 		return peer.String()
 	}
 	hops := r.Header.Values("X-Forwarded-For")
@@ -81,7 +41,7 @@ func ClientIP(r *http.Request, trusted *ProxyList) string {
 			break
 		}
 		client = a.Unmap().WithZone("")
-		if !trusted.contains(client) {
+		if !trusted.Contains(client) {
 			break
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 )
 
 // maxIPText is the width of the ip_address columns (SPEC.md), which hold ClientIP's answer.
@@ -17,7 +19,7 @@ const maxIPText = 45
 // nothing right of it but well-formed hops of trusted proxies, since a client can write anything left
 // of what the first proxy it reached appended.
 //
-// It is an internal test so that trust is judged by ProxyList.contains, not by ClientIP itself.
+// Trust is judged by netaddr.ProxyList.Contains, not by ClientIP itself.
 func FuzzClientIP(f *testing.F) {
 	f.Add("203.0.113.5", "1.2.3.4", "10.0.0.0/8, 192.0.2.1")
 	f.Add("10.1.2.3", "6.6.6.6, 198.51.100.7", "10.0.0.0/8, 192.0.2.1")
@@ -30,7 +32,7 @@ func FuzzClientIP(f *testing.F) {
 		if err != nil {
 			t.Skip("net/http's RemoteAddr always holds an IP address")
 		}
-		trusted, err := ParseProxyList(trustedText)
+		trusted, err := netaddr.ParseProxyList(trustedText)
 		if err != nil {
 			t.Skip("serve refuses a proxy list that does not parse")
 		}
@@ -51,7 +53,7 @@ func FuzzClientIP(f *testing.F) {
 		if got == peer.String() {
 			return
 		}
-		if !trusted.contains(peer) {
+		if !trusted.Contains(peer) {
 			t.Fatalf("ClientIP = %q from the header of an untrusted peer %s", got, peer)
 		}
 		var hops []string
@@ -67,7 +69,7 @@ func FuzzClientIP(f *testing.F) {
 			if a.String() == got {
 				return
 			}
-			if !trusted.contains(a) {
+			if !trusted.Contains(a) {
 				t.Fatalf("ClientIP = %q, which is left of the untrusted hop %q", got, hops[i])
 			}
 		}

@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 )
 
 func TestClientIP(t *testing.T) {
-	trusted, err := api.ParseProxyList("10.0.0.0/8, 192.0.2.1")
+	trusted, err := netaddr.ParseProxyList("10.0.0.0/8, 192.0.2.1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestClientIP(t *testing.T) {
 			}
 		})
 	}
-	if _, err := api.ParseProxyList("10.0.0.0/33"); err == nil {
+	if _, err := netaddr.ParseProxyList("10.0.0.0/33"); err == nil {
 		t.Fatal("bad CIDR accepted")
 	}
 }

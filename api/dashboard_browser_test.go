@@ -21,7 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/token"
 )
@@ -246,7 +246,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// page resumes from the last id it saw. The browser logs the cut stream as a network error: that
 	// one is expected.
 	logged := len(b.seen())
-	e.server.CloseClientConnections()
+	e.closeClientConnections()
 	http.DefaultClient.CloseIdleConnections() // the test's own, closed under it too
 	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "victim@example.com", "password": "still not it"},
 		"X-Forwarded-For", "198.51.100.24"); res.Status != http.StatusUnauthorized {
@@ -461,19 +461,8 @@ func seedDashboard(t *testing.T, e *env) {
 func TestDashboardRefreshesItsTokenBeforeExpiry(t *testing.T) {
 	const ttl = 12 * time.Second // the page refreshes at 80% of a lifetime this short: after 9.6 s
 	clock := testenv.NewClock(time.Now())
-	keys, err := token.GenerateKeySet(clock, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	b := newBrowser(t)
-	e := newEnv(t, withClock(clock), withKeys(keys), withAccounts(func(acc *account.Service) {
-		iss, err := token.NewIssuer(token.Config{Issuer: "http://fluxauth.test", Audience: "fluxstudio", Keys: keys, Clock: clock,
-			TTL: ttl, Leeway: time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		acc.Tokens = iss
-	}))
+	e := newEnv(t, withClock(clock), withConfig(func(c *config.Config) { c.AccessTTL = ttl }))
 	boss := e.admin(t, "refresher@example.com")
 	admin := b.tab(t, 1280, 800)
 	b.signIn(t, admin, e.URL, "refresher@example.com", "correct horse battery")
@@ -495,7 +484,7 @@ func TestDashboardRefreshesItsTokenBeforeExpiry(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	clock.Advance(ttl / 2) // the first token is now expired, the renewed one is not
+	clock.Advance(ttl/2 + token.DefaultLeeway) // the first token is now expired, past the leeway too; the renewed one is not
 	if res := e.do(t, "GET", "/api/admin/security/summary", nil, bearer(boss.AccessToken)...); res.Status != http.StatusUnauthorized {
 		t.Fatalf("the first token after its expiry: %d, want 401", res.Status)
 	}

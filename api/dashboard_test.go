@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/internal/breaker"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -177,7 +175,7 @@ func (e *env) adminUser(tb testing.TB, access, id string) *adminUserBody {
 }
 
 func TestAdminSearchesUsersAndSeesOnesSessionsIdentitiesEventsAndLockout(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules.Lockout = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 3} }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules.Lockout = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 3} }))
 	boss := e.admin(t, "look-boss@example.com")
 	kate := e.signup(t, "Kate.Smith@example.com", "deviceName", "Kate's laptop")
 	e.signup(t, "kate_jones@example.org")
@@ -317,8 +315,8 @@ func (e *env) login(tb testing.TB, email string) *response {
 	return e.do(tb, "POST", "/api/auth/login", map[string]string{"email": email, "password": "correct horse battery"})
 }
 
-var threeStrikes = withAccounts(func(a *account.Service) {
-	a.Rules.Lockout = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 3}
+var threeStrikes = withConfig(func(c *config.Config) {
+	c.Rules.Lockout = ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 3}
 })
 
 func TestAdminUnlockClearsTheLockoutAndIsRecorded(t *testing.T) {
@@ -347,16 +345,7 @@ func TestAdminUnlockClearsTheLockoutAndIsRecorded(t *testing.T) {
 }
 
 func TestUnlockClearsTheLockoutInRedisForEveryInstance(t *testing.T) {
-	opts, err := redis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	e := newEnv(t, threeStrikes, withAccounts(func(a *account.Service) {
-		a.Limiter = ratelimit.NewFallback(ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: "fluxauth-test:" + uuid.NewString() + ":", Timeout: time.Second}),
-			ratelimit.NewMemory(a.Clock), breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: a.Clock}))
-	}))
+	e := newEnv(t, threeStrikes, withRedis(testenv.RedisURL(t), "fluxauth-test:"+uuid.NewString()+":"))
 	boss := e.admin(t, "redis-unlock-boss@example.com")
 	user := e.signup(t, "redis-locked@example.com")
 	e.lockOut(t, "redis-locked@example.com") // counted in Redis, as every instance sees it

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -102,7 +101,7 @@ func TestFingerprintMismatchRevokesByDefault(t *testing.T) {
 }
 
 func TestFingerprintMismatchUnderRecordPolicyOnlyRecords(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Config.FingerprintRevoke = false }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Account.FingerprintRevoke = false }))
 	ar := e.signup(t, "fp2@example.com", "deviceFingerprint", "fp-original")
 	res := e.do(t, "POST", "/api/auth/refresh", map[string]string{"refreshToken": ar.RefreshToken, "deviceFingerprint": "fp-other"})
 	if res.Status != 200 {
@@ -150,8 +149,8 @@ func TestSuspiciousTokenUsage(t *testing.T) {
 		}
 	})
 	t.Run("refreshes faster than the configured rate", func(t *testing.T) {
-		e := newEnv(t, withAccounts(func(a *account.Service) {
-			a.Config.SuspiciousRefreshRate = ratelimit.Limit{Rate: 3, Period: time.Minute}
+		e := newEnv(t, withConfig(func(c *config.Config) {
+			c.Account.SuspiciousRefreshRate = ratelimit.Limit{Rate: 3, Period: time.Minute}
 		}))
 		ar := e.signup(t, "s3@example.com")
 		rt := ar.RefreshToken
@@ -166,7 +165,7 @@ func TestSuspiciousTokenUsage(t *testing.T) {
 }
 
 func TestRateLimitExceededIsRecordedOncePerKeyPerWindow(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = config.Default().Rules }))
 	for i := 0; i < 8; i++ {
 		e.do(t, "POST", "/api/auth/login", map[string]string{"email": "rl@example.com", "password": "wrong password"})
 	}
@@ -243,5 +242,5 @@ func TestTenThousandEventsFromConcurrentRequestsAreAllKeptOnSQLite(t *testing.T)
 	if testing.Short() {
 		t.Skip("load test: skipped with -short")
 	}
-	recordTenThousand(t, newEnv(t, withAccounts(func(a *account.Service) { a.Limiter = nil })))
+	recordTenThousand(t, newEnv(t, withConfig(func(c *config.Config) { c.Rules = ratelimit.Rules{} })))
 }

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
@@ -37,9 +37,9 @@ var snakeCase = regexp.MustCompile(`^[a-z][a-z0-9]*(_[a-z0-9]+)*$`)
 // a chunked request does, so the limit is met while decoding rather than up front.
 func FuzzAuthRequestBody(f *testing.F) {
 	// No rate limits and no lockout: every body reaches the rules, not a 429.
-	e := newEnv(f, withAccounts(func(a *account.Service) { a.Rules = ratelimit.Rules{} }))
+	e := newEnv(f, withConfig(func(c *config.Config) { c.Rules = ratelimit.Rules{} }))
 	live := e.signup(f, "fuzz@example.com")
-	handler := e.server.Config.Handler
+	handler := e.App.Handler()
 
 	f.Add([]byte(`{"email":"fuzz@example.com","password":"`+fuzzPassword+`"}`), uint16(0), false)
 	f.Add([]byte(`{"email":"new@example.com","password":"another good password","name":"N"}`), uint16(0), false)

@@ -6,9 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,86 +15,65 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/audit"
-	"github.com/fluxstudio/fluxauth/dashboard"
 	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-// env is one fluxauth server under test with everything it is made of, so tests can reach behind
-// the API (the clock, the store, the logs).
+// env is one fluxauth server under test, built by package app as serve builds it, with everything
+// it is made of, so tests can reach behind the API (the clock, the store, the logs).
 type env struct {
 	URL      string
-	Store    fluxauth.Store
+	App      *app.App
+	Store    app.Store
 	Clock    *testenv.Clock
 	Accounts *account.Service
 	Recorder *audit.Recorder
 	Hub      *feed.Hub
-	Logs     *syncBuffer
-	server   *httptest.Server
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	Logs     *testenv.Buffer
+	conns    *connTracker
 }
 
 type envOption func(*envConfig)
 
 type envConfig struct {
-	store    fluxauth.Store
-	keys     *token.KeySet
-	clock    *testenv.Clock
-	accounts func(*account.Service)
-	degraded func() []string
-	origins  []string
-	feed     feed.Config
-	beat     time.Duration
+	cfg   *config.Config
+	deps  app.Deps
+	clock *testenv.Clock
 }
+
+// withConfig adjusts the server's configuration; several compose in order.
+func withConfig(f func(*config.Config)) envOption { return func(e *envConfig) { f(e.cfg) } }
+
+// withDeps adjusts what the server is given instead of what it builds from its configuration.
+func withDeps(f func(*app.Deps)) envOption { return func(e *envConfig) { f(&e.deps) } }
 
 // withFeed tunes the live feed's hub and the streams' heartbeat interval (0: the default).
 func withFeed(c feed.Config, heartbeat time.Duration) envOption {
-	return func(e *envConfig) { e.feed, e.beat = c, heartbeat }
+	return withDeps(func(d *app.Deps) { d.Feed, d.Heartbeat = c, heartbeat })
 }
 
-func withStore(s fluxauth.Store) envOption { return func(c *envConfig) { c.store = s } }
-func withKeys(k *token.KeySet) envOption   { return func(c *envConfig) { c.keys = k } }
+func withStore(s app.Store) envOption      { return withDeps(func(d *app.Deps) { d.Store = s }) }
+func withKeys(k *token.KeySet) envOption   { return withDeps(func(d *app.Deps) { d.Keys = k }) }
 func withClock(k *testenv.Clock) envOption { return func(c *envConfig) { c.clock = k } }
 
 // withCORSOrigins sets the origins allowed to call the API from their pages.
-func withCORSOrigins(o ...string) envOption { return func(c *envConfig) { c.origins = o } }
+func withCORSOrigins(o ...string) envOption {
+	return withConfig(func(c *config.Config) { c.CORSOrigins = o })
+}
 
-// withDegraded sets the server's Degraded, as serve does when Redis is configured.
-func withDegraded(f func() []string) envOption { return func(c *envConfig) { c.degraded = f } }
-
-// withAccounts adjusts the account service; several compose in order.
-func withAccounts(f func(*account.Service)) envOption {
-	return func(c *envConfig) {
-		prev := c.accounts
-		c.accounts = func(a *account.Service) {
-			if prev != nil {
-				prev(a)
-			}
-			f(a)
-		}
+// withRedis makes the server use Redis at url as serve does (rate limits behind the fallback,
+// revocations in front of the database, one breaker), its keys under prefix and every call given a
+// second.
+func withRedis(url, prefix string) envOption {
+	return func(e *envConfig) {
+		e.cfg.RedisURL, e.cfg.RedisTimeout = url, time.Second
+		e.deps.RedisPrefix = prefix
 	}
 }
 
@@ -103,51 +81,77 @@ func withAccounts(f func(*account.Service)) envOption {
 // store is given.
 func newEnv(tb testing.TB, opts ...envOption) *env {
 	tb.Helper()
-	cfg := envConfig{}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	if cfg.store == nil {
-		cfg.store = sqlitetest.MustOpenDB(tb)
-	}
-	if cfg.clock == nil {
-		cfg.clock = testenv.NewClock(time.Now())
-	}
-	logs := &syncBuffer{}
-	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	logs := &testenv.Buffer{}
+	cfg := testserver.Config(tb)
+	cfg.LogFormat, cfg.LogLevel = "json", "debug"
 	// Generous limits so tests that sign many users up from one address are not refused; the rate
 	// limit tests install the defaults explicitly.
-	rules := config.Default().Rules
-	rules.Signup = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	rules.LoginIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	rules.LoginIPEmail = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	rules.RefreshIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
-	acc, recorder := testserver.NewAccounts(tb, cfg.store, testserver.Options{
-		Clock: cfg.clock, Keys: cfg.keys, Logger: logger, Flush: time.Millisecond, Rules: &rules,
-	})
-	if cfg.accounts != nil {
-		cfg.accounts(acc)
+	cfg.Rules = config.Default().Rules
+	cfg.Rules.Signup = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	cfg.Rules.LoginIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	cfg.Rules.LoginIPEmail = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	cfg.Rules.RefreshIP = ratelimit.Limit{Rate: 1000, Period: time.Minute}
+	ec := envConfig{cfg: cfg, deps: app.Deps{LogOutput: logs, Audit: audit.Config{FlushInterval: time.Millisecond}}}
+	for _, o := range opts {
+		o(&ec)
 	}
-	// Tests speak for other clients through X-Forwarded-For, as a load balancer on loopback would.
-	proxies, err := api.ParseProxyList("127.0.0.1/32, ::1/128")
+	if ec.clock == nil {
+		ec.clock = testenv.NewClock(time.Now())
+	}
+	ec.deps.Clock = ec.clock
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The live feed as serve runs it: woken by PostgreSQL's notifications or the recorder.
-	hub := feed.New(cfg.store.(fluxauth.EventFeedStore), cfg.clock, logger, cfg.feed)
-	hub.React(fluxauth.EventAccountUnlocked, acc.ClearLocalLockout)
-	feedCtx, stopFeed := context.WithCancel(context.Background())
-	var feedRunning sync.WaitGroup
-	feedRunning.Add(2)
-	go func() { defer feedRunning.Done(); hub.Run(feedCtx) }()
-	go func() { defer feedRunning.Done(); hub.Listen(feedCtx, cfg.store, recorder) }()
-	tb.Cleanup(func() { stopFeed(); feedRunning.Wait() })
-	srv := &api.Server{Logger: logger, DB: cfg.store, Accounts: acc, Admin: cfg.store.(api.AdminStore), Feed: hub, Heartbeat: cfg.beat,
-		TrustedProxies: proxies, Degraded: cfg.degraded, CORSOrigins: cfg.origins, Dashboard: dashboard.Handler()}
-	ts := httptest.NewServer(srv.Handler())
-	tb.Cleanup(ts.Close)
-	tb.Cleanup(hub.Close) // before ts.Close, which waits for the streams
-	return &env{URL: ts.URL, Store: cfg.store, Clock: cfg.clock, Accounts: acc, Recorder: recorder, Hub: hub, Logs: logs, server: ts}
+	conns := &connTracker{Listener: ln, open: map[net.Conn]struct{}{}}
+	ec.deps.Listener = conns
+	a := testserver.Start(tb, ec.cfg, ec.deps)
+	return &env{URL: a.URL(), App: a, Store: a.Store, Clock: ec.clock, Accounts: a.Accounts, Recorder: a.Recorder, Hub: a.Hub,
+		Logs: logs, conns: conns}
+}
+
+// connTracker is the server's listener, keeping its connections so a test can cut them.
+type connTracker struct {
+	net.Listener
+	mu   sync.Mutex
+	open map[net.Conn]struct{}
+}
+
+func (l *connTracker) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open[c] = struct{}{}
+	return &trackedConn{Conn: c, l: l}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *connTracker
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.open, c.Conn)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// closeClientConnections cuts every connection the server has open, idle or not, as a network
+// failure would.
+func (e *env) closeClientConnections() {
+	e.conns.mu.Lock()
+	defer e.conns.mu.Unlock()
+	for c := range e.conns.open {
+		c.Close()
+		delete(e.conns.open, c)
+	}
 }
 
 // response is a decoded HTTP answer.

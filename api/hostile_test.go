@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -13,12 +11,11 @@ import (
 	"testing"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 // bodyFields lists every endpoint that takes a JSON body with each of its fields: a field added to a
@@ -88,15 +85,10 @@ func TestEveryBodyFieldIsValidatedBeforeAnyStateIsKeyedOnIt(t *testing.T) {
 // (as from a botnet), against the production rate limits. Each used to leave tens of KB of limiter
 // keys behind; the heap must stay flat.
 func TestLoginsWithHugeEmailsLeaveTheHeapFlat(t *testing.T) {
-	store := sqlitetest.MustOpenDB(t)
-	rules := config.Default().Rules
-	acc, _ := testserver.NewAccounts(t, store, testserver.Options{Rules: &rules})
-	proxies, err := api.ParseProxyList("127.0.0.1/32")
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := (&api.Server{Logger: quiet, DB: store, Accounts: acc, TrustedProxies: proxies}).Handler()
+	cfg := testserver.Config(t)
+	cfg.Rules = config.Default().Rules
+	a := testserver.Start(t, cfg, app.Deps{Clock: fluxauth.SystemClock{}})
+	h := a.Handler()
 
 	const every = 1000
 	const bound = 16 << 20 // generous: the attack as reported held 50 MB after 150 requests
@@ -132,10 +124,10 @@ func TestLoginsWithHugeEmailsLeaveTheHeapFlat(t *testing.T) {
 			}
 		}
 	}
-	if n := acc.Limiter.(*ratelimit.Memory).Len(); n != 0 {
+	if n := a.Limiter.(*ratelimit.Memory).Len(); n != 0 {
 		t.Fatalf("%d rate-limiter keys held", n)
 	}
-	evs, err := store.ListEvents(context.Background(), fluxauth.EventFilter{Limit: 1})
+	evs, err := a.Store.ListEvents(context.Background(), fluxauth.EventFilter{Limit: 1})
 	if err != nil || len(evs) != 0 {
 		t.Fatalf("events recorded: %v %v", evs, err)
 	}

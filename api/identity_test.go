@@ -12,9 +12,11 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/app"
+	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/revocation"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 // providerToken signs a Google ID token for sub and email; each token is distinct (its own jti),
@@ -54,7 +56,7 @@ func TestUnverifiedProviderEmailCreatesNothing(t *testing.T) {
 func TestVerifiedSignInTakesOverAnAccountWhoseEmailWasNeverProven(t *testing.T) {
 	// The revocation cache outlives the test: only the claim's announcement can make the attacker's
 	// access tokens answer session_revoked, as it does within a second on every instance.
-	p := newProviderEnv(t, withAccounts(func(a *account.Service) { a.Revocations = revocation.NewDB(a.Store, time.Hour, a.Clock) }))
+	p := newProviderEnv(t, withConfig(func(c *config.Config) { c.RevocationCacheTTL = time.Hour }))
 	ctx := t.Context()
 	attacker := p.signup(t, "victim@example.com", "password", "attacker's own password")
 	second := p.do(t, "POST", "/api/auth/login", map[string]string{"email": "victim@example.com", "password": "attacker's own password", "deviceName": "Attacker's other laptop"})
@@ -250,7 +252,8 @@ func TestVerifiedSignInForAnotherAddressClaimsNothing(t *testing.T) {
 // get a session: its transaction waits for the claim's and finds the password gone.
 func TestPasswordLoginRacingATakeoverGetsNoSession(t *testing.T) {
 	gate := newGate()
-	p := newProviderEnv(t, withAccounts(func(a *account.Service) { a.Limiter = gatedLimiter{a.Limiter, gate} }))
+	clock := testenv.NewClock(time.Now())
+	p := newProviderEnv(t, withClock(clock), withDeps(func(d *app.Deps) { d.Limiter = gatedLimiter{ratelimit.NewMemory(clock), gate} }))
 	p.signup(t, "victim@example.com", "password", "attacker's own password")
 
 	gate.arm()
@@ -319,7 +322,7 @@ func (g gatedLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit) 
 
 // gatedStore is the real store with a gate after IdentityBySubject has answered.
 type gatedStore struct {
-	fluxauth.Store
+	app.Store
 	*gate
 }
 
@@ -334,7 +337,7 @@ func (g gatedStore) IdentityBySubject(ctx context.Context, provider, subject str
 // the address is not its signer's.
 func TestIdentitySignInRacingATakeoverGetsNoSession(t *testing.T) {
 	gate := newGate()
-	p := newProviderEnv(t, withAccounts(func(a *account.Service) { a.Store = gatedStore{a.Store, gate} }))
+	p := newProviderEnv(t, withStore(gatedStore{sqlitetest.MustOpenDB(t), gate}))
 	ctx := t.Context()
 	attacker := p.signup(t, "victim@example.com", "password", "attacker's own password")
 	if err := p.Store.CreateIdentity(ctx, &fluxauth.Identity{Provider: "apple", Subject: "squatter", UserID: attacker.User.ID,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/oidc"
 	"github.com/fluxstudio/fluxauth/oidc/oidctest"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -38,11 +39,9 @@ func newProviderEnv(t *testing.T, opts ...envOption) *providerEnv {
 
 // withProviders makes google and apple the server's Google and Apple.
 func withProviders(google, apple *oidctest.Issuer) envOption {
-	return withAccounts(func(acc *account.Service) {
-		acc.Providers = map[string]*oidc.Verifier{
-			oidc.Google: oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: google.URL(), ClientIDs: []string{"web-client", oidctest.ClientID}, Clock: acc.Clock}),
-			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: apple.URL(), ClientIDs: []string{oidctest.ClientID}, Clock: acc.Clock}),
-		}
+	return withConfig(func(c *config.Config) {
+		c.GoogleIssuer, c.GoogleClientIDs = google.URL(), []string{"web-client", oidctest.ClientID}
+		c.AppleIssuer, c.AppleClientIDs = apple.URL(), []string{oidctest.ClientID}
 	})
 }
 
@@ -232,8 +231,8 @@ func TestKeyRotationAtTheIssuer(t *testing.T) {
 }
 
 func TestIDTokenSignInIsRateLimitedPerIP(t *testing.T) {
-	p := newProviderEnv(t, withAccounts(func(a *account.Service) {
-		a.Rules.IDTokenIP = ratelimit.Limit{Rate: 2, Period: time.Minute}
+	p := newProviderEnv(t, withConfig(func(c *config.Config) {
+		c.Rules.IDTokenIP = ratelimit.Limit{Rate: 2, Period: time.Minute}
 	}))
 	for i := 0; i < 2; i++ {
 		if res := p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.googleToken(t, nil)}); res.Status >= 300 {

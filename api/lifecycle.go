@@ -8,14 +8,6 @@ import (
 
 // The account lifecycle's endpoints: password reset by mail, password change, address verification.
 
-func (s *Server) lifecycleRoutes() {
-	s.mux.HandleFunc("POST /api/auth/password/forgot", s.handle(s.forgotPassword))
-	s.mux.HandleFunc("POST /api/auth/password/reset", s.handle(s.resetPassword))
-	s.mux.HandleFunc("POST /api/auth/password", s.handle(s.authed(s.changePassword)))
-	s.mux.HandleFunc("POST /api/auth/email/verify", s.handle(s.verifyEmail))
-	s.mux.HandleFunc("POST /api/auth/email/verify/resend", s.handle(s.authed(s.resendVerification)))
-}
-
 // accepted is the body of every 202: a reset request answers it whether or not an account has the
 // address.
 var accepted = map[string]string{"status": "accepted"}

@@ -3,7 +3,6 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/http"
 	"slices"
@@ -14,7 +13,8 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/app"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/mail"
 	"github.com/fluxstudio/fluxauth/mail/mailtest"
 	"github.com/fluxstudio/fluxauth/oidc/oidctest"
@@ -32,33 +32,27 @@ var testLinks = mail.Links{
 	ResetTTL: 30 * time.Minute, VerifyTTL: 48 * time.Hour,
 }
 
-// mailEnv is a server whose mails go to a capture SMTP server, through an outbox sender running
-// beside it as serve runs one.
+// mailEnv is a server whose mails go to a capture SMTP server, through the outbox sender it runs as
+// serve runs one.
 type mailEnv struct {
 	*env
 	smtp   *mailtest.Server
 	sender *mail.Sender
 }
 
-// newMailEnv starts a server with mail through smtp (a new capture server when nil), and its sender.
+// newMailEnv starts a server with mail through smtp (a new capture server when nil).
 func newMailEnv(tb testing.TB, smtp *mailtest.Server, opts ...envOption) *mailEnv {
 	tb.Helper()
-	m := newIdleMailEnv(tb, smtp, opts...)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		m.sender.Run(ctx)
-		close(done)
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	return m
+	return startMailEnv(tb, smtp, false, opts...)
 }
 
 // newIdleMailEnv is newMailEnv with a sender that sends only when the test calls its Drain.
 func newIdleMailEnv(tb testing.TB, smtp *mailtest.Server, opts ...envOption) *mailEnv {
+	tb.Helper()
+	return startMailEnv(tb, smtp, true, opts...)
+}
+
+func startMailEnv(tb testing.TB, smtp *mailtest.Server, hold bool, opts ...envOption) *mailEnv {
 	tb.Helper()
 	if smtp == nil {
 		smtp = mailtest.NewServer(tb)
@@ -67,13 +61,10 @@ func newIdleMailEnv(tb testing.TB, smtp *mailtest.Server, opts ...envOption) *ma
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sender := mail.NewSender(mail.Sender{Transport: mail.NewSMTP(settings, "FluxStudio <no-reply@fluxstudio.test>"),
-		Links: testLinks, Rand: rand.Reader, Poll: 20 * time.Millisecond})
-	e := newEnv(tb, append(opts, withAccounts(func(a *account.Service) {
-		sender.Store, sender.Clock, sender.Logger = a.Store, a.Clock, a.Logger
-		a.Mail = sender
-	}))...)
-	return &mailEnv{env: e, smtp: smtp, sender: sender}
+	e := newEnv(tb, append([]envOption{withConfig(func(c *config.Config) {
+		c.SMTP, c.MailFrom, c.Links = settings, "FluxStudio <no-reply@fluxstudio.test>", testLinks
+	}), withDeps(func(d *app.Deps) { d.MailPoll, d.HoldMail = 20*time.Millisecond, hold })}, opts...)...)
+	return &mailEnv{env: e, smtp: smtp, sender: e.App.Mail}
 }
 
 // onStores runs fn on SQLite and on PostgreSQL.
@@ -270,7 +261,7 @@ func TestConcurrentResetsWithOneTokenSucceedOnce(t *testing.T) {
 // (one outbox row, one event), and time. The sender's work comes after the answer, so it is drained
 // by hand here: on two shared cores, running beside the requests, it would be measured as noise.
 func TestForgotAnswersAlikeForKnownAndUnknownAddresses(t *testing.T) {
-	m := newIdleMailEnv(t, nil, withAccounts(func(a *account.Service) { a.Rules.ForgotIP, a.Rules.ForgotEmail = ratelimit.Limit{}, ratelimit.Limit{} }))
+	m := newIdleMailEnv(t, nil, withConfig(func(c *config.Config) { c.Rules.ForgotIP, c.Rules.ForgotEmail = ratelimit.Limit{}, ratelimit.Limit{} }))
 	m.signup(t, "known@example.com")
 	if n := m.sender.Drain(context.Background()); n != 1 {
 		t.Fatalf("the signup queued %d mails, want the verification", n)
@@ -514,7 +505,7 @@ func TestResendSendsANewerVerificationLinkThatKillsTheOlderAndIsRateLimited(t *t
 func TestRequireVerifiedEmailRefusesTheRightPasswordUntilVerified(t *testing.T) {
 	for _, required := range []bool{false, true} {
 		t.Run(fmt.Sprintf("required=%t", required), func(t *testing.T) {
-			m := newMailEnv(t, nil, withAccounts(func(a *account.Service) { a.Config.RequireVerifiedEmail = required }))
+			m := newMailEnv(t, nil, withConfig(func(c *config.Config) { c.Account.RequireVerifiedEmail = required }))
 			m.signup(t, "strict@example.com")
 			wantCode(t, "a wrong password", m.loginWith(t, "strict@example.com", "wrong password", "", "198.51.100.1"), 401, "invalid_credentials")
 			res := m.loginWith(t, "strict@example.com", ownerPassword, "", "198.51.100.1")

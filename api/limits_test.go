@@ -5,14 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/internal/testenv"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
 
 func TestSuccessfulLoginClearsTheLockoutCount(t *testing.T) {
 	lockout := ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.Rules{Lockout: lockout} }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = ratelimit.Rules{Lockout: lockout} }))
 	e.signup(t, "owner@example.com")
 	wrong := map[string]string{"email": "owner@example.com", "password": "wrong password"}
 	for i := range lockout.Burst - 1 {
@@ -34,8 +33,8 @@ func TestSuccessfulLoginClearsTheLockoutCount(t *testing.T) {
 }
 
 func TestRateLimitHeadersDescribeTheTightestLimit(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) {
-		a.Rules = ratelimit.Rules{
+	e := newEnv(t, withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{
 			LoginIPEmail: ratelimit.Limit{Rate: 3, Period: time.Minute, Burst: 3},
 			LoginIP:      ratelimit.Limit{Rate: 50, Period: time.Minute, Burst: 50},
 		}
@@ -47,14 +46,13 @@ func TestRateLimitHeadersDescribeTheTightestLimit(t *testing.T) {
 }
 
 func TestAnAddressOverItsLoginLimitCreatesNoMorePerEmailKeys(t *testing.T) {
-	limiter := ratelimit.NewMemory(testenv.NewClock(time.Now()))
-	e := newEnv(t, withAccounts(func(a *account.Service) {
-		a.Limiter = limiter
-		a.Rules = ratelimit.Rules{
+	e := newEnv(t, withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{
 			LoginIP:      ratelimit.Limit{Rate: 3, Period: time.Minute, Burst: 3},
 			LoginIPEmail: ratelimit.Limit{Rate: 5, Period: time.Minute, Burst: 5},
 		}
 	}))
+	limiter := e.Accounts.Limiter.(*ratelimit.Memory)
 	for i := range 3 {
 		e.do(t, "POST", "/api/auth/login", map[string]string{"email": fmt.Sprintf("spray%d@example.com", i), "password": "wrong password"})
 	}

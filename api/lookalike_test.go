@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 )
@@ -38,7 +37,7 @@ func TestLookalikeAddressIsTheSameAccount(t *testing.T) {
 // ID; the rate_limit_exceeded event names the account, not whichever spelling was typed.
 func TestLockoutIsKeyedOnTheAccountWhateverSpellingReachesIt(t *testing.T) {
 	lockout := config.Default().Rules.Lockout
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.Rules{Lockout: lockout} }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = ratelimit.Rules{Lockout: lockout} }))
 	kate := e.signup(t, "kate@example.com")
 	spellings := []string{"kate@example.com", "\u212Aate@example.com", "KATE@EXAMPLE.COM", "ｋａｔｅ@example.com"}
 	for i := range lockout.Burst {

@@ -2,17 +2,14 @@ package api_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
-	"github.com/fluxstudio/fluxauth/revocation"
+	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
@@ -50,9 +47,7 @@ func TestParallelRefreshesAcrossTwoInstancesLeaveOneChain(t *testing.T) {
 }
 
 func TestRevocationReachesEveryInstanceWithinTheCacheWindow(t *testing.T) {
-	a, b := twoInstances(t, withAccounts(func(acc *account.Service) {
-		acc.Revocations = revocation.NewDB(acc.Store, 500*time.Millisecond, acc.Clock)
-	}))
+	a, b := twoInstances(t, withConfig(func(c *config.Config) { c.RevocationCacheTTL = 500 * time.Millisecond }))
 	ar := a.signup(t, "everywhere@example.com")
 	if res := b.do(t, "GET", "/api/auth/me", nil, bearer(ar.AccessToken)...); res.Status != 200 {
 		t.Fatalf("instance b before: %d", res.Status) // b now caches "live"
@@ -70,11 +65,9 @@ func TestReadyzFollowsPostgreSQLDownAndBackWithoutRestart(t *testing.T) {
 	url := migratedDatabase(t)
 	proxy := testenv.NewProxy(t, "127.0.0.1:5432")
 	db := postgrestest.Open(t, proxy.URL(url))
-	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: db}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	e := newEnv(t, withStore(db))
 	status := func() int {
-		res, err := http.Get(ts.URL + "/readyz")
+		res, err := http.Get(e.URL + "/readyz")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +95,7 @@ func TestTenThousandEventsFromConcurrentRequestsAreAllKeptOnPostgreSQL(t *testin
 	if testing.Short() {
 		t.Skip("load test: skipped with -short")
 	}
-	recordTenThousand(t, newEnv(t, withStore(postgrestest.MustOpenDB(t)), withAccounts(func(a *account.Service) { a.Limiter = nil })))
+	recordTenThousand(t, newEnv(t, withStore(postgrestest.MustOpenDB(t)), withConfig(func(c *config.Config) { c.Rules = ratelimit.Rules{} })))
 }
 
 func TestDatabaseDownAnswers503AndChangesNothing(t *testing.T) {

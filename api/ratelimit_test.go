@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/internal/breaker"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
@@ -22,7 +22,7 @@ import (
 )
 
 func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = config.Default().Rules }))
 	var last *response
 	for i := 0; i < 6; i++ {
 		last = e.do(t, "POST", "/api/auth/login", map[string]string{"email": "h@example.com", "password": "wrong password"})
@@ -52,7 +52,7 @@ func TestRateLimitedAnswersCarryHeaders(t *testing.T) {
 }
 
 func TestSignupIsLimitedPerIP(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = config.Default().Rules }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = config.Default().Rules }))
 	for i := 0; i < 5; i++ {
 		e.signup(t, uuid.NewString()+"@example.com")
 	}
@@ -68,8 +68,8 @@ func TestSignupIsLimitedPerIP(t *testing.T) {
 // Fifty wrong passwords at once against one account: the lockout is taken before the password is
 // checked, so exactly the lockout's burst of them are verified and the rest are refused.
 func TestParallelWrongPasswordsGetNoMoreTriesThanTheLockout(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) {
-		a.Rules = ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
+	e := newEnv(t, withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: 15 * time.Minute, Burst: 10}}
 	}))
 	e.signup(t, "target3@example.com")
 	var wg sync.WaitGroup
@@ -124,7 +124,7 @@ func TestParallelWrongPasswordsGetNoMoreTriesThanTheLockout(t *testing.T) {
 // never lock another.
 func TestLockoutCountsPerEmailWhateverTheCaseTheIPOrWhetherTheAccountExists(t *testing.T) {
 	lockout := config.Default().Rules.Lockout
-	e := newEnv(t, withAccounts(func(a *account.Service) { a.Rules = ratelimit.Rules{Lockout: lockout} }))
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = ratelimit.Rules{Lockout: lockout} }))
 	e.signup(t, "known@example.com")
 	for _, email := range []string{"known@example.com", "nobody@example.com"} {
 		variants := []string{email, strings.ToUpper(email), strings.ToUpper(email[:1]) + email[1:]}
@@ -147,19 +147,12 @@ func TestLockoutCountsPerEmailWhateverTheCaseTheIPOrWhetherTheAccountExists(t *t
 }
 
 func TestTwoInstancesSharingRedisEnforceOneLimit(t *testing.T) {
-	opts, err := redis.ParseURL(testenv.RedisURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	prefix := "fluxauth-test:" + uuid.NewString() + ":"
-	shared := func(a *account.Service) {
-		rdb := redis.NewClient(opts)
-		t.Cleanup(func() { rdb.Close() })
-		a.Limiter = ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: prefix, Timeout: time.Second})
-		a.Rules = ratelimit.Rules{LoginIPEmail: ratelimit.Limit{Rate: 5, Period: time.Minute}}
-	}
-	a := newEnv(t, withAccounts(shared))
-	b := newEnv(t, withAccounts(shared))
+	shared := []envOption{withRedis(testenv.RedisURL(t), prefix), withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{LoginIPEmail: ratelimit.Limit{Rate: 5, Period: time.Minute}}
+	})}
+	a := newEnv(t, shared...)
+	b := newEnv(t, shared...)
 	limited := 0
 	for i := 0; i < 10; i++ {
 		e := a
@@ -185,24 +178,8 @@ func TestReadyzReportsRedisDegradedButStaysReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := testenv.NewProxy(t, target.Addr)
-	opts, err := redis.ParseURL(proxy.URL(redisURL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
 	clock := testenv.NewClock(time.Now())
-	fallback := ratelimit.NewFallback(
-		ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: "fluxauth-test:" + uuid.NewString() + ":", Timeout: time.Second}),
-		ratelimit.NewMemory(clock), breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: clock}))
-	// The same answer serve gives from its fallback.
-	degraded := func() []string {
-		if fallback.Degraded() {
-			return []string{"redis"}
-		}
-		return nil
-	}
-	e := newEnv(t, withClock(clock), withAccounts(func(a *account.Service) { a.Limiter = fallback }), withDegraded(degraded))
+	e := newEnv(t, withClock(clock), withRedis(proxy.URL(redisURL), "fluxauth-test:"+uuid.NewString()+":"))
 
 	login := func(when string) {
 		t.Helper()
@@ -274,9 +251,10 @@ func TestRefreshAndLoginDecideTheirLimitsInOneRedisRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := "fluxauth-test:" + uuid.NewString() + ":"
-	e := newEnv(t, withAccounts(func(a *account.Service) {
-		a.Limiter = ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: prefix, Timeout: time.Second})
-		a.Rules = ratelimit.Rules{
+	e := newEnv(t, withDeps(func(d *app.Deps) {
+		d.Limiter = ratelimit.NewRedis(rdb, ratelimit.RedisConfig{Prefix: prefix, Timeout: time.Second})
+	}), withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{
 			RefreshIP: ratelimit.Limit{Rate: 1000, Period: time.Minute}, RefreshSession: ratelimit.Limit{Rate: 1000, Period: time.Minute},
 			LoginIP: ratelimit.Limit{Rate: 1000, Period: time.Minute}, LoginIPEmail: ratelimit.Limit{Rate: 1000, Period: time.Minute},
 			Lockout: ratelimit.Limit{Rate: 1, Period: time.Minute, Burst: 10},

@@ -5,24 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/api"
-	"github.com/fluxstudio/fluxauth/internal/testserver"
+	"github.com/fluxstudio/fluxauth/app"
+	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 // faultyStore fails UserByEmail the way a broken database or a bug would, by email.
-type faultyStore struct{ fluxauth.Store }
+type faultyStore struct{ app.Store }
 
 func (s faultyStore) UserByEmail(ctx context.Context, email string) (*fluxauth.User, error) {
 	switch email {
@@ -36,24 +34,16 @@ func (s faultyStore) UserByEmail(ctx context.Context, email string) (*fluxauth.U
 
 // reportingServer serves the API over a faultyStore with JSON logs, the login lockout at 1/1h:1, and
 // the 429 hook recording the client IPs it is told.
-func reportingServer(t *testing.T) (url string, logs *syncBuffer, limited func() []string) {
+func reportingServer(t *testing.T) (url string, logs *testenv.Buffer, limited func() []string) {
 	t.Helper()
-	store := faultyStore{sqlitetest.MustOpenDB(t)}
-	logs = &syncBuffer{}
-	logger := slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, nil)))
-	acc, _ := testserver.NewAccounts(t, store, testserver.Options{Logger: logger,
-		Rules: &ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 1}}})
-	proxies, err := api.ParseProxyList("127.0.0.1/32")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mu sync.Mutex
 	var ips []string
-	srv := &api.Server{Logger: logger, DB: store, Accounts: acc, TrustedProxies: proxies,
-		RateLimited: func(ip string) { mu.Lock(); ips = append(ips, ip); mu.Unlock() }}
-	ts := httptest.NewServer(srv.Handler())
-	t.Cleanup(ts.Close)
-	return ts.URL, logs, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), ips...) }
+	e := newEnv(t, withStore(faultyStore{sqlitetest.MustOpenDB(t)}), withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 1}}
+	}), withDeps(func(d *app.Deps) {
+		d.RateLimited = func(ip string) { mu.Lock(); ips = append(ips, ip); mu.Unlock() }
+	}))
+	return e.URL, e.Logs, func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), ips...) }
 }
 
 func post(t *testing.T, url, body string, headers ...string) int {
@@ -75,7 +65,7 @@ func post(t *testing.T, url, body string, headers ...string) int {
 }
 
 // errorRecords returns the error-level log records.
-func errorRecords(t *testing.T, logs *syncBuffer) []map[string]any {
+func errorRecords(t *testing.T, logs *testenv.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(logs.String()))
@@ -140,8 +130,8 @@ func TestEvery429IsReportedWithTheClientIP(t *testing.T) {
 // Each login the lockout refuses is a failed_login (reason locked_out), so the failed-login alerts
 // count them: under the default lockout an account gets only 10 password checks per 15 minutes.
 func TestLockoutRefusalsAreFailedLogins(t *testing.T) {
-	e := newEnv(t, withAccounts(func(a *account.Service) {
-		a.Rules = ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 2}}
+	e := newEnv(t, withConfig(func(c *config.Config) {
+		c.Rules = ratelimit.Rules{Lockout: ratelimit.Limit{Rate: 1, Period: time.Hour, Burst: 2}}
 	}))
 	u := e.signup(t, "ann@example.com")
 	for range 5 {

@@ -9,13 +9,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/internal/breaker"
+	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
-	"github.com/fluxstudio/fluxauth/revocation"
 	"github.com/fluxstudio/fluxauth/sqlite"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 	"github.com/fluxstudio/fluxauth/token"
@@ -23,29 +20,18 @@ import (
 
 // withRedisRevocations makes an instance check revocations as serve does with Redis: Redis in front
 // of the database behind a 500ms cache.
-func withRedisRevocations(tb testing.TB, url, prefix string) envOption {
-	tb.Helper()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		tb.Fatal(err)
+func withRedisRevocations(url, prefix string) envOption {
+	return func(e *envConfig) {
+		withRedis(url, prefix)(e)
+		e.cfg.RevocationCacheTTL = 500 * time.Millisecond
 	}
-	opts.ContextTimeoutEnabled = true
-	opts.DialerRetries = 1
-	rdb := redis.NewClient(opts)
-	tb.Cleanup(func() { rdb.Close() })
-	return withAccounts(func(acc *account.Service) {
-		acc.Revocations = revocation.NewRedis(rdb, revocation.NewDB(acc.Store, 500*time.Millisecond, acc.Clock), revocation.RedisConfig{
-			Prefix: prefix, Window: acc.Tokens.TTL() + token.MaxLeeway, Clock: acc.Clock,
-			Breaker: breaker.New(breaker.Config{Name: "redis", Timeout: time.Second, Clock: acc.Clock}),
-		})
-	})
 }
 
 // redisInstances are two instances on one PostgreSQL database and one private Redis that Redis is
 // believed for: the first check found no sentinel, as on a first deployment, and its window passed.
 func redisInstances(t *testing.T, srv *testenv.RedisServer) (*env, *env) {
 	t.Helper()
-	a, b := twoInstances(t, withRedisRevocations(t, srv.URL(), "fluxauth-test:"+uuid.NewString()+":"))
+	a, b := twoInstances(t, withRedisRevocations(srv.URL(), "fluxauth-test:"+uuid.NewString()+":"))
 	first := a.signup(t, "first-"+uuid.NewString()+"@example.com")
 	if res := a.do(t, "GET", "/api/auth/me", nil, bearer(first.AccessToken)...); res.Status != 200 {
 		t.Fatalf("me: %d %s", res.Status, res.Body)
@@ -106,9 +92,9 @@ func hs256(tb testing.TB, clock fluxauth.Clock) *token.Issuer {
 
 func withHS256(tb testing.TB) envOption {
 	tb.Helper()
-	return withAccounts(func(acc *account.Service) {
-		acc.Tokens = hs256(tb, acc.Clock)
-		acc.Config.CheckSessionOwner = true // as serve sets it for HS256
+	return withConfig(func(c *config.Config) {
+		c.JWTAlg, c.JWTSecret = "HS256", string(legacySecret)
+		c.Account.CheckSessionOwner = true // as config derives it for HS256
 	})
 }
 
@@ -173,7 +159,7 @@ func (s *countingStore) SessionRevoked(ctx context.Context, sessionID string) (b
 // its one read is the user itself.
 func TestMeReadsNoSessionOnceTheOwnerIsCached(t *testing.T) {
 	store := &countingStore{DB: sqlitetest.MustOpenDB(t)}
-	e := newEnv(t, withStore(store), withHS256(t), withRedisRevocations(t, testenv.RedisURL(t), "fluxauth-test:"+uuid.NewString()+":"))
+	e := newEnv(t, withStore(store), withHS256(t), withRedisRevocations(testenv.RedisURL(t), "fluxauth-test:"+uuid.NewString()+":"))
 	first := e.signup(t, "first@example.com")
 	e.do(t, "GET", "/api/auth/me", nil, bearer(first.AccessToken)...) // finds no sentinel: Redis is new
 	e.Clock.Advance(e.Accounts.Tokens.TTL() + token.MaxLeeway + time.Second)

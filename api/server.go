@@ -18,6 +18,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/feed"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 )
 
 // MaxBodyBytes is the largest request body accepted; larger ones get 413 request_too_large.
@@ -28,34 +29,33 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Server holds what the handlers need. Every field is set by the caller (cmd/fluxauth or a test).
+// Server holds what the handlers need. Package app builds it; every field not marked "when set" is
+// required.
 type Server struct {
 	Logger *slog.Logger
 	// DB is pinged by /readyz.
 	DB Pinger
-	// Accounts is the auth rules; nil disables the /api/auth routes (used by foundation tests).
+	// Accounts is the auth rules.
 	Accounts *account.Service
-	// Admin serves the admin API; nil disables it.
+	// Admin is what the admin API reads.
 	Admin AdminStore
-	// Feed serves the admin API's live stream; nil disables the stream. Close it when the server
-	// shuts down (http.Server.RegisterOnShutdown), or streams hold the drain until its deadline.
+	// Feed serves the admin API's live stream. Close it when the server shuts down (http.Server.RegisterOnShutdown), or streams hold the drain until its deadline.
 	Feed *feed.Hub
 	// Heartbeat is how often an idle stream sends a comment; zero means DefaultHeartbeat.
 	Heartbeat time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
-	TrustedProxies *ProxyList
+	TrustedProxies *netaddr.ProxyList
 	// Metrics, when set, are fed by every request; InternalHandler serves them, never this server.
 	Metrics *Metrics
 	// Degraded, when set, lists dependencies that are degraded but not fatal (e.g. Redis); /readyz
 	// reports them and stays 200.
 	Degraded func() []string
-	// CORSOrigins are the exact origins (ParseOrigins) whose pages may call the API; none by default.
+	// CORSOrigins are the exact origins (netaddr.ParseOrigins) whose pages may call the API; none by default.
 	CORSOrigins []string
 	// RateLimited, when set, is told the client IP of every 429 answered (the rate-limit alert
 	// counts them). It must not block.
 	RateLimited func(ip string)
-	// Dashboard, when set, serves the security dashboard's page at /admin/ (dashboard.Handler); the
-	// page signs in and reads everything through the API like any client.
+	// Dashboard serves the security dashboard's page at /admin/ (dashboard.Handler); the page signs in and reads everything through the API like any client.
 	Dashboard http.Handler
 
 	mux *http.ServeMux
@@ -75,15 +75,8 @@ func (s *Server) handle(fn handlerFunc) http.HandlerFunc {
 // Handler returns the complete HTTP handler with every middleware applied.
 func (s *Server) Handler() http.Handler {
 	s.mux = http.NewServeMux()
-	s.mux.HandleFunc("GET /healthz", s.handle(s.healthz))
-	s.mux.HandleFunc("GET /readyz", s.handle(s.readyz))
-	s.routes()
-	s.adminRoutes()
-	if s.Dashboard != nil {
-		s.mux.Handle("GET /admin/", http.StripPrefix("/admin", s.Dashboard))
-		s.mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
-	}
-	s.mux.HandleFunc("/", s.handle(s.unmatched))
+	s.register(s.mux, false)
+	s.mux.HandleFunc("/", s.handle(s.unmatched)) // what no route takes: 404 or 405 (unmatched)
 	return s.withRequestID(s.withBrowserDefaults(s.withAccessLog(s.withRecover(s.withCORS(
 		s.withBodyLimit(s.withLimitReport(s.withMetrics(s.mux))))))))
 }

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/app"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
 func TestErrorsUseTheStandardBody(t *testing.T) {
@@ -117,15 +117,13 @@ func TestRequestIDIsEchoedOrGeneratedAndLogged(t *testing.T) {
 }
 
 func TestPanicBecomesInternalWithoutLeakingItsText(t *testing.T) {
-	logs := &syncBuffer{}
 	var calls atomic.Int32
-	srv := &api.Server{Logger: slog.New(api.NewLogHandler(slog.NewJSONHandler(logs, nil))), DB: pingFunc(func(context.Context) error {
+	e := newEnv(t, withStore(pingStore{sqlitetest.MustOpenDB(t), func(context.Context) error {
 		calls.Add(1)
 		panic("secret-panic-detail")
-	})}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
-	res, err := http.Get(ts.URL + "/readyz")
+	}}))
+	logs := e.Logs
+	res, err := http.Get(e.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,28 +151,30 @@ func TestHealthzAndReadyz(t *testing.T) {
 
 func TestReadyzIs503WhenTheDatabaseFails(t *testing.T) {
 	var down atomic.Bool
-	srv := &api.Server{Logger: slog.New(slog.NewTextHandler(&syncBuffer{}, nil)), DB: pingFunc(func(context.Context) error {
+	e := newEnv(t, withStore(pingStore{sqlitetest.MustOpenDB(t), func(context.Context) error {
 		if down.Load() {
 			return errors.New("dial tcp: connection refused")
 		}
 		return nil
-	})}
-	ts := httptest.NewServer(srv.Handler())
-	defer ts.Close()
+	}}))
 	down.Store(true)
-	res, _ := http.Get(ts.URL + "/readyz")
+	res, _ := http.Get(e.URL + "/readyz")
 	body := readAll(t, res)
 	if res.StatusCode != 503 || !strings.Contains(body, "database_unavailable") || strings.Contains(body, "connection refused") {
 		t.Fatalf("got %d %s", res.StatusCode, body)
 	}
 	down.Store(false)
-	res, _ = http.Get(ts.URL + "/readyz")
+	res, _ = http.Get(e.URL + "/readyz")
 	if res.StatusCode != 200 {
 		t.Fatalf("did not recover: %d", res.StatusCode)
 	}
 	res.Body.Close()
 }
 
-type pingFunc func(context.Context) error
+// pingStore is a store whose Ping is ping: the database as /readyz sees it.
+type pingStore struct {
+	app.Store
+	ping func(context.Context) error
+}
 
-func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+func (s pingStore) Ping(ctx context.Context) error { return s.ping(ctx) }

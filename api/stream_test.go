@@ -260,7 +260,7 @@ func serveWith(t *testing.T, e *env, srv *http.Server) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Handler = e.server.Config.Handler
+	srv.Handler = e.App.Handler()
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String()
@@ -284,17 +284,12 @@ func TestStreamOutlivesTheServersReadAndWriteTimeouts(t *testing.T) {
 func TestShutdownEndsOpenStreamsPromptly(t *testing.T) {
 	e := newEnv(t)
 	boss := e.admin(t, "shutdown-boss@example.com")
-	srv := &http.Server{}
-	srv.RegisterOnShutdown(e.Hub.Close) // as serve does
-	base := serveWith(t, e, srv)
 	streams := make([]*sseStream, 5)
 	for i := range streams {
-		streams[i] = openStreamAt(t, base, boss.AccessToken, "")
+		streams[i] = openStreamAt(t, e.URL, boss.AccessToken, "")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	start := time.Now()
-	if err := srv.Shutdown(ctx); err != nil {
+	if err := e.App.Shutdown(); err != nil {
 		t.Fatalf("shutdown waited for the streams: %v", err)
 	}
 	if took := time.Since(start); took > time.Second {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/cleanup"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/internal/testserver"
@@ -25,10 +26,7 @@ import (
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-type store interface {
-	fluxauth.Store
-	fluxauth.CleanupStore
-}
+type store interface{ app.Store }
 
 // backend is a store under test and a way to write many rows fast: the Store interface inserts one
 // token at a time, which would make seeding 100,000 rows the slowest part of the test.
@@ -279,8 +277,9 @@ func TestCleanupKeepsEveryLinkOfALiveSession(t *testing.T) {
 			s := open(t).store
 			ctx := context.Background()
 			clock := testenv.NewClock(time.Now().Add(-40 * 24 * time.Hour))
-			accounts, _ := testserver.NewAccounts(t, s, testserver.Options{Clock: clock})
-			accounts.Config.RefreshTTL = tokenRetention // a week, as retention: the early links expire in the window
+			cfg := testserver.Config(t)
+			cfg.Account.RefreshTTL = tokenRetention // a week, as retention: the early links expire in the window
+			accounts := testserver.Start(t, cfg, app.Deps{Store: s, Clock: clock}).Accounts
 			dev := account.Device{Fingerprint: "fp-laptop", IP: "192.0.2.10", UserAgent: "FluxStudio/3.1"}
 			signup := func(email string) *account.Result {
 				t.Helper()

@@ -88,7 +88,7 @@ func GenerateKeySet(clock fluxauth.Clock, r io.Reader) (*KeySet, error) {
 
 // Reload re-reads the key file and reports whether its contents changed. On error the set keeps the
 // keys it had, so a half-deployed or unreadable file never takes signing down. serve calls it on a
-// short timer (keyReloadEvery in cmd/fluxauth) so that every instance starts signing with a
+// short timer (keyReloadEvery in package app) so that every instance starts signing with a
 // rotated-in key within seconds; verification does not wait for that, because a token with an
 // unknown kid triggers a rate-limited reload on its own. Reload of an in-memory set does nothing.
 func (ks *KeySet) Reload() (changed bool, err error) {

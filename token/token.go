@@ -10,8 +10,8 @@
 // leeway, when the next rotation prunes them.
 //
 // Picking up a rotation without a restart takes two mechanisms, because a rotated file reaches
-// instances at different moments. The service calls KeySet.Reload periodically (cmd/fluxauth's serve
-// every 10 s), so every instance soon signs with the new key. Until an instance has reloaded, a token signed by one
+// instances at different moments. The service calls KeySet.Reload periodically (package app's
+// signing-key reload, every 10 s), so every instance soon signs with the new key. Until an instance has reloaded, a token signed by one
 // that already has would carry an unknown kid; rather than reject it, verification re-reads the file,
 // at most once per UnknownKIDReloadInterval, so made-up kids cannot turn requests into disk reads.
 // Verifiers outside fluxauth fetch the JWKS; rotation makes the new key current at once, so they must

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/alert/alerttest"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
 
 // serve wires Sentry and the webhook as configured: a reused refresh token and a burst of failed
@@ -21,7 +22,7 @@ func TestServeSendsAlertsToSentryAndTheWebhook(t *testing.T) {
 	ingest := alerttest.NewSentry(t)
 	rx := alerttest.NewWebhook(t, 0)
 	hook, _ := rx.URL()
-	internal := freeAddr(t)
+	internal := testenv.FreeAddr(t)
 	cmd, url, logs := startServe(t, t.TempDir(), "FLUXAUTH_SENTRY_DSN="+ingest.DSN(), "FLUXAUTH_ALERT_WEBHOOK_URL="+hook,
 		"FLUXAUTH_REFRESH_GRACE=0s", "FLUXAUTH_ALERT_FAILED_LOGINS=3/1m", "FLUXAUTH_INTERNAL_ADDR="+internal)
 	post := func(path, body string) (int, map[string]any) {

@@ -5,19 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/cleanup"
-	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/app"
 )
-
-func newCleanupJob(cfg *config.Config, db database, logger *slog.Logger) *cleanup.Job {
-	return &cleanup.Job{
-		Store: db, TokenRetention: cfg.TokenRetention, EventRetention: cfg.EventRetention,
-		Batch: cfg.CleanupBatch, Clock: fluxauth.SystemClock{}, Logger: logger,
-	}
-}
 
 func cmdCleanup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var dryRun bool
@@ -32,7 +23,7 @@ func cmdCleanup(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer db.Close()
-	rep, err := newCleanupJob(cfg, db, newLogger(cfg, stderr, nil)).Run(ctx, dryRun)
+	rep, err := app.CleanupJob(cfg, db, fluxauth.SystemClock{}, app.NewLogger(cfg, stderr, nil)).Run(ctx, dryRun)
 	if err != nil {
 		return err
 	}

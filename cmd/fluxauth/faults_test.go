@@ -34,6 +34,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	_ "modernc.org/sqlite"
 
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/internal/loadtest"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
@@ -67,7 +68,7 @@ func faultEnv(dir string, extra ...string) []string {
 type instance struct {
 	cmd  *exec.Cmd
 	url  string
-	logs *lockedLog
+	logs *testenv.Buffer
 }
 
 func startInstance(tb testing.TB, env ...string) *instance {
@@ -526,7 +527,7 @@ func TestFaultRedisPartitionUnderLoad(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	rs := testenv.StartRedis(t)
 	presetRedisTrust(t, rs.URL())
-	internal := freeAddr(t)
+	internal := testenv.FreeAddr(t)
 	in := startInstance(t, faultEnv(t.TempDir(), "FLUXAUTH_DATABASE_URL="+pg.URL(), "FLUXAUTH_REDIS_URL="+rs.URL(),
 		"FLUXAUTH_INTERNAL_ADDR="+internal)...)
 	users := setupUsers(t, in.url)
@@ -858,8 +859,8 @@ func TestFaultSIGTERMPastTheShutdownTimeout(t *testing.T) {
 		in, proxy, sent := queue(t, url, n)
 		err, took := waitExit(t, in, sent)
 		proxy.Stop() // what it held never reaches the database
-		// The exit may take closeBound more: the database's connections are left closing.
-		if err == nil || took > timeout+closeBound+exitSlack {
+		// The exit may take app.CloseBound more: the database's connections are left closing.
+		if err == nil || took > timeout+app.CloseBound+exitSlack {
 			t.Fatalf("exit %v %v after SIGTERM; want non-zero within %v:\n%s", err, took.Round(time.Millisecond), timeout, in.logs)
 		}
 		m := regexp.MustCompile(`msg="audit: security events not written before the shutdown deadline" events=(\d+)`).FindStringSubmatch(in.logs.String())

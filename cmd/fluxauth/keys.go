@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
@@ -28,7 +29,7 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 	// Retired keys stay as long as the issuer serve builds from this configuration can still accept a
 	// token they signed: building it here keeps that rule in one place (Issuer.KeyRetention).
 	clock := fluxauth.SystemClock{}
-	issuer, _, err := newIssuer(cfg, clock)
+	issuer, _, err := app.LoadIssuer(cfg, clock, rand.Reader)
 	if err != nil {
 		return err
 	}

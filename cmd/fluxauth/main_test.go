@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 )
 
@@ -114,22 +114,11 @@ func TestBadConfigurationExitsWithinASecond(t *testing.T) {
 	}
 }
 
-// freeAddr returns a loopback address nobody listens on.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startServe runs "fluxauth serve" in dir and waits until /healthz answers. Its log may be read
 // while it runs.
-func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *lockedLog) {
+func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *testenv.Buffer) {
 	tb.Helper()
-	addr := freeAddr(tb)
+	addr := testenv.FreeAddr(tb)
 	listen := addr
 	for _, kv := range env { // a test's own FLUXAUTH_ADDR wins; it is reached through loopback
 		if v, ok := strings.CutPrefix(kv, "FLUXAUTH_ADDR="); ok {
@@ -139,7 +128,7 @@ func startServe(tb testing.TB, dir string, env ...string) (*exec.Cmd, string, *l
 	cmd := exec.Command(binary, "serve")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append([]string{"FLUXAUTH_ADDR=" + listen}, env...)...)
-	logs := &lockedLog{}
+	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -209,7 +198,7 @@ func TestServeStartsWithNoConfigurationAndShutsDownGracefully(t *testing.T) {
 // serve's own wiring of readiness to the rate limiter's Redis fallback: with Redis unreachable,
 // requests are still answered (limited per instance) and /readyz says "degraded" with 200.
 func TestServeReportsUnreachableRedisAsDegradedButStaysReady(t *testing.T) {
-	_, url, logs := startServe(t, t.TempDir(), "FLUXAUTH_REDIS_URL=redis://"+freeAddr(t)+"/0")
+	_, url, logs := startServe(t, t.TempDir(), "FLUXAUTH_REDIS_URL=redis://"+testenv.FreeAddr(t)+"/0")
 	res, err := http.Post(url+"/api/auth/login", "application/json",
 		strings.NewReader(`{"email":"nobody@example.com","password":"wrong password"}`))
 	if err != nil {
@@ -241,7 +230,7 @@ func TestServeReportsUnreachableRedisAsDegradedButStaysReady(t *testing.T) {
 func TestServeServesMetricsAndProfilesOnTheInternalListenerOnly(t *testing.T) {
 	for _, variable := range []string{"FLUXAUTH_INTERNAL_ADDR", "FLUXAUTH_DEBUG_ADDR"} {
 		t.Run(variable, func(t *testing.T) {
-			internal := "http://" + freeAddr(t)
+			internal := "http://" + testenv.FreeAddr(t)
 			cmd, url, logs := startServe(t, t.TempDir(), variable+"="+strings.TrimPrefix(internal, "http://"))
 			get := func(u string) (int, string) {
 				t.Helper()
@@ -477,7 +466,7 @@ func TestAccessTokensSurviveARestartOnAnotherAddressWithTheDefaultIssuer(t *test
 		t.Fatalf("a loopback listener was warned about its issuer:\n%s", logs)
 	}
 	// Listening on every interface now, on another port.
-	cmd, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(freeAddr(t), ":")[1])
+	cmd, url, logs = startServe(t, dir, "FLUXAUTH_ADDR=0.0.0.0:"+strings.Split(testenv.FreeAddr(t), ":")[1])
 	if me := get(t, url+"/api/auth/me", access); !strings.Contains(me, "restart@example.com") {
 		t.Fatalf("the token died with the restart: %s", me)
 	}

@@ -4,7 +4,7 @@
 // production defaults take them from Default.
 //
 // It never reads the process environment: cmd/fluxauth looks values up in its flags and environment
-// and hands them to Load, then gives each component the plain fields it needs.
+// and hands them to Load, and package app gives each component the plain fields it needs.
 package config
 
 import (
@@ -21,7 +21,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/alert"
-	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
 	"github.com/fluxstudio/fluxauth/mail"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
@@ -45,7 +45,7 @@ type Config struct {
 	JWTAlg          string
 	JWTSecret       string
 	SigningKeys     string
-	TrustedProxies  *api.ProxyList
+	TrustedProxies  *netaddr.ProxyList
 	Password        password.Params
 	HashWorkers     int
 	ShutdownTimeout time.Duration
@@ -216,12 +216,12 @@ var settings = []Setting{
 		return nil
 	}},
 	{Env: "FLUXAUTH_TRUSTED_PROXIES", Help: "comma-separated CIDRs of proxies whose X-Forwarded-For is believed", parse: func(c *Config, v string) error {
-		pl, err := api.ParseProxyList(v)
+		pl, err := netaddr.ParseProxyList(v)
 		c.TrustedProxies = pl
 		return err
 	}},
 	{Env: "FLUXAUTH_CORS_ORIGINS", Help: "comma-separated exact origins (https://app.example.com) whose pages may call the API; empty answers no CORS request", parse: func(c *Config, v string) error {
-		origins, err := api.ParseOrigins(v)
+		origins, err := netaddr.ParseOrigins(v)
 		c.CORSOrigins = origins
 		return err
 	}},

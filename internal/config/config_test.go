@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -208,5 +209,19 @@ func TestAlertSettingsAreCheckedAndTheWebhookURLIsNeverEchoed(t *testing.T) {
 	if c.SentryDSN != "https://abc123@o1.ingest.sentry.io/42" || c.SentryEnvironment != "production" || !c.Alerts.FailedLogins.IsZero() ||
 		c.Alerts.RateLimited.String() != "1000/1h" || c.AlertWebhookURL != "https://hooks.example.com/services/T0KEN" {
 		t.Fatalf("loaded %+v", c)
+	}
+}
+
+// The configuration is read before any server exists and knows nothing of HTTP: neither it nor
+// anything it imports is the api package (trusted proxies and CORS origins come from netaddr).
+func TestConfigDoesNotDependOnTheHTTPPackage(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == "github.com/fluxstudio/fluxauth/api" {
+			t.Fatalf("internal/config depends on %s", dep)
+		}
 	}
 }

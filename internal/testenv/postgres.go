@@ -101,12 +101,11 @@ func versionOf(binDir string) int {
 
 func freePort(tb testing.TB) int {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := net.ResolveTCPAddr("tcp", FreeAddr(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return addr.Port
 }
 
 func (p *PostgresServer) data() string { return filepath.Join(p.dir, "data") }

@@ -8,6 +8,7 @@
 package testenv
 
 import (
+	"net"
 	"os"
 	"testing"
 )
@@ -38,4 +39,15 @@ func need(tb testing.TB, name, what string) string {
 	}
 	tb.Skipf("%s tests skipped: set %s (e.g. postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable or redis://127.0.0.1:6379/0)", what, name)
 	return ""
+}
+
+// FreeAddr returns a loopback address nobody listens on.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

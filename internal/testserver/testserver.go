@@ -1,78 +1,90 @@
-// Package testserver assembles fluxauth's account service for tests and benchmarks the way
-// "fluxauth serve" does, so every test package builds it one way.
+// Package testserver starts fluxauth for tests and benchmarks through package app, the way
+// "fluxauth serve" builds it, so every test runs the wiring production runs. Only what tests need
+// differs, and only through the configuration and app.Deps: cheap hashing, a fake clock, a fresh
+// SQLite database, in-memory keys.
 package testserver
 
 import (
 	"context"
 	"crypto/rand"
 	"io"
-	"log/slog"
 	"testing"
 	"time"
 
-	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/account"
-	"github.com/fluxstudio/fluxauth/audit"
+	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/internal/config"
+	"github.com/fluxstudio/fluxauth/internal/netaddr"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
-	"github.com/fluxstudio/fluxauth/revocation"
+	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 	"github.com/fluxstudio/fluxauth/token"
 )
 
 // CheapHashing are argon2id parameters that make tests fast; production uses config.Default().Password.
 var CheapHashing = password.Params{Memory: 1024, Time: 1, Threads: 1}
 
-// Options configure NewAccounts; zero fields take the defaults named.
-type Options struct {
-	Clock   fluxauth.Clock      // fluxauth.SystemClock
-	Keys    *token.KeySet       // a fresh in-memory key
-	Logger  *slog.Logger        // discards
-	Hashing password.Params     // CheapHashing
-	Flush   time.Duration       // the audit recorder's flush interval: 10ms
-	Rules   *ratelimit.Rules    // no limits (the in-memory limiter is installed either way)
-	Revoke  account.Revocations // the database, uncached
-}
-
-// NewAccounts returns an account service on store with its audit recorder, which is closed (and
-// drained) when tb ends.
-func NewAccounts(tb testing.TB, store fluxauth.Store, o Options) (*account.Service, *audit.Recorder) {
+// Config returns the configuration test servers start from: production's defaults, but for cheap
+// password hashing, no rate limits, no revocation cache, no daily cleanup (tests run the job
+// themselves), a loopback address of the system's choosing, the issuer http://fluxauth.test, and
+// loopback trusted as a proxy: tests speak for other clients through X-Forwarded-For, as a load
+// balancer on loopback would.
+func Config(tb testing.TB) *config.Config {
 	tb.Helper()
-	if o.Clock == nil {
-		o.Clock = fluxauth.SystemClock{}
-	}
-	if o.Keys == nil {
-		ks, err := token.GenerateKeySet(o.Clock, rand.Reader)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		o.Keys = ks
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.Hashing == (password.Params{}) {
-		o.Hashing = CheapHashing
-	}
-	if o.Flush == 0 {
-		o.Flush = 10 * time.Millisecond
-	}
-	if o.Rules == nil {
-		o.Rules = &ratelimit.Rules{}
-	}
-	if o.Revoke == nil {
-		o.Revoke = revocation.NewDB(store, 0, o.Clock)
-	}
-	issuer, err := token.NewIssuer(token.Config{Issuer: "http://fluxauth.test", Audience: "fluxstudio", Keys: o.Keys, Clock: o.Clock})
+	cfg := config.Default()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Issuer = "http://fluxauth.test"
+	cfg.Password = CheapHashing
+	cfg.Rules = ratelimit.Rules{}
+	cfg.RevocationCacheTTL = 0
+	cfg.CleanupAt = "off"
+	proxies, err := netaddr.ParseProxyList("127.0.0.1/32, ::1/128")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	recorder := audit.New(store, o.Logger, audit.Config{FlushInterval: o.Flush})
-	tb.Cleanup(func() { recorder.Close(context.Background()) })
-	admin, _ := store.(fluxauth.AdminStore) // every backend is one; the admin API needs it
-	return &account.Service{
-		Store: store, Admin: admin, Passwords: password.New(o.Hashing, 0, rand.Reader), Tokens: issuer, Refreshes: o.Keys.RefreshMinter(), Devices: o.Keys.DeviceMinter(),
-		Revocations: o.Revoke, Events: recorder, Clock: o.Clock, Rand: rand.Reader, Logger: o.Logger,
-		Config: config.Default().Account, Limiter: ratelimit.NewMemory(o.Clock), Rules: *o.Rules,
-	}, recorder
+	cfg.TrustedProxies = proxies
+	return cfg
+}
+
+// Start builds the service from cfg and deps with app.New, runs it until tb ends and returns it. It
+// fails tb when New fails, or when the service stops with an error (a failed goroutine, an unclean
+// shutdown). Zero deps fields take test defaults: a fake clock at the current time, a fresh SQLite
+// database, a fresh in-memory key set, the log discarded, and the audit recorder flushing every 10ms.
+func Start(tb testing.TB, cfg *config.Config, deps app.Deps) *app.App {
+	tb.Helper()
+	if deps.Clock == nil {
+		deps.Clock = testenv.NewClock(time.Now())
+	}
+	if deps.Rand == nil {
+		deps.Rand = rand.Reader
+	}
+	if deps.LogOutput == nil {
+		deps.LogOutput = io.Discard
+	}
+	if deps.Store == nil {
+		deps.Store = sqlitetest.MustOpenDB(tb)
+	}
+	if deps.Keys == nil {
+		ks, err := token.GenerateKeySet(deps.Clock, deps.Rand)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		deps.Keys = ks
+	}
+	if deps.Audit.FlushInterval == 0 {
+		deps.Audit.FlushInterval = 10 * time.Millisecond
+	}
+	a, err := app.New(context.Background(), cfg, deps)
+	if err != nil {
+		tb.Fatalf("app.New: %v", err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.Run(context.Background()) }()
+	tb.Cleanup(func() {
+		if err := a.Shutdown(); err != nil {
+			tb.Errorf("the service stopped with an error: %v", err)
+		}
+		<-stopped
+	})
+	return a
 }

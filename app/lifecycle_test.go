@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -7,35 +7,18 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
-
-// lockedLog is a log destination serve's goroutines and the test share.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // newTestLifecycle is a lifecycle serving an empty handler on loopback, whose shutdown closes the
 // server; shutdownRan reports whether it did.
-func newTestLifecycle(t *testing.T, ctx context.Context) (lc *lifecycle, addr string, logs *lockedLog, shutdownRan *atomic.Bool) {
+func newTestLifecycle(t *testing.T, ctx context.Context) (lc *lifecycle, addr string, logs *testenv.Buffer, shutdownRan *atomic.Bool) {
 	t.Helper()
-	logs = &lockedLog{}
+	logs = &testenv.Buffer{}
 	lc = newLifecycle(ctx, slog.New(slog.NewTextHandler(logs, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -59,7 +42,7 @@ func waitWithin(t *testing.T, lc *lifecycle, d time.Duration) error {
 	case err := <-done:
 		return err
 	case <-time.After(d):
-		t.Fatalf("serve's goroutines did not all return within %v", d)
+		t.Fatalf("the lifecycle's goroutines did not all return within %v", d)
 		return nil
 	}
 }
@@ -79,7 +62,7 @@ func TestAGoroutineThatStopsWhileServingShutsServeDownWithAClearError(t *testing
 	}
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
-		t.Fatal("the listener still accepts connections after serve stopped")
+		t.Fatal("the listener still accepts connections after the lifecycle stopped")
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -11,11 +11,12 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// lifecycle owns every goroutine serve starts, in one errgroup: the listeners, the background
+// lifecycle owns every goroutine the App starts, in one errgroup: the listeners, the background
 // loops and the shutdown that stops them. wait returns when all of them have returned, so nothing
-// serve started outlives it (nor the database and Redis clients closed after it). A goroutine that
-// returns before shutdown was asked for, with an error or without, is a failure: it is logged,
-// shuts everything else down, and makes serve exit non-zero. So is a listener's Serve error.
+// the App started outlives it (nor the database and Redis clients closed after it). A goroutine
+// that returns before shutdown was asked for, with an error or without, is a failure: it is
+// logged, shuts everything else down, and makes Run (and serve) fail. So is a listener's Serve
+// error. Adding a component with a loop is one line: lc.loop("its name", component.Run).
 type lifecycle struct {
 	g      *errgroup.Group
 	ctx    context.Context // ends at SIGTERM or when a goroutine fails
@@ -55,7 +56,7 @@ func (l *lifecycle) serve(name string, srv *http.Server, ln net.Listener) {
 	})
 }
 
-// onShutdown runs fn once the lifecycle's context ends; its error is serve's.
+// onShutdown runs fn once the lifecycle's context ends; its error is Run's.
 func (l *lifecycle) onShutdown(fn func() error) {
 	l.g.Go(func() error {
 		<-l.ctx.Done()

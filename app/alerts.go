@@ -1,10 +1,9 @@
-package main
+package app
 
 import (
 	"context"
 	"log/slog"
 	"net/url"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,13 +34,12 @@ func newScrubber(cfg *config.Config) *alert.Scrubber {
 
 // newReporter returns the Sentry reporter, or nil when FLUXAUTH_SENTRY_DSN is empty. closeReporter
 // sends what it queued, within alertFlushTimeout.
-func newReporter(cfg *config.Config, scrub *alert.Scrubber) (*alert.Sentry, error) {
-	if cfg.SentryDSN == "" {
+func (a *App) newReporter(scrub *alert.Scrubber) (*alert.Sentry, error) {
+	if a.cfg.SentryDSN == "" {
 		return nil, nil
 	}
-	host, _ := os.Hostname()
 	return alert.NewSentry(alert.SentryConfig{
-		DSN: cfg.SentryDSN, Environment: cfg.SentryEnvironment, Release: version, ServerName: host, Scrubber: scrub,
+		DSN: a.cfg.SentryDSN, Environment: a.cfg.SentryEnvironment, Release: a.version, ServerName: a.deps.Hostname, Scrubber: scrub,
 	})
 }
 
@@ -56,41 +54,49 @@ func closeReporter(reporter *alert.Sentry, logger *slog.Logger) {
 	}
 }
 
-// startAlerts builds the alert monitor on the recorder's subscription, sending to Sentry (when
-// reporter is set) and the webhook (when configured); alerts are logged in every case. Threshold
-// counts go to limiter, shared through Redis when it is the Redis fallback. run runs the monitor
-// until stop (serve runs it among its goroutines); stop, for after the recorder is drained, ends the
+// alerts is the alert monitor on the recorder's subscription, sending to Sentry (when configured)
+// and the webhook (when configured); alerts are logged in every case. run runs the monitor until
+// stop (Run runs it among its goroutines); stop, for after the recorder is drained, ends the
 // subscription, waits for the monitor to count what it gathered, and delivers the webhook's queue
 // within alertFlushTimeout. stop may be called more than once, and whether run was or not.
-func startAlerts(cfg *config.Config, recorder *audit.Recorder, limiter ratelimit.Limiter, reporter *alert.Sentry,
-	scrub *alert.Scrubber, logger *slog.Logger) (monitor *alert.Monitor, sub *audit.Subscription, run, stop func(), err error) {
+type alerts struct {
+	monitor *alert.Monitor
+	sub     *audit.Subscription
+	run     func()
+	stop    func()
+}
+
+// newAlerts builds the alerts; threshold counts go to the App's limiter, shared through Redis when
+// it is the Redis fallback.
+func (a *App) newAlerts(scrub *alert.Scrubber) (*alerts, error) {
+	cfg, logger := a.cfg, a.Logger
 	var sinks []alert.Sink
-	if reporter != nil {
-		sinks = append(sinks, reporter)
+	if a.Sentry != nil {
+		sinks = append(sinks, a.Sentry)
 	}
-	var webhook *alert.Webhook
 	if cfg.AlertWebhookURL != "" {
-		host, _ := os.Hostname()
-		webhook, err = alert.NewWebhook(alert.WebhookConfig{URL: cfg.AlertWebhookURL, Environment: cfg.SentryEnvironment,
-			Instance: host, Release: version, Scrubber: scrub, Logger: logger})
+		webhook, err := alert.NewWebhook(alert.WebhookConfig{URL: cfg.AlertWebhookURL, Environment: cfg.SentryEnvironment,
+			Instance: a.deps.Hostname, Release: a.version, Scrubber: scrub, Logger: logger, Backoff: a.deps.WebhookBackoff})
 		if err != nil {
-			return nil, nil, nil, nil, err
+			return nil, err
 		}
+		a.Webhook = webhook
 		sinks = append(sinks, webhook)
 	}
-	counter, _ := limiter.(ratelimit.Threshold)
-	monitor = alert.NewMonitor(alert.MonitorConfig{Thresholds: cfg.Alerts, Counter: counter, Sinks: sinks, Logger: logger})
+	counter, _ := a.Limiter.(ratelimit.Threshold)
+	monitor := alert.NewMonitor(alert.MonitorConfig{Thresholds: cfg.Alerts, Counter: counter, Sinks: sinks, Logger: logger,
+		Clock: a.Clock, CountEvery: a.deps.AlertCountEvery})
 	// Room for a burst of events: a subscriber further behind misses events and says so.
-	sub = recorder.Follow(4096)
+	sub := a.Recorder.Follow(4096)
 	var started atomic.Bool
 	done := make(chan struct{})
-	run = func() {
+	run := func() {
 		started.Store(true)
 		defer close(done)
 		monitor.Run(context.Background(), sub.C, sub.Dropped)
 	}
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			sub.Close()
 			if started.Load() {
@@ -98,12 +104,12 @@ func startAlerts(cfg *config.Config, recorder *audit.Recorder, limiter ratelimit
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), alertFlushTimeout)
 			defer cancel()
-			if webhook != nil {
-				if err := webhook.Close(ctx); err != nil {
+			if a.Webhook != nil {
+				if err := a.Webhook.Close(ctx); err != nil {
 					logger.Warn("alerts: webhook queue not drained at shutdown", "err", err)
 				}
 			}
 		})
 	}
-	return monitor, sub, run, stop, nil
+	return &alerts{monitor: monitor, sub: sub, run: run, stop: stop}, nil
 }
