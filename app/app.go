@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -493,6 +492,3 @@ func loopback(addr net.Addr) bool {
 	tcp, ok := addr.(*net.TCPAddr)
 	return ok && tcp.IP.IsLoopback()
 }
-
-// errRunTwice is Run's answer when the App has already run or was shut down.
-var errRunTwice = errors.New("app: Run called on an App that already ran or was shut down")

@@ -22,6 +22,9 @@ type runState struct {
 
 func (s *runState) init() { s.done = make(chan struct{}) }
 
+// errRunTwice is Run's answer when the App has already run or was shut down.
+var errRunTwice = errors.New("app: Run called on an App that already ran or was shut down")
+
 // Run serves until ctx ends or Shutdown is called, then stops gracefully (see shutdown), or until
 // one of its goroutines fails, which stops the rest. Every goroutine of the service is started
 // here and has returned when Run does, and what New opened is closed by then. It returns the
