@@ -20,7 +20,7 @@ import (
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
-func newService(b *testing.B, store app.Store, params password.Params) *account.Service {
+func newService(b *testing.B, store fluxauth.Backend, params password.Params) *account.Service {
 	b.Helper()
 	cfg := testserver.Config(b) // no rate limits
 	cfg.Password = params
@@ -51,9 +51,9 @@ func (l *latencies) report(b *testing.B, elapsed time.Duration) {
 	b.ReportMetric(float64(len(l.d))/elapsed.Seconds(), "ops/s")
 }
 
-var benchStores = map[string]func(b *testing.B) app.Store{
-	"sqlite":   func(b *testing.B) app.Store { return sqlitetest.MustOpenDB(b) },
-	"postgres": func(b *testing.B) app.Store { return postgrestest.MustOpenDB(b) },
+var benchStores = map[string]func(b *testing.B) fluxauth.Backend{
+	"sqlite":   func(b *testing.B) fluxauth.Backend { return sqlitetest.MustOpenDB(b) },
+	"postgres": func(b *testing.B) fluxauth.Backend { return postgrestest.MustOpenDB(b) },
 }
 
 // BenchmarkRefresh measures the whole refresh path (lookup, lock, rotate, user read, access-token

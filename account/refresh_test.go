@@ -23,9 +23,9 @@ import (
 )
 
 // testStores are the stores every refresh rule is tested on.
-var testStores = map[string]func(tb testing.TB) app.Store{
-	"sqlite":   func(tb testing.TB) app.Store { return sqlitetest.MustOpenDB(tb) },
-	"postgres": func(tb testing.TB) app.Store { return postgrestest.MustOpenDB(tb) },
+var testStores = map[string]func(tb testing.TB) fluxauth.Backend{
+	"sqlite":   func(tb testing.TB) fluxauth.Backend { return sqlitetest.MustOpenDB(tb) },
+	"postgres": func(tb testing.TB) fluxauth.Backend { return postgrestest.MustOpenDB(tb) },
 }
 
 const grace = 2 * time.Second
@@ -40,7 +40,7 @@ type rig struct {
 	rec   *audit.Recorder
 }
 
-func newRig(tb testing.TB, store app.Store, clock *testenv.Clock, keys *token.KeySet) *rig {
+func newRig(tb testing.TB, store fluxauth.Backend, clock *testenv.Clock, keys *token.KeySet) *rig {
 	tb.Helper()
 	cfg := testserver.Config(tb)
 	cfg.Account = account.Config{
@@ -56,7 +56,7 @@ func newRig(tb testing.TB, store app.Store, clock *testenv.Clock, keys *token.Ke
 	return &rig{tb: tb, svc: a.Accounts, store: store, clock: clock, limit: limit, rec: a.Recorder}
 }
 
-func newRigOn(tb testing.TB, store app.Store) *rig {
+func newRigOn(tb testing.TB, store fluxauth.Backend) *rig {
 	return newRig(tb, store, testenv.NewClock(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)), nil)
 }
 

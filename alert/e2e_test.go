@@ -31,7 +31,7 @@ import (
 // "panic…" panics and "fail…" fails, both with text that names the email (so each address is a
 // distinct error), and "leak…" fails with an error that echoes secrets, as drivers echo DSNs.
 type faultyStore struct {
-	app.Store
+	fluxauth.Backend
 	leak string
 }
 
@@ -44,7 +44,7 @@ func (s faultyStore) UserByEmail(ctx context.Context, email string) (*fluxauth.U
 	case strings.HasPrefix(email, "leak"):
 		return nil, fmt.Errorf("query users: %s", s.leak)
 	}
-	return s.Store.UserByEmail(ctx, email)
+	return s.Backend.UserByEmail(ctx, email)
 }
 
 // stack is one fluxauth instance built as serve builds it (package app): the API, its audit
@@ -75,7 +75,7 @@ func newStack(t *testing.T, c stackConfig) *stack {
 	cfg.SentryDSN, cfg.SentryEnvironment, cfg.AlertWebhookURL = c.dsn, "test", c.webhookURL
 	cfg.JWTSecret = c.jwtSecret
 	a := testserver.Start(t, cfg, app.Deps{
-		Clock: st.Clock, Store: faultyStore{Store: sqlitetest.MustOpenDB(t), leak: c.leak}, Version: "9.9.9", Hostname: "auth-1",
+		Clock: st.Clock, Store: faultyStore{Backend: sqlitetest.MustOpenDB(t), leak: c.leak}, Version: "9.9.9", Hostname: "auth-1",
 		Audit: audit.Config{FlushInterval: time.Millisecond}, AlertCountEvery: 10 * time.Millisecond, WebhookBackoff: 10 * time.Millisecond,
 	})
 	st.URL, st.Recorder, st.Sentry, st.Webhook, st.Logger = a.URL(), a.Recorder, a.Sentry, a.Webhook, a.Logger

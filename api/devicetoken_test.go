@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
-	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
@@ -30,10 +29,10 @@ import (
 func onEachStore(t *testing.T, fn func(t *testing.T, e *env)) {
 	for _, s := range []struct {
 		name string
-		open func(tb testing.TB) app.Store
+		open func(tb testing.TB) fluxauth.Backend
 	}{
-		{"sqlite", func(tb testing.TB) app.Store { return sqlitetest.MustOpenDB(tb) }},
-		{"postgres", func(tb testing.TB) app.Store { return postgrestest.MustOpenDB(tb) }},
+		{"sqlite", func(tb testing.TB) fluxauth.Backend { return sqlitetest.MustOpenDB(tb) }},
+		{"postgres", func(tb testing.TB) fluxauth.Backend { return postgrestest.MustOpenDB(tb) }},
 	} {
 		t.Run(s.name, func(t *testing.T) { fn(t, newEnv(t, withStore(s.open(t)))) })
 	}
@@ -412,10 +411,10 @@ func TestDeviceTokensAndTheirKeyNeverReachLogsOrEvents(t *testing.T) {
 func TestTakeoverEndsTheAccountsDeviceTokens(t *testing.T) {
 	for _, s := range []struct {
 		name string
-		open func(tb testing.TB) app.Store
+		open func(tb testing.TB) fluxauth.Backend
 	}{
-		{"sqlite", func(tb testing.TB) app.Store { return sqlitetest.MustOpenDB(tb) }},
-		{"postgres", func(tb testing.TB) app.Store { return postgrestest.MustOpenDB(tb) }},
+		{"sqlite", func(tb testing.TB) fluxauth.Backend { return sqlitetest.MustOpenDB(tb) }},
+		{"postgres", func(tb testing.TB) fluxauth.Backend { return postgrestest.MustOpenDB(tb) }},
 	} {
 		t.Run(s.name, func(t *testing.T) {
 			p := newProviderEnv(t, withStore(s.open(t)))

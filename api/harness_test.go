@@ -30,7 +30,7 @@ import (
 type env struct {
 	URL      string
 	App      *app.App
-	Store    app.Store
+	Store    fluxauth.Backend
 	Clock    *testenv.Clock
 	Accounts *account.Service
 	Recorder *audit.Recorder
@@ -58,9 +58,9 @@ func withFeed(c feed.Config, heartbeat time.Duration) envOption {
 	return withDeps(func(d *app.Deps) { d.Feed, d.Heartbeat = c, heartbeat })
 }
 
-func withStore(s app.Store) envOption      { return withDeps(func(d *app.Deps) { d.Store = s }) }
-func withKeys(k *token.KeySet) envOption   { return withDeps(func(d *app.Deps) { d.Keys = k }) }
-func withClock(k *testenv.Clock) envOption { return func(c *envConfig) { c.clock = k } }
+func withStore(s fluxauth.Backend) envOption { return withDeps(func(d *app.Deps) { d.Store = s }) }
+func withKeys(k *token.KeySet) envOption     { return withDeps(func(d *app.Deps) { d.Keys = k }) }
+func withClock(k *testenv.Clock) envOption   { return func(c *envConfig) { c.clock = k } }
 
 // withCORSOrigins sets the origins allowed to call the API from their pages.
 func withCORSOrigins(o ...string) envOption {

@@ -322,12 +322,12 @@ func (g gatedLimiter) Allow(ctx context.Context, key string, l ratelimit.Limit) 
 
 // gatedStore is the real store with a gate after IdentityBySubject has answered.
 type gatedStore struct {
-	app.Store
+	fluxauth.Backend
 	*gate
 }
 
 func (g gatedStore) IdentityBySubject(ctx context.Context, provider, subject string) (*fluxauth.Identity, error) {
-	id, err := g.Store.IdentityBySubject(ctx, provider, subject)
+	id, err := g.Backend.IdentityBySubject(ctx, provider, subject)
 	g.pass()
 	return id, err
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // faultyStore fails UserByEmail the way a broken database or a bug would, by email.
-type faultyStore struct{ app.Store }
+type faultyStore struct{ fluxauth.Backend }
 
 func (s faultyStore) UserByEmail(ctx context.Context, email string) (*fluxauth.User, error) {
 	switch email {
@@ -29,7 +29,7 @@ func (s faultyStore) UserByEmail(ctx context.Context, email string) (*fluxauth.U
 	case "fail@example.com":
 		return nil, errors.New("store failed")
 	}
-	return s.Store.UserByEmail(ctx, email)
+	return s.Backend.UserByEmail(ctx, email)
 }
 
 // reportingServer serves the API over a faultyStore with JSON logs, the login lockout at 1/1h:1, and

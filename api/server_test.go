@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/api"
-	"github.com/fluxstudio/fluxauth/app"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
 )
 
@@ -173,7 +173,7 @@ func TestReadyzIs503WhenTheDatabaseFails(t *testing.T) {
 
 // pingStore is a store whose Ping is ping: the database as /readyz sees it.
 type pingStore struct {
-	app.Store
+	fluxauth.Backend
 	ping func(context.Context) error
 }
 

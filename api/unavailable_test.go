@@ -21,7 +21,7 @@ import (
 // eventsDown is a store whose audit log cannot be reached while down is set, while the rest of the
 // store works.
 type eventsDown struct {
-	app.Store
+	fluxauth.Backend
 	down *atomic.Bool
 }
 
@@ -29,7 +29,7 @@ func (s eventsDown) InsertEvents(ctx context.Context, events ...*fluxauth.Securi
 	if s.down.Load() {
 		return fmt.Errorf("%w: postgres: connection refused", fluxauth.ErrUnavailable)
 	}
-	return s.Store.InsertEvents(ctx, events...)
+	return s.Backend.InsertEvents(ctx, events...)
 }
 
 // A 503 names the dependency that failed: here the event log, which a failed login must reach

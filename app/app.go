@@ -39,15 +39,6 @@ import (
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-// Store is the storage backend the service runs on: what its components read and write between
-// them. The sqlite and postgres packages provide it.
-type Store interface {
-	fluxauth.Store
-	fluxauth.AdminStore
-	fluxauth.CleanupStore
-	fluxauth.EventFeedStore
-}
-
 // Deps is what New takes from its caller rather than from the configuration: what the process
 // provides (its version, its log output) and what tests inject in place of what production builds
 // from cfg. Every field may be left zero, which means production's choice.
@@ -65,7 +56,7 @@ type Deps struct {
 
 	// Store is an already-open, migrated store, which the App does not close; when nil, New opens
 	// cfg.DatabaseURL, migrates it unless NoMigrate, and Run closes it at the end.
-	Store     Store
+	Store     fluxauth.Backend
 	NoMigrate bool // serve --no-migrate
 	// Keys are the signing keys and the refresh and device secrets; when nil, cfg.SigningKeys' file
 	// (created when missing).
@@ -102,7 +93,7 @@ type Deps struct {
 type App struct {
 	Clock    fluxauth.Clock
 	Logger   *slog.Logger
-	Store    Store
+	Store    fluxauth.Backend
 	Accounts *account.Service
 	Recorder *audit.Recorder
 	Hub      *feed.Hub
@@ -374,7 +365,7 @@ func (a *App) closeAll() {
 
 // openStore opens the database cfg.DatabaseURL names.
 func openStore(ctx context.Context, cfg *config.Config) (interface {
-	Store
+	fluxauth.Backend
 	MigrateUp(ctx context.Context) ([]string, error)
 }, error) {
 	if path, ok := cfg.SQLitePath(); ok {

@@ -103,7 +103,7 @@ func TestANewThatFailsLeavesNothingOpen(t *testing.T) {
 
 // heldStore holds UserByEmail until released, so a request is in flight when shutdown begins.
 type heldStore struct {
-	app.Store
+	fluxauth.Backend
 	arrived, release chan struct{}
 }
 
@@ -112,13 +112,13 @@ func (s heldStore) UserByEmail(ctx context.Context, email string) (*fluxauth.Use
 		close(s.arrived)
 		<-s.release
 	}
-	return s.Store.UserByEmail(ctx, email)
+	return s.Backend.UserByEmail(ctx, email)
 }
 
 // The graceful stop drains before it closes: a request in flight when it begins is answered, while
 // new connections are refused, and the security event it records is written before Run returns.
 func TestShutdownAnswersTheRequestsInFlightAndWritesTheirEvents(t *testing.T) {
-	store := heldStore{Store: sqlitetest.MustOpenDB(t), arrived: make(chan struct{}), release: make(chan struct{})}
+	store := heldStore{Backend: sqlitetest.MustOpenDB(t), arrived: make(chan struct{}), release: make(chan struct{})}
 	a, err := app.New(context.Background(), testserver.Config(t), app.Deps{Store: store, LogOutput: &testenv.Buffer{}})
 	if err != nil {
 		t.Fatal(err)

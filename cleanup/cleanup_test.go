@@ -26,7 +26,7 @@ import (
 	"github.com/fluxstudio/fluxauth/token"
 )
 
-type store interface{ app.Store }
+type store interface{ fluxauth.Backend }
 
 // backend is a store under test and a way to write many rows fast: the Store interface inserts one
 // token at a time, which would make seeding 100,000 rows the slowest part of the test.
