@@ -13,7 +13,7 @@ import (
 
 // A rotation's spend changes no indexed column, so PostgreSQL makes it a HOT update: the spent
 // version stays on its page and no index gets an entry for it. Without that, every refresh rewrote
-// all of the spent token's index entries (BENCHMARKS.md, the refresh figures).
+// all of the spent token's index entries (docs/BENCHMARKS.md, the refresh figures).
 func TestSpendingARefreshTokenIsAHOTUpdate(t *testing.T) {
 	db := postgrestest.MustOpenDB(t)
 	ctx := context.Background()

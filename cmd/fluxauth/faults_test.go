@@ -5,7 +5,7 @@ package main
 // while a dependency fails the way operators meet it. Each starts its own PostgreSQL cluster and
 // redis-server (internal/testenv), never touching the machine's shared ones, so that it can
 // restart, kill or freeze them. The binary is built without the race detector, so the latencies
-// measured are the service's. Each test logs its figures (RELIABILITY.md), in one line starting
+// measured are the service's. Each test logs its figures (docs/RELIABILITY.md), in one line starting
 // "figures |".
 
 import (
@@ -179,7 +179,7 @@ func (l *load) stop() {
 	<-l.done
 }
 
-// figures are what RELIABILITY.md reports for one fault.
+// figures are what docs/RELIABILITY.md reports for one fault.
 type figures struct {
 	name           string
 	answers        []answer

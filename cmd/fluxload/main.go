@@ -1,6 +1,6 @@
 // Command fluxload is fluxauth's load generator: it signs simulated users up, then drives one
 // scenario open-loop against a fluxauth on this machine (loopback only) and reports what it saw.
-// See BENCHMARKS.md for how the published figures were produced with it.
+// See docs/BENCHMARKS.md for how the published figures were produced with it.
 package main
 
 import (

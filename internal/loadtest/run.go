@@ -83,7 +83,7 @@ type FindMaxConfig struct {
 	HalfDuration     time.Duration // the run at half the maximum
 }
 
-// DefaultFindMax is the search BENCHMARKS.md uses.
+// DefaultFindMax is the search docs/BENCHMARKS.md uses.
 var DefaultFindMax = FindMaxConfig{
 	Start: 250, Step: 250, Max: 20000, StepDuration: 10 * time.Second,
 	MinSuccess: 0.999, MaxP99: 100 * time.Millisecond, MinSentRatio: 0.95, HalfDuration: 30 * time.Second,

@@ -9,7 +9,7 @@ import (
 )
 
 // mustStartServer starts a complete fluxauth on loopback over a fresh SQLite database, built as
-// serve builds it (testserver), with cheap password hashing, no rate limits (as BENCHMARKS.md asks
+// serve builds it (testserver), with cheap password hashing, no rate limits (as docs/BENCHMARKS.md asks
 // of a server under load) and the system clock. It returns the base URL.
 func mustStartServer(tb testing.TB) string {
 	tb.Helper()

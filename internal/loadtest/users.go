@@ -161,7 +161,7 @@ func signup(ctx context.Context, c *http.Client, target string, u *User) error {
 
 func rateLimitHint(status int) string {
 	if status == http.StatusTooManyRequests {
-		return " (start the server with its rate limits relaxed: see BENCHMARKS.md)"
+		return " (start the server with its rate limits relaxed: see docs/BENCHMARKS.md)"
 	}
 	return ""
 }
