@@ -13,12 +13,6 @@ import (
 	"github.com/fluxstudio/fluxauth/account"
 )
 
-// AdminStore is what the admin API reads.
-type AdminStore interface {
-	fluxauth.EventStore
-	fluxauth.AdminStore
-}
-
 // admin lets only admins through; account.Service.RequireAdmin says who is one.
 func (s *Server) admin(fn authedFunc) handlerFunc {
 	return s.authed(func(w http.ResponseWriter, r *http.Request, p *account.Principal) error {

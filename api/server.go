@@ -37,8 +37,6 @@ type Server struct {
 	DB Pinger
 	// Accounts is the auth rules.
 	Accounts *account.Service
-	// Admin is what the admin API reads.
-	Admin AdminStore
 	// Feed serves the admin API's live stream. Close it when the server shuts down (http.Server.RegisterOnShutdown), or streams hold the drain until its deadline.
 	Feed *feed.Hub
 	// Heartbeat is how often an idle stream sends a comment; zero means DefaultHeartbeat.

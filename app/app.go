@@ -276,7 +276,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error)
 	if hook := deps.RateLimited; hook != nil {
 		rateLimited = func(ip string) { a.alerts.monitor.RateLimited(ip); hook(ip) }
 	}
-	srv := &api.Server{Logger: logger, DB: db, Accounts: a.Accounts, Admin: db, Feed: a.Hub, Heartbeat: deps.Heartbeat,
+	srv := &api.Server{Logger: logger, DB: db, Accounts: a.Accounts, Feed: a.Hub, Heartbeat: deps.Heartbeat,
 		TrustedProxies: cfg.TrustedProxies, Degraded: degraded, Metrics: a.Metrics, CORSOrigins: cfg.CORSOrigins,
 		RateLimited: rateLimited, Dashboard: dashboard.Handler()}
 	a.handler = srv.Handler()

@@ -1,0 +1,74 @@
+package fluxauth
+
+import (
+	"context"
+	"time"
+)
+
+// User types. Admin is never self-assigned.
+const (
+	UserTypeClient = "client"
+	UserTypeAdmin  = "admin"
+)
+
+// User is an account.
+type User struct {
+	ID string
+	// Email is the address as the user gave it, trimmed: what is shown and written to. Stores compare
+	// it in its canonical form (see UserStore).
+	Email    string
+	Name     string
+	UserType string
+	// PasswordHash is the PHC-style argon2id string or a legacy bcrypt hash; empty for accounts that
+	// only sign in with Google or Apple.
+	PasswordHash string
+	// EmailVerifiedAt is when the account's owner first proved they own Email (a sign-in with a
+	// provider that vouched for it, a verification or password-reset link); zero until then.
+	EmailVerifiedAt time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+}
+
+// EmailVerified reports whether the owner of the account has proven they own its email address.
+func (u *User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
+
+// Identity links a user to an external provider's subject.
+type Identity struct {
+	Provider string // "google" or "apple"
+	Subject  string
+	UserID   string
+	Email    string
+	// EmailVerified is whether the provider vouched for Email when the identity was linked. Identities
+	// linked before fluxauth recorded it read false.
+	EmailVerified bool
+	CreatedAt     time.Time
+}
+
+// UserStore keeps accounts and their external identities. Emails are compared in their canonical
+// form (package emailaddr: NFKC and lower-cased local part, IDNA-mapped domain), which every store
+// keeps as the account's unique key: "kate@x", "KATE@x" and "\u212Aate@x" (Kelvin sign) are one
+// address, as are "élodie@x" and "ÉLODIE@x", in every store.
+type UserStore interface {
+	// CreateUser inserts u, assigning nothing: the caller sets ID and times. ErrConflict when the email
+	// is taken (in any spelling with the same canonical form).
+	CreateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	// UserByEmail matches in canonical form.
+	UserByEmail(ctx context.Context, email string) (*User, error)
+	SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// SetUserType changes the type of the user with email; ErrNotFound when there is none.
+	SetUserType(ctx context.Context, email, userType string, at time.Time) error
+	// CreateIdentity inserts id; ErrConflict when (provider, subject) exists.
+	CreateIdentity(ctx context.Context, id *Identity) error
+	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
+}
+
+// RemovedCredentials says what Tx.ClaimUser took from an account.
+type RemovedCredentials struct {
+	Password   bool // a password hash was cleared
+	Identities int  // identities deleted because the provider never vouched for their email
+}
+
+// Any reports whether anything was removed: whether anyone but the claimant could have held a way
+// into the account.
+func (r RemovedCredentials) Any() bool { return r.Password || r.Identities > 0 }
