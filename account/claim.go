@@ -25,7 +25,7 @@ func provesEmail(c *oidc.Claims, u *fluxauth.User) bool {
 // was any, every session of the account is ended, with token_revoked for each and one
 // account_claimed saying why. The owner can set a password later. An honest password user whose
 // address was never proven loses their password on their first Google or Apple sign-in: intended,
-// and said in the README.
+// and said in docs/api.md#accounts-linking-and-takeover.
 //
 // u is updated to what was written. claim returns the sessions it ended, to be announced once the
 // transaction has committed.

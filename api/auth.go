@@ -22,7 +22,7 @@ func userOf(u *fluxauth.User) userJSON {
 	return userJSON{ID: u.ID, Email: u.Email, Name: u.Name, UserType: u.UserType, EmailVerified: u.EmailVerified()}
 }
 
-// authResponse is the AuthResponse of SPEC.md; token is the legacy field old clients read.
+// authResponse is the AuthResponse the legacy server answered, which old clients parse; token is the legacy field old clients read.
 type authResponse struct {
 	Token        string   `json:"token"`
 	AccessToken  string   `json:"accessToken"`

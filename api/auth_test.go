@@ -53,7 +53,7 @@ func TestSignupLoginMe(t *testing.T) {
 	}
 }
 
-// SPEC.md's fields, plus the additive deviceToken on password sign-ins (signup, login) only.
+// The AuthResponse fields old clients read, plus the additive deviceToken on password sign-ins (signup, login) only.
 func TestAuthResponseHasExactlyTheSpecFields(t *testing.T) {
 	e := newEnv(t)
 	spec := []string{"token", "accessToken", "refreshToken", "expiresIn", "tokenType", "user"}

@@ -10,7 +10,7 @@ import (
 	"github.com/fluxstudio/fluxauth/internal/netaddr"
 )
 
-// maxIPText is the width of the ip_address columns (SPEC.md), which hold ClientIP's answer.
+// maxIPText is the width of the ip_address columns (45 characters in the schema), which hold ClientIP's answer.
 const maxIPText = 45
 
 // FuzzClientIP: whatever X-Forwarded-For a request carries and whichever proxies are trusted,

@@ -359,7 +359,7 @@ func TestDashboardInBrowser(t *testing.T) {
 var dashboardScreenshot = flag.String("dashboard.screenshot", "", "write the 1280×800 screenshot of the dashboard with sample data to this file (docs/dashboard.png)")
 
 // TestDashboardScreenshot shows the dashboard an hour of busy traffic, checks it draws it without a
-// problem at 1280×800, and takes the README's picture of it, kept only when asked:
+// problem at 1280×800, and takes docs/dashboard.png of it, kept only when asked:
 //
 //	go test ./api -run TestDashboardScreenshot -dashboard.screenshot=$PWD/docs/dashboard.png
 func TestDashboardScreenshot(t *testing.T) {

@@ -115,7 +115,7 @@ func checkAuthAnswer(t *testing.T, path string, res *http.Response) string {
 		t.Fatalf("%s: %d with Content-Type %q", path, res.StatusCode, ct)
 	}
 	if res.StatusCode < 300 {
-		// AuthResponse may gain fields (SPEC.md), so unknown ones are no failure here.
+		// AuthResponse may gain fields (docs/api.md: fields are only ever added), so unknown ones are no failure here.
 		var ar authResponse
 		if err := json.Unmarshal(data, &ar); err != nil || ar.AccessToken == "" || ar.Token != ar.AccessToken || ar.RefreshToken == "" {
 			t.Fatalf("%s: %d with a body that is not an AuthResponse (%v): %s", path, res.StatusCode, err, data)

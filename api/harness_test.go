@@ -232,7 +232,7 @@ func (e *env) send(method, path string, body any, headers ...string) (*response,
 	return &response{Status: res.StatusCode, Header: res.Header, Body: data}, nil
 }
 
-// authResponse mirrors SPEC.md's AuthResponse.
+// authResponse mirrors the AuthResponse old clients read (api/auth.go's authResponse).
 type authResponse struct {
 	Token        string `json:"token"`
 	AccessToken  string `json:"accessToken"`

@@ -12,7 +12,7 @@ import (
 	"github.com/fluxstudio/fluxauth/password"
 )
 
-// The login goal in SPEC.md is cores ÷ hash time: BenchmarkVerify gives the hash time and
+// The login goal (docs/BENCHMARKS.md#targets) is cores ÷ hash time: BenchmarkVerify gives the hash time and
 // BenchmarkVerifyParallel the throughput the pool actually reaches (verifies/s).
 
 // newProductionHasher returns a Hasher at the default parameters, with a pool of GOMAXPROCS.

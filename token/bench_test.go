@@ -8,7 +8,7 @@ import (
 	"github.com/fluxstudio/fluxauth"
 )
 
-// SPEC targets, in process: sign < 0.1 ms, verify < 0.05 ms.
+// Targets (docs/BENCHMARKS.md#targets), in process: sign < 0.1 ms, verify < 0.05 ms.
 
 func benchIssuer(b *testing.B, alg string) *Issuer {
 	b.Helper()

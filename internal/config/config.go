@@ -1,6 +1,6 @@
 // Package config is fluxauth's configuration: the one table of every FLUXAUTH_* variable with its
 // flag, default and help text, and the validated Config built from it. It is the only place defaults
-// are written; the README's configuration table is checked against it, and tests that need the
+// are written; docs/configuration.md's table is checked against it, and tests that need the
 // production defaults take them from Default.
 //
 // It never reads the process environment: cmd/fluxauth looks values up in its flags and environment
@@ -98,7 +98,7 @@ type Setting struct {
 	// DerivedDefault describes, for a setting whose empty Default is filled in from other settings
 	// (see deriveDefaults), the value it gets; documentation shows it instead of Default.
 	DerivedDefault string
-	// Help says what the setting does, for -h and the README.
+	// Help says what the setting does, for -h and docs/configuration.md.
 	Help  string
 	parse func(c *Config, v string) error
 }

@@ -79,38 +79,37 @@ func TestEverySettingHasItsOwnVariableAndFlag(t *testing.T) {
 	}
 }
 
-// The README's configuration table is what operators read: it must list every setting, and nothing
+// docs/configuration.md's table is what operators read: it must list every setting, and nothing
 // else, with the default the code uses. Its "meaning" column is free prose.
-func TestREADMEConfigurationTableMatchesTheSettings(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+func TestConfigurationDocTableMatchesTheSettings(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := readmeConfigRows(t, string(readme))
+	rows := docConfigRows(t, string(doc))
 	for _, s := range Settings() {
 		cell, ok := rows[s.Env]
 		if !ok {
-			t.Errorf("README's configuration table has no row for %s", s.Env)
+			t.Errorf("docs/configuration.md's configuration table has no row for %s", s.Env)
 			continue
 		}
 		delete(rows, s.Env)
-		if want, ok := readmeDefaultMatches(s, cell); !ok {
-			t.Errorf("README: %s default is %q, want %s", s.Env, cell, want)
+		if want, ok := docDefaultMatches(s, cell); !ok {
+			t.Errorf("docs/configuration.md: %s default is %q, want %s", s.Env, cell, want)
 		}
 	}
 	for env := range rows {
-		t.Errorf("README's configuration table lists %s, which is not a setting", env)
+		t.Errorf("docs/configuration.md's configuration table lists %s, which is not a setting", env)
 	}
 }
 
-// readmeConfigRows returns the default cell of each row of the table under "## Configuration".
-func readmeConfigRows(tb testing.TB, readme string) map[string]string {
+// docConfigRows returns the default cell of each row of the table of docs/configuration.md.
+func docConfigRows(tb testing.TB, readme string) map[string]string {
 	tb.Helper()
-	_, section, ok := strings.Cut(readme, "\n## Configuration\n")
+	_, section, ok := strings.Cut(readme, "# Configuration\n")
 	if !ok {
-		tb.Fatal(`README has no "## Configuration" section`)
+		tb.Fatal(`docs/configuration.md has no "# Configuration" heading`)
 	}
-	section, _, _ = strings.Cut(section, "\n## ")
 	rows := map[string]string{}
 	for _, line := range strings.Split(section, "\n") {
 		if !strings.HasPrefix(line, "| `FLUXAUTH_") {
@@ -118,24 +117,24 @@ func readmeConfigRows(tb testing.TB, readme string) map[string]string {
 		}
 		cells := strings.Split(strings.Trim(line, "| "), " | ")
 		if len(cells) != 3 {
-			tb.Fatalf("README row with %d cells, want variable | default | meaning: %s", len(cells), line)
+			tb.Fatalf("docs/configuration.md row with %d cells, want variable | default | meaning: %s", len(cells), line)
 		}
 		env := strings.Trim(cells[0], "`")
 		if _, dup := rows[env]; dup {
-			tb.Errorf("README lists %s twice", env)
+			tb.Errorf("docs/configuration.md lists %s twice", env)
 		}
 		rows[env] = cells[1]
 	}
 	if len(rows) == 0 {
-		tb.Fatal("README's configuration table has no FLUXAUTH_ rows")
+		tb.Fatal("docs/configuration.md's configuration table has no FLUXAUTH_ rows")
 	}
 	return rows
 }
 
-// readmeDefaultMatches reports whether a README default cell says s's default: the value in code
+// docDefaultMatches reports whether a docs/configuration.md default cell says s's default: the value in code
 // font (optionally followed by a remark, as in "`0` (one per CPU)"), "*(empty…)*" for an empty
 // default, or the derived default's description.
-func readmeDefaultMatches(s Setting, cell string) (want string, ok bool) {
+func docDefaultMatches(s Setting, cell string) (want string, ok bool) {
 	switch {
 	case s.DerivedDefault != "":
 		plain := strings.NewReplacer("`", "", "*", "").Replace(cell)

@@ -112,7 +112,7 @@ func (fm FindMaxConfig) stepFailure(s *Summary, cfg RunConfig) string {
 }
 
 // FindMax steps the rate up until a step fails, then runs at half the highest passing rate: the
-// SPEC's latency goals hold there, not at saturation. progress is told of each finished step.
+// The latency goals (docs/BENCHMARKS.md#targets) hold there, not at saturation. progress is told of each finished step.
 func FindMax(ctx context.Context, w *Workload, base RunConfig, fm FindMaxConfig, progress func(*Summary)) (*FindMaxResult, error) {
 	if fm.Start < 1 || fm.Step < 1 || fm.Max < fm.Start || fm.StepDuration <= 0 {
 		return nil, errors.New("find-max: bad search parameters")

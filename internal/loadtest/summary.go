@@ -17,7 +17,7 @@ import (
 const maxErrorKinds = 20
 
 // Summary is what one run measured. Latencies are exact (every sample is kept and sorted), not a
-// sketch: runs are bounded, and p99 is the figure the SPEC cares about.
+// sketch: runs are bounded, and p99 is the figure the targets name.
 type Summary struct {
 	Name       string        `json:"name"`
 	TargetRate int           `json:"targetRate,omitempty"` // req/s asked for; 0 when not paced
