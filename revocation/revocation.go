@@ -1,41 +1,7 @@
-// Package revocation answers, on every instance, whether a session has been ended, so that the
-// session's access tokens stop working before they expire, and who a session belongs to. The
-// database is the record: a revocation is a committed row before anyone announces it. Two lists
-// share one contract (Announce, IsRevoked, Owner):
-//
-// DB answers from the database behind a short in-process cache (TTL), so a revocation reaches every
-// instance within TTL and a busy session costs one query per TTL. Concurrent misses for one session
-// share one query (singleflight). The same query yields the session's owner, which never changes,
-// so Owner is answered from a bounded in-process cache without a read of its own.
-//
-// Redis is a fast path in front of DB: a revoked session is a key that lives as long as the
-// session's access tokens, so every instance sees a revocation at once, and a check is one round
-// trip with no database read. Redis is believed only when it can be:
-//
-//   - Unreachable (an error, or no answer within the breaker's timeout): the check goes to DB. Every
-//     Redis call goes through a breaker (internal/breaker), shared with the rate limiter: once
-//     either has seen Redis fail, Redis is skipped but for one probe a second, so an outage does not
-//     cost every request a timeout. DB's answers may then be up to its TTL old, as without Redis.
-//   - Announcement failed: the announcing instance keeps the revocation in a bounded queue that Run
-//     re-announces every RetryInterval (Flush, which serve also calls at shutdown), dropping entries
-//     whose access tokens have expired anyway. Should the queue overflow, the dropped revocation is
-//     not lost: Redis is marked untrusted (below) until its tokens have expired.
-//   - Lost its data (a restart, since it keeps nothing on disk; a failover to an empty replica; a
-//     flush): a sentinel key, <prefix>revocation:trusted-from, holds the time from which Redis may be
-//     believed, and is read in the same MGET as the session's key. When it is missing, the instance
-//     that notices sets it to now + Window (the access-token TTL plus leeway: the time after which no
-//     access token issued before the loss can be alive) and every instance, reading the same key,
-//     uses DB until then. Revocations are written to Redis throughout, so once the window has passed
-//     Redis holds every revocation whose tokens may still be alive. The sentinel is only ever moved
-//     later (a script keeps the maximum), never earlier. A first deployment finds no sentinel
-//     either, and so starts with one window of database checks.
-//
-// What this does not cover: an instance that cannot reach Redis while others can, and that stops
-// before its queue is re-announced, leaves the others believing Redis until the revoked session's
-// access tokens expire (at most TTL plus leeway); and Redis must keep its keys until they expire
-// (maxmemory-policy noeviction, its default), since an evicted key leaves no trace to notice.
-// Instances' clocks are assumed to agree within the token leeway, since they compare their own time
-// with the sentinel.
+// Package revocation answers, on every instance, whether a session has been ended (so its access
+// tokens stop working before they expire) and who a session belongs to: DB from the database behind
+// a short cache, Redis as a fast path in front of it, believed only when it can be. How and why:
+// docs/architecture.md#revocation.
 package revocation
 
 import (
