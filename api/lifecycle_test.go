@@ -303,17 +303,13 @@ func TestForgotAnswersAlikeForKnownAndUnknownAddresses(t *testing.T) {
 			}
 		}
 	}
-	k, u := median(knownTimes), median(unknownTimes)
+	// The fastest of each side is its own cost: a busy machine only ever adds time to an answer, so
+	// the minimum is what the request itself takes, while a median measures the machine's load.
+	k, u := slices.Min(knownTimes), slices.Min(unknownTimes)
 	if ratio := float64(max(k, u)) / float64(min(k, u)); ratio > 1.25 {
-		t.Fatalf("median answer time: known %s, unknown %s (%.2f×), want within 25%%", k, u, ratio)
+		t.Fatalf("fastest answer: known %s, unknown %s (%.2f×), want within 25%%", k, u, ratio)
 	}
-	t.Logf("median answer time: known %s, unknown %s", k, u)
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
+	t.Logf("fastest answer: known %s, unknown %s", k, u)
 }
 
 func TestForgotIsRateLimitedPerIPAndPerAddress(t *testing.T) {
