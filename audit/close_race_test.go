@@ -40,6 +40,7 @@ func TestAnEventRecordedAsTheRecorderClosesIsWrittenOrRefused(t *testing.T) {
 	for i := 0; i < iterations; i++ {
 		store := &memStore{ids: map[string]bool{}}
 		r := audit.New(store, quiet, audit.Config{FlushInterval: time.Hour})
+		go r.Run(context.Background())
 		// Each goroutine records until the recorder refuses it, so that some Record calls straddle
 		// Close.
 		recorded := make([][]*fluxauth.SecurityEvent, recorders)
@@ -80,5 +81,44 @@ func TestAnEventRecordedAsTheRecorderClosesIsWrittenOrRefused(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Fatalf("%d of %d events accepted (Record returned nil) were never written, though Close returned nil", lost, accepted)
+	}
+}
+
+// A recorder that never ran writes at Close what was recorded, and then refuses to run.
+func TestCloseWithoutRunWritesTheQueuedEvents(t *testing.T) {
+	store := &memStore{ids: map[string]bool{}}
+	r := audit.New(store, quiet, audit.Config{})
+	ev := newEvent(fluxauth.SeverityInfo)
+	if err := r.Record(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !store.has(ev.ID) {
+		t.Fatal("an event recorded before Close, with Run never called, was not written")
+	}
+	if err := r.Run(context.Background()); err == nil {
+		t.Fatal("Run after Close returned nil, want an error")
+	}
+}
+
+func TestRunTwiceFails(t *testing.T) {
+	r := audit.New(&memStore{ids: map[string]bool{}}, quiet, audit.Config{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- r.Run(context.Background()) }()
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var failed int
+	for range 2 {
+		if <-errs != nil {
+			failed++
+		}
+	}
+	if failed < 1 {
+		t.Fatal("two Runs of one recorder both returned nil, want an error for the second")
 	}
 }

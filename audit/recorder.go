@@ -62,6 +62,10 @@ type Recorder struct {
 	drain chan struct{}
 	done  chan struct{}
 	once  sync.Once
+	// runMu guards started: whether the writer runs, started by Run or, when Run never came, by
+	// Close for the drain.
+	runMu   sync.Mutex
+	started bool
 	// abandon ends the writes in progress once Close has given up on them, so that no connection
 	// stays held by a write to a database that stopped answering (closing a pool waits for those).
 	abandon    context.Context
@@ -79,7 +83,8 @@ type Recorder struct {
 	subs map[*subscription]struct{}
 }
 
-// New starts a recorder writing to store. Call Close to drain it.
+// New returns a recorder writing to store; it starts nothing. Run writes the events, and Close
+// drains them. Events recorded before Run are queued (critical ones are written at once).
 func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 10000
@@ -105,8 +110,26 @@ func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 		done:   make(chan struct{}),
 		subs:   map[*subscription]struct{}{},
 	}
-	go r.run()
 	return r
+}
+
+// errRunTwice is Run's answer when the recorder already runs, or was closed before Run.
+var errRunTwice = errors.New("audit: Run called on a recorder that already ran or was closed")
+
+// Run writes the queued events in batches until Close, then writes what is left in the queue and
+// returns nil. It does not stop when ctx ends: at shutdown the requests still being answered record
+// events after that, and Close, once they are done, is what drains the queue (within its own
+// deadline). A recorder runs once.
+func (r *Recorder) Run(ctx context.Context) error {
+	r.runMu.Lock()
+	if r.started {
+		r.runMu.Unlock()
+		return errRunTwice
+	}
+	r.started = true
+	r.runMu.Unlock()
+	r.run()
+	return nil
 }
 
 // ErrClosed is returned by Record after Close: the service is stopping.
@@ -226,6 +249,12 @@ func (r *Recorder) Close(ctx context.Context) error {
 		r.stopped = true
 		r.sendMu.Unlock()
 		close(r.drain) // nothing can be queued any more: run drains what is and stops
+		r.runMu.Lock()
+		if !r.started { // Run never came: the events queued are drained here
+			r.started = true
+			go r.run()
+		}
+		r.runMu.Unlock()
 	})
 	select {
 	case <-r.done:
