@@ -245,7 +245,7 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error)
 	a.Limiter = limiter
 
 	a.Recorder = audit.New(db, logger, deps.Audit)
-	a.onUnstarted(func() { a.Recorder.Close(context.Background()) })
+	a.onUnstarted(func() { a.Recorder.Close(context.Background()) }) // writes what was recorded; Run starts the writer
 	a.Accounts = &account.Service{
 		Store: db, Admin: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,
 		Events: a.Recorder, Clock: clock, Rand: deps.Rand, Logger: logger,

@@ -85,6 +85,9 @@ func (a *App) run(ctx context.Context) error {
 	if a.redisRevocations != nil {
 		lc.loop("revocation re-announcement", func(ctx context.Context) error { a.redisRevocations.Run(ctx); return nil })
 	}
+	// The audit writer outlives ctx: shutdown drains the requests, whose events it still writes, and
+	// then closes the recorder, which is when it writes what is queued and returns.
+	lc.loop("audit writer", a.Recorder.Run)
 	lc.loop("alert monitor", func(context.Context) error { a.alerts.run(); return nil }) // until alerts.stop
 	lc.loop("security feed", a.Hub.Run)
 	lc.loop("security feed wakes", func(ctx context.Context) error { a.Hub.Listen(ctx, a.Store, a.Recorder); return nil })

@@ -47,13 +47,25 @@ const DefaultCriticalTimeout = 5 * time.Second
 
 // Recorder implements account.Recorder.
 type Recorder struct {
-	store  Inserter
-	log    *slog.Logger
-	cfg    Config
-	queue  chan item
+	store Inserter
+	log   *slog.Logger
+	cfg   Config
+	queue chan item
+	// closed is closed first by Close: it refuses new events and wakes the Record and Flush calls
+	// waiting on a full queue.
 	closed chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	// sendMu guards the sends on queue: a send holds it for reading, and Close takes it for writing
+	// (setting stopped) before it lets run drain the queue, so that no send can land after the drain.
+	sendMu  sync.RWMutex
+	stopped bool
+	// drain is closed by Close once no send can follow: run then writes what is queued and stops.
+	drain chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	// runMu guards started: whether the writer runs, started by Run or, when Run never came, by
+	// Close for the drain.
+	runMu   sync.Mutex
+	started bool
 	// abandon ends the writes in progress once Close has given up on them, so that no connection
 	// stays held by a write to a database that stopped answering (closing a pool waits for those).
 	abandon    context.Context
@@ -71,7 +83,8 @@ type Recorder struct {
 	subs map[*subscription]struct{}
 }
 
-// New starts a recorder writing to store. Call Close to drain it.
+// New returns a recorder writing to store; it starts nothing. Run writes the events, and Close
+// drains them. Events recorded before Run are queued (critical ones are written at once).
 func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 10000
@@ -93,11 +106,30 @@ func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 		store: store, log: logger, cfg: cfg, abandon: abandon, abandonNow: abandonNow,
 		queue:  make(chan item, cfg.QueueSize),
 		closed: make(chan struct{}),
+		drain:  make(chan struct{}),
 		done:   make(chan struct{}),
 		subs:   map[*subscription]struct{}{},
 	}
-	go r.run()
 	return r
+}
+
+// errRunTwice is Run's answer when the recorder already runs, or was closed before Run.
+var errRunTwice = errors.New("audit: Run called on a recorder that already ran or was closed")
+
+// Run writes the queued events in batches until Close, then writes what is left in the queue and
+// returns nil. It does not stop when ctx ends: at shutdown the requests still being answered record
+// events after that, and Close, once they are done, is what drains the queue (within its own
+// deadline). A recorder runs once.
+func (r *Recorder) Run(ctx context.Context) error {
+	r.runMu.Lock()
+	if r.started {
+		r.runMu.Unlock()
+		return errRunTwice
+	}
+	r.started = true
+	r.runMu.Unlock()
+	r.run()
+	return nil
 }
 
 // ErrClosed is returned by Record after Close: the service is stopping.
@@ -149,15 +181,37 @@ func (r *Recorder) Record(ctx context.Context, events ...*fluxauth.SecurityEvent
 		if ev.Severity == fluxauth.SeverityCritical {
 			continue
 		}
-		r.pending.Add(1)
-		select {
-		case r.queue <- item{ev: ev}:
-		case <-r.closed:
-			r.pending.Add(-1)
-			return ErrClosed
+		if err := r.enqueue(ctx, item{ev: ev}); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// enqueue puts it on the queue, or returns ErrClosed once Close has been called (or ctx's error):
+// an item it accepts is always queued before Close drains the queue, so it is written.
+func (r *Recorder) enqueue(ctx context.Context, it item) error {
+	r.sendMu.RLock()
+	defer r.sendMu.RUnlock()
+	if r.stopped {
+		return ErrClosed
+	}
+	if it.ev != nil {
+		r.pending.Add(1)
+	}
+	select {
+	case r.queue <- it:
+		return nil
+	case <-r.closed:
+	case <-ctx.Done():
+	}
+	if it.ev != nil {
+		r.pending.Add(-1)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return ErrClosed
 }
 
 // item is a queued event, or a flush marker whose done is closed once everything queued before it
@@ -170,12 +224,8 @@ type item struct {
 // Flush waits until every event queued before the call has been written.
 func (r *Recorder) Flush(ctx context.Context) error {
 	done := make(chan struct{})
-	select {
-	case r.queue <- item{done: done}:
-	case <-r.closed:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+	if err := r.enqueue(ctx, item{done: done}); err != nil {
+		return err
 	}
 	select {
 	case <-done:
@@ -193,7 +243,19 @@ func (r *Recorder) Committed(events ...*fluxauth.SecurityEvent) { r.publish(even
 // is logged and returned in the error: they are never dropped silently. (A batch whose insert was
 // cut off after the database committed it, its answer still on the way, is counted: in doubt.)
 func (r *Recorder) Close(ctx context.Context) error {
-	r.once.Do(func() { close(r.closed) })
+	r.once.Do(func() {
+		close(r.closed) // refuses new events and wakes the senders waiting on a full queue
+		r.sendMu.Lock() // waits for the sends in progress, which either queued or were refused
+		r.stopped = true
+		r.sendMu.Unlock()
+		close(r.drain) // nothing can be queued any more: run drains what is and stops
+		r.runMu.Lock()
+		if !r.started { // Run never came: the events queued are drained here
+			r.started = true
+			go r.run()
+		}
+		r.runMu.Unlock()
+	})
 	select {
 	case <-r.done:
 		return nil
@@ -238,7 +300,7 @@ func (r *Recorder) run() {
 			if len(batch) > 0 {
 				flush()
 			}
-		case <-r.closed:
+		case <-r.drain:
 			// Drain whatever is queued, then stop.
 			for {
 				select {

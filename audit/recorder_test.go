@@ -67,6 +67,7 @@ func TestEveryEventIsWrittenUnderConcurrentLoadAndShutdownDrains(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			store := open(t)
 			r := audit.New(store, quiet, audit.Config{QueueSize: 256, BatchSize: 100})
+			go r.Run(context.Background())
 			var wg sync.WaitGroup
 			for w := 0; w < 50; w++ {
 				wg.Add(1)
@@ -94,6 +95,7 @@ func TestEveryEventIsWrittenUnderConcurrentLoadAndShutdownDrains(t *testing.T) {
 func TestCriticalEventsAreWrittenBeforeRecordReturns(t *testing.T) {
 	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Hour})
+	go r.Run(context.Background())
 	defer r.Close(context.Background())
 	ev := newEvent(fluxauth.SeverityCritical)
 	if err := r.Record(context.Background(), ev); err != nil {
@@ -107,6 +109,7 @@ func TestCriticalEventsAreWrittenBeforeRecordReturns(t *testing.T) {
 func TestACancelledRequestStillRecordsItsEvents(t *testing.T) {
 	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{})
+	go r.Run(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := r.Record(ctx, newEvent(fluxauth.SeverityWarning), newEvent(fluxauth.SeverityCritical)); err != nil {
@@ -121,6 +124,7 @@ func TestACancelledRequestStillRecordsItsEvents(t *testing.T) {
 func TestSubscribersSeeRecordedEvents(t *testing.T) {
 	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond})
+	go r.Run(context.Background())
 	ch, cancel := r.Subscribe(10)
 	defer cancel()
 	ev := newEvent(fluxauth.SeverityInfo)
@@ -141,6 +145,7 @@ func TestSubscribersSeeRecordedEvents(t *testing.T) {
 func TestASubscriberThatFallsBehindCountsWhatItMissed(t *testing.T) {
 	store := sqlitetest.MustOpenDB(t)
 	r := audit.New(store, quiet, audit.Config{})
+	go r.Run(context.Background())
 	defer r.Close(context.Background())
 	slow := r.Follow(2)
 	defer slow.Close()
@@ -186,6 +191,7 @@ func TestDatabaseDownFailsRequestsInsteadOfDroppingEvents(t *testing.T) {
 	}
 	defer store.Close()
 	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond, RetryInterval: 20 * time.Millisecond})
+	go r.Run(context.Background())
 
 	proxy.Stop()
 	queued := newEvent(fluxauth.SeverityWarning)
@@ -238,6 +244,7 @@ func BenchmarkRecord(b *testing.B) {
 	} {
 		b.Run(name, func(b *testing.B) {
 			r := audit.New(open(b), quiet, audit.Config{})
+			go r.Run(context.Background())
 			lat := make([]time.Duration, 0, b.N)
 			var mu sync.Mutex
 			b.ResetTimer()
@@ -319,6 +326,7 @@ func TestAnEventTheDatabaseRefusesIsSetAsideAndTheRestWritten(t *testing.T) {
 			r := audit.New(store, slog.New(slog.NewTextHandler(logs, nil)), audit.Config{
 				BatchSize: 64, FlushInterval: time.Hour, RetryInterval: time.Millisecond,
 			})
+			go r.Run(context.Background())
 			defer r.Close(context.Background())
 			if strings.Contains(name, "duplicate") {
 				ev := c.bad()
@@ -388,6 +396,7 @@ func (hungStore) InsertEvents(ctx context.Context, _ ...*fluxauth.SecurityEvent)
 // (its events must survive a client hanging up), and its deadline with it: the write has its own.
 func TestACriticalEventWriteGivesUpAtItsOwnDeadlineWithAuditUnavailable(t *testing.T) {
 	r := audit.New(hungStore{}, quiet, audit.Config{CriticalTimeout: 50 * time.Millisecond})
+	go r.Run(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Record(context.Background(), newEvent(fluxauth.SeverityCritical)) }()
 	select {
@@ -409,6 +418,7 @@ func (failingStore) InsertEvents(context.Context, ...*fluxauth.SecurityEvent) er
 
 func TestAnAuditLogThatCannotWriteRefusesEventsAsAuditUnavailable(t *testing.T) {
 	r := audit.New(failingStore{}, quiet, audit.Config{FlushInterval: time.Millisecond, RetryInterval: 10 * time.Millisecond})
+	go r.Run(context.Background())
 	defer r.Close(context.Background())
 	deadline := time.Now().Add(5 * time.Second)
 	var err error
@@ -429,6 +439,7 @@ func TestAnAuditLogThatCannotWriteRefusesEventsAsAuditUnavailable(t *testing.T) 
 func TestCloseLogsHowManyEventsItCouldNotWriteBeforeItsDeadline(t *testing.T) {
 	logs := &syncBuffer{}
 	r := audit.New(failingStore{}, slog.New(slog.NewTextHandler(logs, nil)), audit.Config{FlushInterval: time.Hour, RetryInterval: 10 * time.Millisecond})
+	go r.Run(context.Background())
 	for range 7 {
 		if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
 			t.Fatal(err)
@@ -462,6 +473,7 @@ func (s trackedHungStore) InsertEvents(ctx context.Context, _ ...*fluxauth.Secur
 func TestCloseAbandonsAWriteHungOnTheDatabase(t *testing.T) {
 	store := trackedHungStore{returned: make(chan struct{}, 10)}
 	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Millisecond})
+	go r.Run(context.Background())
 	if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
 		t.Fatal(err)
 	}
