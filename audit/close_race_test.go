@@ -122,3 +122,29 @@ func TestRunTwiceFails(t *testing.T) {
 		t.Fatal("two Runs of one recorder both returned nil, want an error for the second")
 	}
 }
+
+// A request whose client has gone (its ctx cancelled) still records what it did: every event is
+// queued and written, none refused for its ctx.
+func TestAnEventRecordedWithACancelledContextIsWritten(t *testing.T) {
+	store := &memStore{ids: map[string]bool{}}
+	r := audit.New(store, quiet, audit.Config{FlushInterval: time.Hour})
+	go r.Run(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var evs []*fluxauth.SecurityEvent
+	for range 50 {
+		ev := newEvent(fluxauth.SeverityInfo)
+		if err := r.Record(ctx, ev); err != nil {
+			t.Fatalf("Record with a cancelled ctx: %v, want nil", err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range evs {
+		if !store.has(ev.ID) {
+			t.Fatalf("event %s recorded with a cancelled ctx was not written", ev.ID)
+		}
+	}
+}
