@@ -2,7 +2,8 @@ package account
 
 import (
 	"strings"
-	"unicode"
+
+	"github.com/fluxstudio/fluxauth"
 )
 
 // Device describes where a request came from; sessions and security events record it.
@@ -34,8 +35,9 @@ func (d Device) normalized() Device {
 
 // cleanText returns client text as it may be stored: valid UTF-8, each invalid sequence replaced by
 // U+FFFD (PostgreSQL refuses invalid UTF-8, and one such event used to stall the audit log); control
-// characters turned into spaces (PostgreSQL refuses NUL, and the others garble logs and the
-// dashboard); trimmed; and at most n bytes, cut on a character boundary.
+// characters and bidi or invisible format characters (fluxauth.UnsafeRune) turned into spaces
+// (PostgreSQL refuses NUL, and the others garble logs, or make text read backwards in the dashboard
+// and in mails); trimmed; and at most n bytes, cut on a character boundary.
 func cleanText(s string, n int) string {
 	// Bound the work first; a character cut in two here becomes U+FFFD below, still valid.
 	if len(s) > 4*n {
@@ -43,7 +45,7 @@ func cleanText(s string, n int) string {
 	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+		if fluxauth.UnsafeRune(r) {
 			return ' '
 		}
 		return r

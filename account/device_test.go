@@ -3,8 +3,9 @@ package account
 import (
 	"strings"
 	"testing"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/fluxstudio/fluxauth"
 )
 
 func TestDeviceNameFromUserAgent(t *testing.T) {
@@ -47,6 +48,7 @@ func TestHeaderTextIsMadeValidAndBoundedBeforeItIsStored(t *testing.T) {
 		"Mozilla/5.0 \xff\xfe (X11)",
 		"curl/8\x00injected",
 		"tab\tand\r\nnewline",
+		"Mozilla/5.0 \u202egnp.exe\u202c \u2066isolate\u2069 \u200bzero\u200ewidth\ufeff",
 		strings.Repeat("\xff", 10000),
 		strings.Repeat("é", 2000) + "\xc3", // a character cut in two at the end
 		strings.Repeat("a", 1<<20),
@@ -58,8 +60,8 @@ func TestHeaderTextIsMadeValidAndBoundedBeforeItIsStored(t *testing.T) {
 			if !utf8.ValidString(v) {
 				t.Errorf("%.20q: %s is not valid UTF-8: %.40q", s, field, v)
 			}
-			if strings.IndexFunc(v, unicode.IsControl) >= 0 {
-				t.Errorf("%.20q: %s keeps a control character: %.40q", s, field, v)
+			if strings.IndexFunc(v, fluxauth.UnsafeRune) >= 0 {
+				t.Errorf("%.20q: %s keeps a control, bidi or invisible format character: %.40q", s, field, v)
 			}
 		}
 		if len(d.Name) > maxDeviceField || len(d.Fingerprint) > maxDeviceField || len(d.UserAgent) > maxUserAgent {

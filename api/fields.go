@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/fluxstudio/fluxauth"
 )
@@ -76,8 +75,8 @@ func checkFields(v any) error {
 		switch {
 		case len(s) > c.max:
 			problems.Add(c.name, fmt.Sprintf("must be at most %d bytes", c.max))
-		case !c.secret && strings.IndexFunc(s, unicode.IsControl) >= 0:
-			problems.Add(c.name, "must not contain control characters")
+		case !c.secret && strings.IndexFunc(s, fluxauth.UnsafeRune) >= 0:
+			problems.Add(c.name, "must not contain control or bidirectional formatting characters")
 		}
 	}
 	return problems.Err()

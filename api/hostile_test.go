@@ -45,6 +45,9 @@ func TestEveryBodyFieldIsValidatedBeforeAnyStateIsKeyedOnIt(t *testing.T) {
 			if !secretFields[field] {
 				bad["NUL"] = "a\x00b@example.com"
 				bad["newline"] = "a\nb"
+				bad["right-to-left override"] = "a\u202eb"
+				bad["zero-width space"] = "a\u200bb"
+				bad["byte-order mark"] = "\ufeffab"
 			}
 			for what, value := range bad {
 				t.Run(path+" "+field+" "+what, func(t *testing.T) {
@@ -157,5 +160,42 @@ func TestHeadersWithInvalidUTF8AreStoredCleanOnPostgreSQL(t *testing.T) {
 	// The audit log still takes events.
 	if res := e.do(t, "POST", "/api/auth/login", map[string]string{"email": "ua@example.com", "password": "wrong again"}); res.Status != http.StatusUnauthorized {
 		t.Fatalf("a later failed login: %d %s", res.Status, res.Body)
+	}
+}
+
+// Bidi and invisible format characters are treated as control characters: refused in body fields
+// (above), replaced by spaces in a User-Agent before it is stored; the joiners names and emoji need
+// are kept.
+func TestBidiCharactersInAUserAgentAreReplacedAndJoinersInANameKept(t *testing.T) {
+	e := newEnv(t)
+	name := "Ana \U0001F469\u200d\U0001F4BB z\u200cw" // woman technologist (ZWJ) and a ZWNJ
+	res := e.do(t, "POST", "/api/auth/signup", map[string]string{"email": "ana@example.com", "password": "correct horse battery", "name": name},
+		"User-Agent", "Mozilla/5.0 \u202eexe.gnp\u202c \u2066x\u2069\u200b\ufeff")
+	wantStatus(t, "signup with joiners in the name", res, http.StatusCreated)
+	var ar authResponse
+	res.json(t, &ar)
+	if ar.User.Name != name {
+		t.Fatalf("name %q, want %q as sent", ar.User.Name, name)
+	}
+	var list struct {
+		Sessions []struct {
+			UserAgent  string `json:"userAgent"`
+			DeviceName string `json:"deviceName"`
+		} `json:"sessions"`
+	}
+	e.do(t, "GET", "/api/auth/sessions", nil, bearer(ar.AccessToken)...).json(t, &list)
+	if len(list.Sessions) != 1 {
+		t.Fatalf("%d sessions, want 1", len(list.Sessions))
+	}
+	s := list.Sessions[0]
+	if ua := s.UserAgent; strings.IndexFunc(ua, fluxauth.UnsafeRune) >= 0 || !strings.Contains(ua, "exe.gnp") {
+		t.Fatalf("stored User-Agent %+q: want the bidi and invisible characters replaced, the text kept", ua)
+	}
+	if strings.IndexFunc(s.DeviceName, fluxauth.UnsafeRune) >= 0 {
+		t.Fatalf("device name %+q keeps an unsafe character", s.DeviceName)
+	}
+	evs := e.events(t, fluxauth.EventSignup)
+	if len(evs) != 1 || strings.IndexFunc(evs[0].UserAgent, fluxauth.UnsafeRune) >= 0 {
+		t.Fatalf("signup events %d, user agent recorded with an unsafe character", len(evs))
 	}
 }
