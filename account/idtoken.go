@@ -37,7 +37,7 @@ func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Resu
 		return nil, fluxauth.Errorf(fluxauth.EProviderDisabled, "Sign-in with %s is not enabled.", providerTitle(in.Provider))
 	}
 	dev := in.Device.normalized()
-	if err := s.allow(ctx, dev, limit{"idtoken:ip", s.Rules.IDTokenIP, []string{dev.IP}}); err != nil {
+	if err := s.allow(ctx, dev, limit{"idtoken:ip", s.Rules.IDTokenIP, []string{ipKey(dev.IP)}}); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(in.IDToken) == "" {

@@ -64,7 +64,7 @@ func (s *Service) ForgotPassword(ctx context.Context, email string, dev Device) 
 	}
 	dev = dev.normalized()
 	// The per-IP limit first: once an address is over it, it can create no more per-email keys.
-	if err := s.allow(ctx, dev, limit{"forgot:ip", s.Rules.ForgotIP, []string{dev.IP}},
+	if err := s.allow(ctx, dev, limit{"forgot:ip", s.Rules.ForgotIP, []string{ipKey(dev.IP)}},
 		limit{"forgot:email", s.Rules.ForgotEmail, []string{emailaddr.Canonical(email)}}); err != nil {
 		return err
 	}

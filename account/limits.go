@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -182,4 +183,23 @@ func (s *Service) loginSucceeded(ctx context.Context, userID string) {
 	if err := (ratelimit.Lockout{Limiter: s.Limiter, Limit: s.Rules.Lockout}).Reset(ctx, lockoutKey("", userID)); err != nil {
 		s.Logger.WarnContext(ctx, "lockout reset failed", "err", err)
 	}
+}
+
+// ipKey is what per-IP limits count a client address by: an IPv4 address as itself, an IPv6 one by
+// its /64, the block one subscriber gets, so that walking the addresses of one network buys no
+// budget. An address that does not parse counts as itself.
+func ipKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
 }

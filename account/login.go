@@ -38,7 +38,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 	}
 	dev := in.Device.normalized()
 	// The per-IP limit first: once an address is over it, it can create no more per-email keys.
-	if err := s.allow(ctx, dev, limit{"login:ip", s.Rules.LoginIP, []string{dev.IP}},
+	if err := s.allow(ctx, dev, limit{"login:ip", s.Rules.LoginIP, []string{ipKey(dev.IP)}},
 		limit{"login:ipemail", s.Rules.LoginIPEmail, []string{dev.IP, emailaddr.Canonical(in.Email)}}); err != nil {
 		return nil, err
 	}

@@ -85,7 +85,7 @@ func (s *Service) Refresh(ctx context.Context, raw string, dev Device) (*Result,
 	now := s.Clock.Now()
 	// One limiter call for both rules (one Redis round trip). A legacy token (minted before tokens
 	// named their session) is charged to no session: it rotates at most once into a token that does.
-	limits := []limit{{"refresh:ip", s.Rules.RefreshIP, []string{dev.IP}}}
+	limits := []limit{{"refresh:ip", s.Rules.RefreshIP, []string{ipKey(dev.IP)}}}
 	if !legacy {
 		limits = append(limits, limit{"refresh:session", s.Rules.RefreshSession, []string{sessionID}})
 	}

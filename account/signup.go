@@ -56,7 +56,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if err := s.allow(ctx, in.Device, limit{"signup:ip", s.Rules.Signup, []string{in.Device.IP}}); err != nil {
+	if err := s.allow(ctx, in.Device, limit{"signup:ip", s.Rules.Signup, []string{ipKey(in.Device.IP)}}); err != nil {
 		return nil, err
 	}
 	hash, err := s.Passwords.Hash(ctx, in.Password)

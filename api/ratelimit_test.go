@@ -65,6 +65,30 @@ func TestSignupIsLimitedPerIP(t *testing.T) {
 	}
 }
 
+// Per-IP limits count an IPv6 client by its /64: walking the addresses of one network buys no
+// budget, another /64 has its own, and IPv4 stays per address.
+func TestPerIPLimitsCountIPv6ByItsSlash64(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *config.Config) { c.Rules = config.Default().Rules }))
+	signupFrom := func(ip string) *response {
+		return e.do(t, "POST", "/api/auth/signup", map[string]string{"email": uuid.NewString() + "@example.com", "password": "correct horse battery", "name": "S"},
+			"X-Forwarded-For", ip)
+	}
+	burst := e.Accounts.Rules.Signup.Rate // no Burst: the rate is the budget
+	if burst < 2 || e.Accounts.Rules.Signup.Burst != 0 {
+		t.Fatalf("signup limit %v: the test needs a rate of at least 2 and no burst", e.Accounts.Rules.Signup)
+	}
+	for i := range burst {
+		wantStatus(t, "a signup within the /64's budget", signupFrom("2001:db8:1:2::"+strconv.FormatInt(int64(i+1), 16)), 201)
+	}
+	wantCode(t, "one more address of the same /64", signupFrom("2001:db8:1:2:ffff:ffff:ffff:ffff"), 429, "rate_limited")
+	wantStatus(t, "the next /64", signupFrom("2001:db8:1:3::1"), 201)
+	for range burst {
+		wantStatus(t, "an IPv4 address's budget", signupFrom("198.51.100.7"), 201)
+	}
+	wantCode(t, "that IPv4 address once more", signupFrom("198.51.100.7"), 429, "rate_limited")
+	wantStatus(t, "its neighbour", signupFrom("198.51.100.8"), 201)
+}
+
 // Fifty wrong passwords at once against one account: the lockout is taken before the password is
 // checked, so exactly the lockout's burst of them are verified and the rest are refused.
 func TestParallelWrongPasswordsGetNoMoreTriesThanTheLockout(t *testing.T) {
