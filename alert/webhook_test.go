@@ -26,7 +26,13 @@ func newWebhook(tb testing.TB, url string, logs *syncWriter, cfg alert.WebhookCo
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { w.Close(context.Background()) })
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(context.Background()) }()
+	tb.Cleanup(func() {
+		w.Close(context.Background())
+		<-ran // an error only says that Close came first and drained the queue itself
+
+	})
 	return w
 }
 
@@ -152,5 +158,36 @@ func TestWebhookURLMustBeHTTP(t *testing.T) {
 		if _, err := alert.NewWebhook(alert.WebhookConfig{URL: u}); err == nil {
 			t.Errorf("%q accepted", u)
 		}
+	}
+}
+
+// A webhook that never ran (an App discarded before Run) still delivers, at Close, what was sent.
+func TestWebhookCloseWithoutRunDeliversTheQueue(t *testing.T) {
+	rx := alerttest.NewWebhook(t, 0)
+	url, _ := rx.URL()
+	w, err := alert.NewWebhook(alert.WebhookConfig{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Send(hijack())
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rx.Attempts(); n != 1 {
+		t.Fatalf("%d attempts, want the queued alert delivered by Close", n)
+	}
+	if err := w.Run(context.Background()); err == nil {
+		t.Fatal("Run after Close succeeded")
+	}
+}
+
+func TestWebhookRunTwiceFails(t *testing.T) {
+	rx := alerttest.NewWebhook(t, 0)
+	url, _ := rx.URL()
+	w := newWebhook(t, url, nil, alert.WebhookConfig{})
+	w.Send(hijack())
+	rx.Next(t, wait) // the first Run delivers
+	if err := w.Run(context.Background()); err == nil {
+		t.Fatal("a second Run succeeded")
 	}
 }
