@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fluxstudio/fluxauth"
 )
 
 // Defaults for WebhookConfig.
@@ -46,6 +48,8 @@ type WebhookConfig struct {
 	Backoff time.Duration
 	// Timeout bounds one attempt; DefaultWebhookTimeout when 0.
 	Timeout time.Duration
+	// Clock makes the timers between attempts; the real clock when nil.
+	Clock fluxauth.Clock
 }
 
 // Webhook posts alerts as JSON to a URL, one at a time from a background queue, retrying failures.
@@ -122,6 +126,9 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultWebhookTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = fluxauth.SystemClock{}
 	}
 	w := &Webhook{
 		cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, scrub: cfg.Scrubber,
@@ -269,9 +276,9 @@ func (w *Webhook) deliver(a Alert) {
 		if retryAfter > 0 {
 			d = retryAfter
 		}
-		timer := time.NewTimer(min(d, maxWebhookWait))
+		timer, fired := w.cfg.Clock.NewTimer(min(d, maxWebhookWait))
 		select {
-		case <-timer.C:
+		case <-fired:
 		case <-w.abort:
 			timer.Stop()
 			w.cfg.Logger.Warn("alert webhook: shutting down; alert not delivered", "type", a.Type, "last_problem", last)

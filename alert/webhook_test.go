@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/alert/alerttest"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
 
 func newWebhook(tb testing.TB, url string, logs *syncWriter, cfg alert.WebhookConfig) *alert.Webhook {
@@ -189,5 +190,27 @@ func TestWebhookRunTwiceFails(t *testing.T) {
 	rx.Next(t, wait) // the first Run delivers
 	if err := w.Run(context.Background()); err == nil {
 		t.Fatal("a second Run succeeded")
+	}
+}
+
+// The wait before a retry is on the webhook's clock: the retry goes out once the backoff has
+// passed, not before.
+func TestTheWebhookRetriesAfterTheBackoffOnItsClock(t *testing.T) {
+	rx := alerttest.NewWebhook(t, 1)
+	url, _ := rx.URL()
+	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	w := newWebhook(t, url, nil, alert.WebhookConfig{Attempts: 3, Backoff: time.Second, Clock: clock})
+	w.Send(hijack())
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(clock.Now().Add(time.Second)) { // the first attempt failed
+		t.Fatalf("retry armed for %v, want the backoff of 1s from %v", at[0], clock.Now())
+	}
+	clock.Advance(time.Second - time.Millisecond)
+	clock.WaitTimers(t, 1) // still armed: nothing else can make the second attempt
+	if n := rx.Attempts(); n != 1 {
+		t.Fatalf("%d attempts before the backoff passed, want 1", n)
+	}
+	clock.Advance(time.Millisecond)
+	if d := rx.Next(t, wait); d.Attempt != 2 {
+		t.Fatalf("delivered on attempt %d, want the retry (2)", d.Attempt)
 	}
 }
