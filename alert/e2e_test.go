@@ -249,7 +249,7 @@ func TestAThresholdCrossingIsAlertedOnce(t *testing.T) {
 	if err := st.Recorder.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st.Webhook.Close(context.Background()) // delivers whatever the monitor sent by now
+	st.Webhook.Flush(context.Background()) // delivers whatever the monitor sent by now
 	if n := rx.Attempts(); n != 2 {
 		t.Fatalf("%d webhook alerts, want the 2 of the first crossing only", n)
 	}
@@ -363,7 +363,7 @@ func TestNoSecretLeavesTheProcess(t *testing.T) {
 	if !st.Sentry.Flush(context.Background()) {
 		t.Fatal("Sentry events left unsent")
 	}
-	st.Webhook.Close(context.Background())
+	st.Webhook.Flush(context.Background())
 
 	events := ingest.Events()
 	messages := map[string]bool{}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fluxstudio/fluxauth"
 )
 
 // Defaults for WebhookConfig.
@@ -46,6 +48,8 @@ type WebhookConfig struct {
 	Backoff time.Duration
 	// Timeout bounds one attempt; DefaultWebhookTimeout when 0.
 	Timeout time.Duration
+	// Clock makes the timers between attempts; the real clock when nil.
+	Clock fluxauth.Clock
 }
 
 // Webhook posts alerts as JSON to a URL, one at a time from a background queue, retrying failures.
@@ -62,6 +66,15 @@ type Webhook struct {
 	done    chan struct{}
 	abort   chan struct{}
 	dropped atomic.Uint64
+	// runMu guards started: whether the worker runs, started by Run or, when Run never came, by
+	// Close for the drain.
+	runMu   sync.Mutex
+	started bool
+	// pending counts the alerts queued or being delivered; idle is closed, and replaced, each time
+	// it falls to zero (Flush).
+	pendMu  sync.Mutex
+	pending int
+	idle    chan struct{}
 }
 
 // WebhookPayload is the body of each POST.
@@ -90,7 +103,8 @@ func ValidWebhookURL(raw string) error {
 	return nil
 }
 
-// NewWebhook starts delivering to cfg.URL; Close stops it.
+// NewWebhook returns a webhook delivering to cfg.URL; it starts nothing. Run delivers the alerts
+// sent, and Close delivers what is queued and stops it. Alerts sent before Run are queued.
 func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if err := ValidWebhookURL(cfg.URL); err != nil {
 		return nil, fmt.Errorf("alert: webhook URL %w", err)
@@ -113,12 +127,34 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultWebhookTimeout
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = fluxauth.SystemClock{}
+	}
 	w := &Webhook{
 		cfg: cfg, client: &http.Client{Timeout: cfg.Timeout}, scrub: cfg.Scrubber,
 		queue: make(chan Alert, cfg.QueueSize), done: make(chan struct{}), abort: make(chan struct{}),
+		idle: make(chan struct{}),
 	}
-	go w.run()
 	return w, nil
+}
+
+// errRunTwice is Run's answer when the webhook already runs, or was closed before Run.
+var errRunTwice = errors.New("alert: webhook Run called on a webhook that already ran or was closed")
+
+// Run delivers the queued alerts, one at a time, until Close, then delivers what is left (within
+// Close's deadline) and returns nil. It does not stop when ctx ends: at shutdown the last events
+// written still raise alerts after that, and Close, once they are sent, is what drains the queue.
+// A webhook runs once.
+func (w *Webhook) Run(ctx context.Context) error {
+	w.runMu.Lock()
+	if w.started {
+		w.runMu.Unlock()
+		return errRunTwice
+	}
+	w.started = true
+	w.runMu.Unlock()
+	w.run()
+	return nil
 }
 
 // Send queues a, or drops and counts it when the queue is full or the webhook closed.
@@ -129,10 +165,43 @@ func (w *Webhook) Send(a Alert) {
 		w.dropped.Add(1)
 		return
 	}
+	w.addPending(1) // before the worker can take it
 	select {
 	case w.queue <- a:
 	default:
+		w.addPending(-1)
 		w.dropped.Add(1)
+	}
+}
+
+func (w *Webhook) addPending(n int) {
+	w.pendMu.Lock()
+	defer w.pendMu.Unlock()
+	w.pending += n
+	if w.pending == 0 {
+		close(w.idle)
+		w.idle = make(chan struct{})
+	}
+}
+
+// Flush waits until every alert sent so far has been delivered or given up on (retries included),
+// or until ctx ends or the webhook has stopped; it reports whether the queue was emptied. Unlike
+// Close it leaves the webhook running.
+func (w *Webhook) Flush(ctx context.Context) bool {
+	for {
+		w.pendMu.Lock()
+		n, idle := w.pending, w.idle
+		w.pendMu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-idle:
+		case <-w.done:
+			return false
+		case <-ctx.Done():
+			return false
+		}
 	}
 }
 
@@ -145,6 +214,12 @@ func (w *Webhook) Close(ctx context.Context) error {
 		close(w.queue)
 	}
 	w.mu.Unlock()
+	w.runMu.Lock()
+	if !w.started { // Run never came: the alerts queued are delivered here
+		w.started = true
+		go w.run()
+	}
+	w.runMu.Unlock()
 	select {
 	case <-w.done:
 		return nil
@@ -160,10 +235,12 @@ func (w *Webhook) run() {
 	for a := range w.queue {
 		select {
 		case <-w.abort:
+			w.addPending(-1)
 			continue // drain without delivering
 		default:
 		}
 		w.deliver(a)
+		w.addPending(-1)
 	}
 }
 
@@ -199,9 +276,9 @@ func (w *Webhook) deliver(a Alert) {
 		if retryAfter > 0 {
 			d = retryAfter
 		}
-		timer := time.NewTimer(min(d, maxWebhookWait))
+		timer, fired := w.cfg.Clock.NewTimer(min(d, maxWebhookWait))
 		select {
-		case <-timer.C:
+		case <-fired:
 		case <-w.abort:
 			timer.Stop()
 			w.cfg.Logger.Warn("alert webhook: shutting down; alert not delivered", "type", a.Type, "last_problem", last)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluxstudio/fluxauth/alert"
 	"github.com/fluxstudio/fluxauth/alert/alerttest"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
 
 func newWebhook(tb testing.TB, url string, logs *syncWriter, cfg alert.WebhookConfig) *alert.Webhook {
@@ -26,7 +27,13 @@ func newWebhook(tb testing.TB, url string, logs *syncWriter, cfg alert.WebhookCo
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { w.Close(context.Background()) })
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(context.Background()) }()
+	tb.Cleanup(func() {
+		w.Close(context.Background())
+		<-ran // an error only says that Close came first and drained the queue itself
+
+	})
 	return w
 }
 
@@ -152,5 +159,58 @@ func TestWebhookURLMustBeHTTP(t *testing.T) {
 		if _, err := alert.NewWebhook(alert.WebhookConfig{URL: u}); err == nil {
 			t.Errorf("%q accepted", u)
 		}
+	}
+}
+
+// A webhook that never ran (an App discarded before Run) still delivers, at Close, what was sent.
+func TestWebhookCloseWithoutRunDeliversTheQueue(t *testing.T) {
+	rx := alerttest.NewWebhook(t, 0)
+	url, _ := rx.URL()
+	w, err := alert.NewWebhook(alert.WebhookConfig{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Send(hijack())
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := rx.Attempts(); n != 1 {
+		t.Fatalf("%d attempts, want the queued alert delivered by Close", n)
+	}
+	if err := w.Run(context.Background()); err == nil {
+		t.Fatal("Run after Close succeeded")
+	}
+}
+
+func TestWebhookRunTwiceFails(t *testing.T) {
+	rx := alerttest.NewWebhook(t, 0)
+	url, _ := rx.URL()
+	w := newWebhook(t, url, nil, alert.WebhookConfig{})
+	w.Send(hijack())
+	rx.Next(t, wait) // the first Run delivers
+	if err := w.Run(context.Background()); err == nil {
+		t.Fatal("a second Run succeeded")
+	}
+}
+
+// The wait before a retry is on the webhook's clock: the retry goes out once the backoff has
+// passed, not before.
+func TestTheWebhookRetriesAfterTheBackoffOnItsClock(t *testing.T) {
+	rx := alerttest.NewWebhook(t, 1)
+	url, _ := rx.URL()
+	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	w := newWebhook(t, url, nil, alert.WebhookConfig{Attempts: 3, Backoff: time.Second, Clock: clock})
+	w.Send(hijack())
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(clock.Now().Add(time.Second)) { // the first attempt failed
+		t.Fatalf("retry armed for %v, want the backoff of 1s from %v", at[0], clock.Now())
+	}
+	clock.Advance(time.Second - time.Millisecond)
+	clock.WaitTimers(t, 1) // still armed: nothing else can make the second attempt
+	if n := rx.Attempts(); n != 1 {
+		t.Fatalf("%d attempts before the backoff passed, want 1", n)
+	}
+	clock.Advance(time.Millisecond)
+	if d := rx.Next(t, wait); d.Attempt != 2 {
+		t.Fatalf("delivered on attempt %d, want the retry (2)", d.Attempt)
 	}
 }

@@ -58,7 +58,8 @@ func closeReporter(reporter *alert.Sentry, logger *slog.Logger) {
 // and the webhook (when configured); alerts are logged in every case. run runs the monitor until
 // stop (Run runs it among its goroutines); stop, for after the recorder is drained, ends the
 // subscription, waits for the monitor to count what it gathered, and delivers the webhook's queue
-// within alertFlushTimeout. stop may be called more than once, and whether run was or not.
+// within alertFlushTimeout (the webhook runs in Run's lifecycle; Close drains it whether it ran or
+// not). stop may be called more than once, and whether run was or not.
 type alerts struct {
 	monitor *alert.Monitor
 	sub     *audit.Subscription

@@ -89,6 +89,11 @@ func (a *App) run(ctx context.Context) error {
 	// then closes the recorder, which is when it writes what is queued and returns.
 	lc.loop("audit writer", a.Recorder.Run)
 	lc.loop("alert monitor", func(context.Context) error { a.alerts.run(); return nil }) // until alerts.stop
+	if a.Webhook != nil {
+		// Like the audit writer it outlives ctx: alerts.stop, after the recorder is drained, closes
+		// it, which is when it delivers what is queued (within alertFlushTimeout) and returns.
+		lc.loop("alert webhook", a.Webhook.Run)
+	}
 	lc.loop("security feed", a.Hub.Run)
 	lc.loop("security feed wakes", func(ctx context.Context) error { a.Hub.Listen(ctx, a.Store, a.Recorder); return nil })
 	stopEvents := func() {}
