@@ -106,8 +106,8 @@ func (m *Monitor) count(typ, key string, n int) {
 // when unknown.
 func (m *Monitor) Run(ctx context.Context, events <-chan fluxauth.SecurityEvent, missed func() uint64) {
 	m.missed = missed
-	tick := time.NewTicker(m.cfg.CountEvery)
-	defer tick.Stop()
+	ticker, ticks := m.cfg.Clock.NewTicker(m.cfg.CountEvery)
+	defer ticker.Stop()
 	for {
 		select {
 		case ev, ok := <-events:
@@ -116,7 +116,7 @@ func (m *Monitor) Run(ctx context.Context, events <-chan fluxauth.SecurityEvent,
 				return
 			}
 			m.event(ev)
-		case <-tick.C:
+		case <-ticks:
 			m.flush(ctx)
 		case <-ctx.Done():
 			m.flush(context.WithoutCancel(ctx))

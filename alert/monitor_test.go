@@ -212,3 +212,45 @@ func TestThresholdsAreSharedByInstancesThroughRedis(t *testing.T) {
 		rdb.Del(context.Background(), keys...)
 	}
 }
+
+// sinkFunc is a Sink that hands each alert to a function, synchronously.
+type sinkFunc func(alert.Alert)
+
+func (f sinkFunc) Send(a alert.Alert) { f(a) }
+
+// The monitor adds up its counts when its clock's ticker fires, not on the wall clock: counts
+// gathered between two ticks raise nothing until the clock moves by CountEvery.
+func TestTheMonitorCountsOnItsClocksTicks(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	alerts := make(chan alert.Alert, 10)
+	m := alert.NewMonitor(alert.MonitorConfig{Sinks: []alert.Sink{sinkFunc(func(a alert.Alert) { alerts <- a })}, Clock: clock,
+		Thresholds: config.Default().Alerts, Counter: ratelimit.NewMemory(clock), CountEvery: time.Minute})
+	events := make(chan fluxauth.SecurityEvent) // unbuffered: a send returns once the monitor took the event
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx, events, nil) }()
+	defer func() { cancel(); <-done }()
+
+	start := clock.Now()
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(start.Add(time.Minute)) {
+		t.Fatalf("the monitor's ticker fires at %v, want CountEvery from now (%v)", at[0], start.Add(time.Minute))
+	}
+	for range 50 {
+		events <- failedLogin("203.0.113.9", "")
+	}
+	events <- failedLogin("192.0.2.1", "") // taken only once the monitor has counted the 50 before it
+	select {
+	case a := <-alerts:
+		t.Fatalf("alert %+v before the clock moved", a)
+	default:
+	}
+	clock.Advance(time.Minute)
+	select {
+	case a := <-alerts:
+		if a.Type != alert.FailedLoginsPerIP || a.IP != "203.0.113.9" {
+			t.Fatalf("alert %+v", a)
+		}
+	case <-time.After(wait):
+		t.Fatalf("no alert within %s of the tick", wait)
+	}
+}

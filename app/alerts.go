@@ -77,7 +77,7 @@ func (a *App) newAlerts(scrub *alert.Scrubber) (*alerts, error) {
 	}
 	if cfg.AlertWebhookURL != "" {
 		webhook, err := alert.NewWebhook(alert.WebhookConfig{URL: cfg.AlertWebhookURL, Environment: cfg.SentryEnvironment,
-			Instance: a.deps.Hostname, Release: a.version, Scrubber: scrub, Logger: logger, Backoff: a.deps.WebhookBackoff})
+			Instance: a.deps.Hostname, Release: a.version, Scrubber: scrub, Logger: logger, Backoff: a.deps.WebhookBackoff, Clock: a.Clock})
 		if err != nil {
 			return nil, err
 		}

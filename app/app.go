@@ -244,7 +244,11 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error)
 	}
 	a.Limiter = limiter
 
-	a.Recorder = audit.New(db, logger, deps.Audit)
+	auditCfg := deps.Audit
+	if auditCfg.Clock == nil {
+		auditCfg.Clock = clock
+	}
+	a.Recorder = audit.New(db, logger, auditCfg)
 	a.onUnstarted(func() { a.Recorder.Close(context.Background()) }) // writes what was recorded; Run starts the writer
 	a.Accounts = &account.Service{
 		Store: db, Admin: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,

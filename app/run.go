@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fluxstudio/fluxauth"
 	"log/slog"
 	"sync"
 	"time"
@@ -72,7 +73,7 @@ func (a *App) run(ctx context.Context) error {
 	cfg, logger := a.cfg, a.Logger
 	// From here every goroutine belongs to lc: run returns only when all of them have.
 	lc := newLifecycle(ctx, logger)
-	lc.loop("signing-key reload", func(ctx context.Context) error { reloadKeys(ctx, a.keys, logger); return nil })
+	lc.loop("signing-key reload", func(ctx context.Context) error { reloadKeys(ctx, a.keys, a.Clock, logger); return nil })
 	if cfg.CleanupAt != "off" {
 		job := CleanupJob(cfg, a.Store, a.Clock, logger)
 		lc.loop("daily cleanup", func(ctx context.Context) error { return job.Daily(ctx, cfg.CleanupAt) })
@@ -190,14 +191,14 @@ const keyReloadEvery = 10 * time.Second
 
 // reloadKeys picks up keys rotated into the shared file while serving (an in-memory key set has
 // nothing to reload).
-func reloadKeys(ctx context.Context, keys *token.KeySet, logger *slog.Logger) {
-	t := time.NewTicker(keyReloadEvery)
-	defer t.Stop()
+func reloadKeys(ctx context.Context, keys *token.KeySet, clock fluxauth.Clock, logger *slog.Logger) {
+	ticker, ticks := clock.NewTicker(keyReloadEvery)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-ticks:
 			changed, err := keys.Reload()
 			if err != nil {
 				logger.Error("signing keys: reload failed; keeping the keys in use", "err", err)

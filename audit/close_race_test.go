@@ -26,6 +26,12 @@ func (s *memStore) InsertEvents(_ context.Context, events ...*fluxauth.SecurityE
 	return nil
 }
 
+func (s *memStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.ids)
+}
+
 func (s *memStore) has(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -39,6 +39,8 @@ type Config struct {
 	// CriticalTimeout bounds the write of critical events, which the request waits for
 	// (default DefaultCriticalTimeout).
 	CriticalTimeout time.Duration
+	// Clock makes the flush ticker and the wait between failed writes; the real clock when nil.
+	Clock fluxauth.Clock
 }
 
 // DefaultCriticalTimeout bounds a critical event's write: long enough for a busy database, short
@@ -100,6 +102,9 @@ func New(store Inserter, logger *slog.Logger, cfg Config) *Recorder {
 	}
 	if cfg.CriticalTimeout <= 0 {
 		cfg.CriticalTimeout = DefaultCriticalTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = fluxauth.SystemClock{}
 	}
 	abandon, abandonNow := context.WithCancel(context.Background())
 	r := &Recorder{
@@ -290,13 +295,13 @@ func (r *Recorder) run() {
 			flush()
 		}
 	}
-	timer := time.NewTicker(r.cfg.FlushInterval)
-	defer timer.Stop()
+	ticker, ticks := r.cfg.Clock.NewTicker(r.cfg.FlushInterval)
+	defer ticker.Stop()
 	for {
 		select {
 		case it := <-r.queue:
 			add(it)
-		case <-timer.C:
+		case <-ticks:
 			if len(batch) > 0 {
 				flush()
 			}
@@ -369,7 +374,17 @@ func (r *Recorder) write(batch []*fluxauth.SecurityEvent) {
 			}
 		default:
 		}
-		time.Sleep(r.cfg.RetryInterval)
+		r.pause()
+	}
+}
+
+// pause waits RetryInterval before a write is tried again, or less when Close gives up on the writes.
+func (r *Recorder) pause() {
+	timer, fired := r.cfg.Clock.NewTimer(r.cfg.RetryInterval)
+	defer timer.Stop()
+	select {
+	case <-fired:
+	case <-r.abandon.Done():
 	}
 }
 

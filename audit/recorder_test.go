@@ -488,3 +488,59 @@ func TestCloseAbandonsAWriteHungOnTheDatabase(t *testing.T) {
 		t.Fatal("the hung write was still running 2s after Close gave up")
 	}
 }
+
+// flakyStore refuses the first writes as an unreachable database would, then takes them.
+type flakyStore struct {
+	*memStore
+	mu       sync.Mutex
+	refuse   int
+	attempts chan struct{}
+}
+
+func (s *flakyStore) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent) error {
+	defer func() { s.attempts <- struct{}{} }()
+	s.mu.Lock()
+	refuse := s.refuse > 0
+	s.refuse--
+	s.mu.Unlock()
+	if refuse {
+		return fmt.Errorf("%w: postgres: connection refused", fluxauth.ErrUnavailable)
+	}
+	return s.memStore.InsertEvents(ctx, events...)
+}
+
+// The batch waits for the flush ticker and a failed write for the retry timer, both on the
+// recorder's clock: a warning is written when the clock reaches FlushInterval, and written again,
+// after the database refused it, when it reaches RetryInterval more.
+func TestTheRecordersFlushAndRetryAreOnItsClock(t *testing.T) {
+	clock := testenv.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	store := &flakyStore{memStore: &memStore{ids: map[string]bool{}}, refuse: 1, attempts: make(chan struct{}, 10)}
+	r := audit.New(store, quiet, audit.Config{Clock: clock, FlushInterval: time.Second, RetryInterval: time.Minute})
+	go r.Run(context.Background())
+	defer r.Close(context.Background())
+	start := clock.Now()
+	if at := clock.WaitTimers(t, 1); !at[0].Equal(start.Add(time.Second)) {
+		t.Fatalf("the flush ticker fires at %v, want FlushInterval from now", at[0])
+	}
+	if err := r.Record(context.Background(), newEvent(fluxauth.SeverityWarning)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-store.attempts:
+		t.Fatal("the batch was written before the clock reached FlushInterval")
+	case <-time.After(20 * time.Millisecond):
+	}
+	clock.Advance(time.Second)
+	<-store.attempts // refused
+	if at := clock.WaitTimers(t, 2); !slices.Contains(at, clock.Now().Add(time.Minute)) {
+		t.Fatalf("timers at %v, want the retry RetryInterval after the refusal", at)
+	}
+	if n := store.len(); n != 0 {
+		t.Fatalf("%d events written while the database refused them", n)
+	}
+	clock.Advance(time.Minute)
+	<-store.attempts
+	if n := store.len(); n != 1 {
+		t.Fatalf("%d events written after the retry, want 1", n)
+	}
+}

@@ -327,6 +327,18 @@ func (h *Webhook) Next(tb testing.TB, wait time.Duration) Delivery {
 	}
 }
 
+// Poll returns the next delivery if one comes within wait, and false if none does.
+func (h *Webhook) Poll(wait time.Duration) (Delivery, bool) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case d := <-h.received:
+		return d, true
+	case <-t.C:
+		return Delivery{}, false
+	}
+}
+
 // AwaitAttempt waits until the receiver has answered one more request, failed or not, failing tb if
 // none comes within wait.
 func (h *Webhook) AwaitAttempt(tb testing.TB, wait time.Duration) {

@@ -7,6 +7,7 @@ package testserver
 import (
 	"context"
 	"crypto/rand"
+	"github.com/fluxstudio/fluxauth"
 	"io"
 	"testing"
 	"time"
@@ -49,7 +50,7 @@ func Config(tb testing.TB) *config.Config {
 // Start builds the service from cfg and deps with app.New, runs it until tb ends and returns it. It
 // fails tb when New fails, or when the service stops with an error (a failed goroutine, an unclean
 // shutdown). Zero deps fields take test defaults: a fake clock at the current time, a fresh SQLite
-// database, a fresh in-memory key set, the log discarded, and the audit recorder flushing every 10ms.
+// database, a fresh in-memory key set, the log discarded, and the audit recorder flushing every 10ms of real time.
 func Start(tb testing.TB, cfg *config.Config, deps app.Deps) *app.App {
 	tb.Helper()
 	if deps.Clock == nil {
@@ -70,6 +71,11 @@ func Start(tb testing.TB, cfg *config.Config, deps app.Deps) *app.App {
 			tb.Fatal(err)
 		}
 		deps.Keys = ks
+	}
+	if deps.Audit.Clock == nil {
+		// The recorder's batching is a bound on how late a client sees an event, not a schedule a
+		// test moves: it stays on the real clock (audit's own tests drive it with a fake one).
+		deps.Audit.Clock = fluxauth.SystemClock{}
 	}
 	if deps.Audit.FlushInterval == 0 {
 		deps.Audit.FlushInterval = 10 * time.Millisecond
