@@ -113,6 +113,9 @@ type Principal struct {
 	SessionID string
 	Email     string
 	UserType  string
+	// ExpiresAt is when the access token the caller presented expires: a response that outlives the
+	// request (the admin event stream) ends there.
+	ExpiresAt time.Time
 }
 
 // JWKS returns the public keys access tokens are verified with, as a JSON Web Key Set.
