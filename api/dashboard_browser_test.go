@@ -311,8 +311,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.until(t, admin, "only failed logins listed", `(() => { const li = [...document.querySelectorAll('#feed-list li')];
 		return li.length === 2 && li.every((x) => x.dataset.type === 'failed_login'); })()`)
 
-	if kept := eval[string](t, b, admin, `[localStorage.length, sessionStorage.length, document.cookie].join('|')`); kept != "0|0|" {
-		t.Errorf("the page kept something in the browser (localStorage|sessionStorage|cookies): %q", kept)
+	// Only the device token is kept (TestDashboardSignsInWithItsDeviceTokenThroughALockout): no
+	// access or refresh token, nothing else.
+	if kept := eval[string](t, b, admin, `[Object.keys(localStorage).join(','), sessionStorage.length, document.cookie].join('|')`); kept != "fluxauth.deviceTokens|0|" {
+		t.Errorf("the page kept something in the browser (localStorage keys|sessionStorage|cookies): %q", kept)
+	}
+	if stored := eval[string](t, b, admin, `localStorage.getItem('fluxauth.deviceTokens')`); strings.Contains(stored, "eyJ") ||
+		!strings.Contains(stored, `"boss@example.com"`) {
+		t.Errorf("localStorage holds %q: want the account's device token only", stored)
 	}
 
 	b.do(t, admin, "narrow the window to a phone's width", chromedp.EmulateViewport(390, 844))
@@ -494,4 +500,41 @@ func TestDashboardRefreshesItsTokenBeforeExpiry(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#user-search button[type="submit"]`)))
 	b.until(t, admin, "the search's answer", `document.getElementById('user-results-status').textContent === '1 user found.'`)
 	b.noProblems(t) // a 401 on the way would have been logged
+}
+
+// The page keeps its device token and sends it at sign-in, so whoever knows an admin's address
+// cannot lock the admin out of the dashboard: after wrong passwords from elsewhere have locked the
+// account, the page still signs in, counted on its token's own budget.
+func TestDashboardSignsInWithItsDeviceTokenThroughALockout(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, threeStrikes)
+	const email = "keeper@example.com"
+	e.admin(t, email)
+	first := b.tab(t, 1280, 800)
+	b.signIn(t, first, e.URL, email, "correct horse battery")
+	b.until(t, first, "the live stream to connect", `document.getElementById('stream-status').textContent === 'Live'`)
+	b.do(t, first, "sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("signin-email")))
+
+	e.lockOut(t, email) // wrong passwords from elsewhere; the right one is now refused there too
+
+	again := b.tab(t, 1280, 800)
+	b.signIn(t, again, e.URL, email, "correct horse battery")
+	b.until(t, again, "the live stream to connect after the lockout", `document.getElementById('stream-status').textContent === 'Live'`)
+	var logins []string
+	for _, r := range b.sent(again) {
+		if strings.HasSuffix(r.URL, "/api/auth/login") && r.Method == "POST" {
+			var body []byte
+			for _, p := range r.PostDataEntries {
+				body = append(body, p.Bytes...)
+			}
+			logins = append(logins, string(body))
+		}
+	}
+	if len(logins) != 1 || !strings.Contains(logins[0], `"deviceToken":"`) {
+		t.Errorf("the second tab's sign-in requests: %q; want one carrying the device token", logins)
+	}
+	if used := e.eventsWhere(t, fluxauth.EventLoginSuccess, "deviceToken", "used"); len(used) != 1 {
+		t.Errorf("%d logins through a device token, want the second tab's", len(used))
+	}
+	b.noProblems(t)
 }

@@ -13,16 +13,22 @@ import (
 // tokens and presents it from another browser on another network.
 var thief = []string{"User-Agent", "Mozilla/5.0 (X11; Linux x86_64) Thief/1.0", "X-Forwarded-For", "203.0.113.5"}
 
-// otherClientEvents returns the suspicious_token_usage events recorded with the reason.
-func (e *env) otherClientEvents(tb testing.TB, reason string) []*fluxauth.SecurityEvent {
+// eventsWhere returns the events of type typ whose metadata has key set to value.
+func (e *env) eventsWhere(tb testing.TB, typ, key string, value any) []*fluxauth.SecurityEvent {
 	tb.Helper()
 	var out []*fluxauth.SecurityEvent
-	for _, ev := range e.events(tb, fluxauth.EventSuspiciousTokenUsage) {
-		if ev.Metadata["reason"] == reason {
+	for _, ev := range e.events(tb, typ) {
+		if ev.Metadata[key] == value {
 			out = append(out, ev)
 		}
 	}
 	return out
+}
+
+// otherClientEvents returns the suspicious_token_usage events recorded with the reason.
+func (e *env) otherClientEvents(tb testing.TB, reason string) []*fluxauth.SecurityEvent {
+	tb.Helper()
+	return e.eventsWhere(tb, fluxauth.EventSuspiciousTokenUsage, "reason", reason)
 }
 
 // graceHit presents spent within the grace window with headers and checks the answer is the
