@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -535,6 +536,62 @@ func TestDashboardSignsInWithItsDeviceTokenThroughALockout(t *testing.T) {
 	}
 	if used := e.eventsWhere(t, fluxauth.EventLoginSuccess, "deviceToken", "used"); len(used) != 1 {
 		t.Errorf("%d logins through a device token, want the second tab's", len(used))
+	}
+	b.noProblems(t)
+}
+
+// The server ends the live stream when the access token it was opened with expires; the page
+// reconnects with its renewed token and resumes from the last id it had, so an event committed
+// while it reconnected is still shown.
+func TestDashboardStreamReconnectsWithTheRenewedTokenAtExpiry(t *testing.T) {
+	const ttl = 12 * time.Second // the page refreshes at 80% of a lifetime this short
+	clock := testenv.NewClock(time.Now())
+	b := newBrowser(t)
+	e := newEnv(t, withClock(clock), withConfig(func(c *config.Config) { c.AccessTTL = ttl }))
+	e.admin(t, "renewer@example.com")
+	admin := b.tab(t, 1280, 800)
+	b.signIn(t, admin, e.URL, "renewer@example.com", "correct horse battery")
+	b.until(t, admin, "the live stream to connect", `document.getElementById('stream-status').textContent === 'Live'`)
+	streams := func() []*network.Request {
+		var out []*network.Request
+		for _, r := range b.sent(admin) {
+			if strings.HasSuffix(r.URL, "/api/admin/security/stream") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	opened := streams()
+	if len(opened) != 1 {
+		t.Fatalf("%d stream requests at sign-in, want 1", len(opened))
+	}
+	first, _ := header(opened[0], "Authorization").(string)
+
+	clock.Advance(ttl * 2 / 3) // the page renews its token; its stream goes on with the first one
+	deadline := time.Now().Add(ttl)
+	for !slices.ContainsFunc(b.sent(admin), func(r *network.Request) bool { return strings.HasSuffix(r.URL, "/api/auth/refresh") }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page sent no refresh within the token's lifetime (%v)", ttl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.failLogin(t, "renewer@example.com", "198.51.100.61") // seen live: the page has an id to resume from
+	b.until(t, admin, "the first failed login", `[...document.querySelectorAll('#feed-list li')].some((li) => li.textContent.includes('198.51.100.61'))`)
+
+	clock.Advance(ttl/3 + time.Second) // past the first token's exp (the server ends its stream), not the renewed one's
+	e.failLogin(t, "renewer@example.com", "198.51.100.62")
+	b.until(t, admin, "the event committed around the reconnection", `[...document.querySelectorAll('#feed-list li')].some((li) => li.textContent.includes('198.51.100.62'))`)
+	b.until(t, admin, "the stream to be live again", `document.getElementById('stream-status').textContent === 'Live'`)
+	again := streams()
+	if len(again) < 2 {
+		t.Fatalf("%d stream requests: the page did not reconnect", len(again))
+	}
+	last := again[len(again)-1]
+	if auth, _ := header(last, "Authorization").(string); auth == first || !strings.HasPrefix(auth, "Bearer ") {
+		t.Errorf("the stream reconnected with the expired token")
+	}
+	if id, _ := header(last, "Last-Event-ID").(string); id == "" {
+		t.Errorf("the stream reconnected without Last-Event-ID")
 	}
 	b.noProblems(t)
 }
