@@ -38,8 +38,10 @@ func (t *RefreshToken) Spent() bool { return !t.SpentAt.IsZero() }
 func (t *RefreshToken) Revoked() bool { return !t.RevokedAt.IsZero() }
 
 // IDTokenUse records that a provider's ID token was accepted, so that it is never accepted again.
+// The same single-use record, under the provider "grace-client", marks a client the refresh rule
+// has already reported for a session (account's watchOtherClient), for every instance at once.
 type IDTokenUse struct {
-	Provider string // "google" or "apple"; keys are unique per provider
+	Provider string // "google" or "apple" (or "grace-client"); keys are unique per provider
 	Key      string // what names the token: the hex SHA-256 of its jti, else of its signed content
 	UsedAt   time.Time
 	// ExpiresAt is the token's exp: after it the token is refused as expired, so the record can go.

@@ -30,6 +30,9 @@ type Config struct {
 	// SuspiciousRefreshRate: a refresh that comes sooner after the session's previous refresh than
 	// one interval of this rate is recorded as suspicious_token_usage (not refused); zero disables it.
 	SuspiciousRefreshRate ratelimit.Limit
+	// WatchGraceClients records suspicious_token_usage when a spent token's grace hit or reissue
+	// comes from another client than the one that rotated it (once per session and client).
+	WatchGraceClients bool
 	// CheckSessionOwner refuses an access token whose session belongs to another user than its sub.
 	// Required with HS256, where every service holding the shared secret can mint any sub and sid;
 	// with ES256 only fluxauth signs, so it may be turned off to spare the lookup.
@@ -113,6 +116,9 @@ type Principal struct {
 	SessionID string
 	Email     string
 	UserType  string
+	// ExpiresAt is when the access token the caller presented expires: a response that outlives the
+	// request (the admin event stream) ends there.
+	ExpiresAt time.Time
 }
 
 // JWKS returns the public keys access tokens are verified with, as a JSON Web Key Set.

@@ -185,6 +185,24 @@ func (s *Service) loginSucceeded(ctx context.Context, userID string) {
 	}
 }
 
+// networkKey names the network a client address is in, for telling two clients apart: an IPv4
+// address by its /24, an IPv6 one by its /64 (as ipKey). An address that does not parse is itself.
+func networkKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if !a.Is4() {
+		return ipKey(ip)
+	}
+	p, err := a.Prefix(24)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
 // ipKey is what per-IP limits count a client address by: an IPv4 address as itself, an IPv6 one by
 // its /64, the block one subscriber gets, so that walking the addresses of one network buys no
 // budget. An address that does not parse counts as itself.

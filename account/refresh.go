@@ -2,6 +2,8 @@ package account
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -178,6 +180,9 @@ func (s *Service) refreshLocked(ctx context.Context, tx fluxauth.Tx, raw, hash, 
 			if out.raw, err = s.walkTo(raw, tip); err != nil {
 				return err
 			}
+			if events, err = s.watchOtherClient(ctx, tx, p, tip, dev, now, "grace_other_client", events); err != nil {
+				return err
+			}
 			return tx.InsertEvents(ctx, events...) // a recorded fingerprint mismatch, if any
 		case reissue:
 			out.issued = tip
@@ -185,6 +190,9 @@ func (s *Service) refreshLocked(ctx context.Context, tx fluxauth.Tx, raw, hash, 
 				return err
 			}
 			if err := tx.MarkReissued(ctx, tip.ID, now); err != nil {
+				return err
+			}
+			if events, err = s.watchOtherClient(ctx, tx, p, tip, dev, now, "reissue_other_client", events); err != nil {
 				return err
 			}
 			return tx.InsertEvents(ctx, events...)
@@ -315,6 +323,39 @@ func (s *Service) watchRefresh(current *fluxauth.RefreshToken, dev Device) []*fl
 	return []*fluxauth.SecurityEvent{s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, current.UserID, current.ID, dev,
 		map[string]any{"reason": "new_ip_and_user_agent", "sessionId": current.SessionID,
 			"previousIp": current.IPAddress, "previousUserAgent": current.UserAgent})}
+}
+
+// graceWatchProvider is the namespace of the once-per-session-and-client marks of watchOtherClient
+// in the store's table of single uses (Tx.UseIDToken), which is shared by every instance, keeps a
+// mark until its ExpiresAt (then cleanup removes it) and lets exactly one of concurrent
+// transactions record a given key.
+const graceWatchProvider = "grace-client"
+
+// watchOtherClient appends to events a suspicious_token_usage for a grace hit or reissue (reason)
+// answering another client than the one that rotated the chain to tip: the answer stays as it is
+// (racing tabs and lost responses look alike from one client, and a server-side renderer is a second
+// client), but a thief following the owner's rotations with one copied token is no longer silent.
+// Another client is another device fingerprint where the session has one (checkFingerprint already
+// records that), else another User-Agent and another network (networkKey). It is recorded the first
+// time a client does so in the session only: the mark is taken in tx, under the session's lock,
+// in the shared store, so instances agree.
+func (s *Service) watchOtherClient(ctx context.Context, tx fluxauth.Tx, p, tip *fluxauth.RefreshToken, dev Device, now time.Time, reason string, events []*fluxauth.SecurityEvent) ([]*fluxauth.SecurityEvent, error) {
+	if !s.Config.WatchGraceClients || tip.DeviceFingerprint != "" ||
+		tip.UserAgent == "" || tip.IPAddress == "" || dev.UserAgent == "" || dev.IP == "" ||
+		dev.UserAgent == tip.UserAgent || networkKey(dev.IP) == networkKey(tip.IPAddress) {
+		return events, nil
+	}
+	key := sha256.Sum256([]byte(tip.SessionID + "\x00" + dev.UserAgent + "\x00" + networkKey(dev.IP)))
+	first, err := tx.UseIDToken(ctx, &fluxauth.IDTokenUse{
+		Provider: graceWatchProvider, Key: hex.EncodeToString(key[:]), UsedAt: now,
+		ExpiresAt: p.SessionCreatedAt.Add(s.Config.SessionMaxAge), // no refresh of the session after it
+	})
+	if err != nil || !first {
+		return events, err
+	}
+	return append(events, s.event(fluxauth.EventSuspiciousTokenUsage, fluxauth.SeverityWarning, tip.UserID, tip.ID, dev,
+		map[string]any{"reason": reason, "sessionId": tip.SessionID, "spentTokenId": p.ID,
+			"rotatedByIp": tip.IPAddress, "rotatedByUserAgent": tip.UserAgent})), nil
 }
 
 // watchRefreshRate records suspicious_token_usage, after the rotation committed, when a session was

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -311,8 +312,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.until(t, admin, "only failed logins listed", `(() => { const li = [...document.querySelectorAll('#feed-list li')];
 		return li.length === 2 && li.every((x) => x.dataset.type === 'failed_login'); })()`)
 
-	if kept := eval[string](t, b, admin, `[localStorage.length, sessionStorage.length, document.cookie].join('|')`); kept != "0|0|" {
-		t.Errorf("the page kept something in the browser (localStorage|sessionStorage|cookies): %q", kept)
+	// Only the device token is kept (TestDashboardSignsInWithItsDeviceTokenThroughALockout): no
+	// access or refresh token, nothing else.
+	if kept := eval[string](t, b, admin, `[Object.keys(localStorage).join(','), sessionStorage.length, document.cookie].join('|')`); kept != "fluxauth.deviceTokens|0|" {
+		t.Errorf("the page kept something in the browser (localStorage keys|sessionStorage|cookies): %q", kept)
+	}
+	if stored := eval[string](t, b, admin, `localStorage.getItem('fluxauth.deviceTokens')`); strings.Contains(stored, "eyJ") ||
+		!strings.Contains(stored, `"boss@example.com"`) {
+		t.Errorf("localStorage holds %q: want the account's device token only", stored)
 	}
 
 	b.do(t, admin, "narrow the window to a phone's width", chromedp.EmulateViewport(390, 844))
@@ -494,4 +501,97 @@ func TestDashboardRefreshesItsTokenBeforeExpiry(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#user-search button[type="submit"]`)))
 	b.until(t, admin, "the search's answer", `document.getElementById('user-results-status').textContent === '1 user found.'`)
 	b.noProblems(t) // a 401 on the way would have been logged
+}
+
+// The page keeps its device token and sends it at sign-in, so whoever knows an admin's address
+// cannot lock the admin out of the dashboard: after wrong passwords from elsewhere have locked the
+// account, the page still signs in, counted on its token's own budget.
+func TestDashboardSignsInWithItsDeviceTokenThroughALockout(t *testing.T) {
+	b := newBrowser(t)
+	e := newEnv(t, threeStrikes)
+	const email = "keeper@example.com"
+	e.admin(t, email)
+	first := b.tab(t, 1280, 800)
+	b.signIn(t, first, e.URL, email, "correct horse battery")
+	b.until(t, first, "the live stream to connect", `document.getElementById('stream-status').textContent === 'Live'`)
+	b.do(t, first, "sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("signin-email")))
+
+	e.lockOut(t, email) // wrong passwords from elsewhere; the right one is now refused there too
+
+	again := b.tab(t, 1280, 800)
+	b.signIn(t, again, e.URL, email, "correct horse battery")
+	b.until(t, again, "the live stream to connect after the lockout", `document.getElementById('stream-status').textContent === 'Live'`)
+	var logins []string
+	for _, r := range b.sent(again) {
+		if strings.HasSuffix(r.URL, "/api/auth/login") && r.Method == "POST" {
+			var body []byte
+			for _, p := range r.PostDataEntries {
+				body = append(body, p.Bytes...)
+			}
+			logins = append(logins, string(body))
+		}
+	}
+	if len(logins) != 1 || !strings.Contains(logins[0], `"deviceToken":"`) {
+		t.Errorf("the second tab's sign-in requests: %q; want one carrying the device token", logins)
+	}
+	if used := e.eventsWhere(t, fluxauth.EventLoginSuccess, "deviceToken", "used"); len(used) != 1 {
+		t.Errorf("%d logins through a device token, want the second tab's", len(used))
+	}
+	b.noProblems(t)
+}
+
+// The server ends the live stream when the access token it was opened with expires; the page
+// reconnects with its renewed token and resumes from the last id it had, so an event committed
+// while it reconnected is still shown.
+func TestDashboardStreamReconnectsWithTheRenewedTokenAtExpiry(t *testing.T) {
+	const ttl = 12 * time.Second // the page refreshes at 80% of a lifetime this short
+	clock := testenv.NewClock(time.Now())
+	b := newBrowser(t)
+	e := newEnv(t, withClock(clock), withConfig(func(c *config.Config) { c.AccessTTL = ttl }))
+	e.admin(t, "renewer@example.com")
+	admin := b.tab(t, 1280, 800)
+	b.signIn(t, admin, e.URL, "renewer@example.com", "correct horse battery")
+	b.until(t, admin, "the live stream to connect", `document.getElementById('stream-status').textContent === 'Live'`)
+	streams := func() []*network.Request {
+		var out []*network.Request
+		for _, r := range b.sent(admin) {
+			if strings.HasSuffix(r.URL, "/api/admin/security/stream") {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	opened := streams()
+	if len(opened) != 1 {
+		t.Fatalf("%d stream requests at sign-in, want 1", len(opened))
+	}
+	first, _ := header(opened[0], "Authorization").(string)
+
+	clock.Advance(ttl * 2 / 3) // the page renews its token; its stream goes on with the first one
+	deadline := time.Now().Add(ttl)
+	for !slices.ContainsFunc(b.sent(admin), func(r *network.Request) bool { return strings.HasSuffix(r.URL, "/api/auth/refresh") }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page sent no refresh within the token's lifetime (%v)", ttl)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.failLogin(t, "renewer@example.com", "198.51.100.61") // seen live: the page has an id to resume from
+	b.until(t, admin, "the first failed login", `[...document.querySelectorAll('#feed-list li')].some((li) => li.textContent.includes('198.51.100.61'))`)
+
+	clock.Advance(ttl/3 + time.Second) // past the first token's exp (the server ends its stream), not the renewed one's
+	e.failLogin(t, "renewer@example.com", "198.51.100.62")
+	b.until(t, admin, "the event committed around the reconnection", `[...document.querySelectorAll('#feed-list li')].some((li) => li.textContent.includes('198.51.100.62'))`)
+	b.until(t, admin, "the stream to be live again", `document.getElementById('stream-status').textContent === 'Live'`)
+	again := streams()
+	if len(again) < 2 {
+		t.Fatalf("%d stream requests: the page did not reconnect", len(again))
+	}
+	last := again[len(again)-1]
+	if auth, _ := header(last, "Authorization").(string); auth == first || !strings.HasPrefix(auth, "Bearer ") {
+		t.Errorf("the stream reconnected with the expired token")
+	}
+	if id, _ := header(last, "Last-Event-ID").(string); id == "" {
+		t.Errorf("the stream reconnected without Last-Event-ID")
+	}
+	b.noProblems(t)
 }

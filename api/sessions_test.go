@@ -17,6 +17,18 @@ import (
 // sidOf reads the sid claim of an access token (the signature is checked by the server elsewhere).
 func sidOf(tb testing.TB, access string) string {
 	tb.Helper()
+	return claimsOf(tb, access).SID
+}
+
+// accessClaims are the claims of an access token the tests read.
+type accessClaims struct {
+	SID string `json:"sid"`
+	Exp int64  `json:"exp"`
+}
+
+// claimsOf reads an access token's claims without checking its signature.
+func claimsOf(tb testing.TB, access string) accessClaims {
+	tb.Helper()
 	parts := strings.Split(access, ".")
 	if len(parts) != 3 {
 		tb.Fatalf("not a JWT: %q", access)
@@ -25,13 +37,11 @@ func sidOf(tb testing.TB, access string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var c struct {
-		SID string `json:"sid"`
-	}
+	var c accessClaims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		tb.Fatal(err)
 	}
-	return c.SID
+	return c
 }
 
 func (e *env) refresh(tb testing.TB, rt string, headers ...string) *response {

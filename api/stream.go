@@ -35,9 +35,19 @@ func streamData(e *fluxauth.SecurityEvent) []byte {
 // securityStream is the dashboard's live feed: Server-Sent Events, one "security" event per
 // committed security event, its id the stream's cursor (feed.Cursor) for Last-Event-ID. It ends
 // when the client goes, when it falls too far behind (the hub dropped it: it reconnects and resumes)
-// or at shutdown (Feed.Close).
-func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *account.Principal) error {
+// or at shutdown (Feed.Close); and, since the stream outlives the request's one authentication, when
+// its access token expires (on the service's clock), when its session is revoked (the token_revoked
+// event the revocation committed, which the feed brings from whichever instance revoked it) and when
+// its user stops being an admin (user_type_changed, after which the account is read again). The
+// client reconnects with a renewed token and resumes from its Last-Event-ID.
+func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
 	ctx := r.Context()
+	untilExp := p.ExpiresAt.Sub(s.Accounts.Clock.Now())
+	if untilExp <= 0 {
+		return fluxauth.Errorf(fluxauth.EInvalidToken, "The access token is invalid or expired.")
+	}
+	expiry, expired := s.Accounts.Clock.NewTimer(untilExp)
+	defer expiry.Stop()
 	sub, err := s.Feed.Subscribe(ctx, r.Header.Get("Last-Event-ID"))
 	switch {
 	case errors.Is(err, feed.ErrBadCursor):
@@ -123,6 +133,13 @@ func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *accou
 					return nil
 				}
 			}
+			if end := s.streamAuthEnded(ctx, p, e.SecurityEvent); end != "" {
+				why = end
+				return nil
+			}
+		case <-expired:
+			why = "access token expired"
+			return nil
 		case <-heartbeat.C:
 			buf.WriteString(": heartbeat\n\n")
 			if err = write(); err != nil {
@@ -131,6 +148,24 @@ func (s *Server) securityStream(w http.ResponseWriter, r *http.Request, _ *accou
 			}
 		}
 	}
+}
+
+// streamAuthEnded reports why the stream of p must end after the event e, or "" while it may go on:
+// e ended p's session, or changed p's account's type and p is no longer an admin.
+func (s *Server) streamAuthEnded(ctx context.Context, p *account.Principal, e *fluxauth.SecurityEvent) string {
+	switch e.Type {
+	case fluxauth.EventTokenRevoked:
+		if sid, _ := e.Metadata["sessionId"].(string); sid == p.SessionID {
+			return "session revoked"
+		}
+	case fluxauth.EventUserTypeChanged:
+		if e.UserID == p.UserID {
+			if err := s.Accounts.RequireAdmin(ctx, p); err != nil {
+				return "no longer an admin"
+			}
+		}
+	}
+	return ""
 }
 
 // streamEnded logs why a stream ended: once the response has started, nothing can reach the client

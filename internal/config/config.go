@@ -250,6 +250,12 @@ var settings = []Setting{
 	{Env: "FLUXAUTH_LOCKOUT", Default: "1/15m:10", Help: "password-login attempts per account (per canonical address when no account has it), whatever the client IP; a correct password clears the count, except through a device token. The default: 10 failures in quick succession lock the account for 15 minutes, then one try every 15 minutes", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
 	{Env: "FLUXAUTH_DEVICE_TOKEN_TTL", Default: "2160h", Help: "how long a device token lives after it was issued or last let its device sign in; logins that carry a live one are counted on the token's own budget of 5 failures, not on the lockout", parse: durationIn(func(c *Config) *time.Duration { return &c.Account.DeviceTokenTTL }, time.Hour, 8760*time.Hour)},
 	{Env: "FLUXAUTH_SUSPICIOUS_REFRESH_RATE", Default: "10/1m", Help: "a refresh sooner after the session's previous one than this rate allows records suspicious_token_usage", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Account.SuspiciousRefreshRate })},
+	{Env: "FLUXAUTH_SUSPICIOUS_GRACE", Default: "on", Help: "on: a grace hit or reissue of a spent refresh token for another client than the one that rotated it (another User-Agent and another /24 or /64 network) records suspicious_token_usage, once per session and client; off: not recorded (a server-side renderer refreshing alongside the browser records one per session)", parse: func(c *Config, v string) error {
+		var p string
+		err := oneOf(&p, v, "on", "off")
+		c.Account.WatchGraceClients = p == "on"
+		return err
+	}},
 	{Env: "FLUXAUTH_FINGERPRINT_MISMATCH", Default: "revoke", Help: "revoke (end the session) or record, when a refresh presents another device fingerprint", parse: func(c *Config, v string) error {
 		var p string
 		err := oneOf(&p, v, "revoke", "record")

@@ -1,6 +1,8 @@
 // The API client and the signed-in session. The tokens live only in this module's variables: never
 // in localStorage, sessionStorage or a cookie, where another script or a shared machine could read
-// them later. A reload forgets them, and the admin signs in again.
+// them later. A reload forgets them, and the admin signs in again. The one exception is each
+// account's device token (below), which only lets this browser's logins with the right password
+// skip the account's lockout.
 
 // APIError carries the API's stable error code and its safe message.
 export class APIError extends Error {
@@ -52,16 +54,45 @@ async function post(path, body) {
   return decode(res);
 }
 
+// Device tokens, by account (the address as typed, trimmed and lower-cased), in localStorage: a
+// login that carries its device token is counted on the token's own budget, not on the account's
+// lockout, so whoever knows an admin's address cannot lock the admin out of the dashboard with wrong
+// passwords. The token is no credential without the password.
+const DEVICE_TOKENS = 'fluxauth.deviceTokens';
+const deviceKey = (email) => String(email).trim().toLowerCase();
+
+function deviceTokens() {
+  try {
+    const all = JSON.parse(localStorage.getItem(DEVICE_TOKENS) || '{}');
+    return all && typeof all === 'object' ? all : {};
+  } catch {
+    return {};
+  }
+}
+
+function keepDeviceToken(email, token) {
+  if (!token) return;
+  try {
+    localStorage.setItem(DEVICE_TOKENS, JSON.stringify({ ...deviceTokens(), [deviceKey(email)]: token }));
+  } catch {
+    // storage refused (private mode, quota): the next login is a plain one
+  }
+}
+
 // signIn logs in and keeps the tokens when the account is an admin. A non-admin's new session is
 // revoked at once (nothing of theirs is kept or shown) and an APIError not_admin is thrown.
 export async function signIn(email, password) {
-  const auth = await post('/api/auth/login', { email, password });
+  const body = { email, password };
+  const deviceToken = deviceTokens()[deviceKey(email)];
+  if (deviceToken) body.deviceToken = deviceToken;
+  const auth = await post('/api/auth/login', body);
   if (!auth.user || auth.user.userType !== 'admin') {
     fetch('/api/auth/logout', {
       method: 'POST', headers: { Authorization: 'Bearer ' + auth.accessToken }, credentials: 'omit',
     }).catch(() => {});
     throw new APIError(403, 'not_admin', 'This account is not an administrator.');
   }
+  keepDeviceToken(email, auth.deviceToken);
   adopt(auth);
   return auth.user;
 }
