@@ -4,7 +4,8 @@
 //
 // The hub reads when woken: on PostgreSQL by LISTEN/NOTIFY (a trigger on security_events notifies
 // at each inserting statement's commit, on whichever instance wrote it: see postgres.DB.ListenEvents);
-// on SQLite, which only one instance uses, by the audit recorder's in-process subscription. Wakes
+// on SQLite, which only one instance uses, by the audit recorder's in-process subscription and a
+// poll every second (for events a command such as "fluxauth users set-type" wrote). Wakes
 // coalesce: however many arrive during a read, one more read follows. The hub also runs the
 // reactions registered for an event type (an admin's unlock clears the lockout in each instance's
 // own limiter), so they reach every instance the way events do.
@@ -35,6 +36,9 @@ type Config struct {
 	Batch int
 	// RetryInterval is the pause after a failed read before the next (default 1s).
 	RetryInterval time.Duration
+	// PollEvery is how often the hub reads a database that sends no notifications (SQLite), for
+	// the events another process wrote there, such as "fluxauth users set-type" (default 1s).
+	PollEvery time.Duration
 }
 
 // Event is an event as the feed hands it out: shared by every subscriber, so its encoding is made
@@ -85,6 +89,9 @@ func New(store fluxauth.EventFeedStore, clock fluxauth.Clock, logger *slog.Logge
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = time.Second
 	}
+	if cfg.PollEvery <= 0 {
+		cfg.PollEvery = time.Second
+	}
 	return &Hub{
 		store: store, clock: clock, logger: logger, cfg: cfg,
 		wake: make(chan struct{}, 1), ready: make(chan struct{}),
@@ -118,7 +125,8 @@ type Listener interface {
 // reaches every instance sharing the database, is sent only at commit (once the rows are
 // visible), and needs nothing beyond the database; Redis pub/sub would need a publish after every
 // commit on every code path, and would lose wakes while Redis is down. A database without
-// notifications (SQLite) serves one instance, whose own recorder sees every event written.
+// notifications (SQLite) serves one instance, whose own recorder sees the events it writes; the
+// hub also reads it every PollEvery for those a command run beside it wrote.
 func (h *Hub) Listen(ctx context.Context, db any, recorder *audit.Recorder) {
 	if l, ok := db.(Listener); ok {
 		l.ListenEvents(ctx, h.Wake, h.cfg.RetryInterval, func(err error) {
@@ -129,11 +137,15 @@ func (h *Hub) Listen(ctx context.Context, db any, recorder *audit.Recorder) {
 	// A missed event is only a missed wake: the next read catches up.
 	committed := recorder.Follow(64)
 	defer committed.Close()
+	ticker, ticks := h.clock.NewTicker(h.cfg.PollEvery)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-committed.C:
+			h.Wake()
+		case <-ticks:
 			h.Wake()
 		}
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
+	"github.com/fluxstudio/fluxauth/audit"
 	"github.com/fluxstudio/fluxauth/feed"
 	"github.com/fluxstudio/fluxauth/internal/testenv"
 	"github.com/fluxstudio/fluxauth/sqlite/sqlitetest"
@@ -226,5 +228,34 @@ func TestHubRetriesAFailedReadAfterItsRetryInterval(t *testing.T) {
 	default:
 	}
 	clock.Advance(time.Microsecond)
+	receive(t, s, 1, 10*time.Second)
+}
+
+// On a database without notifications the hub still delivers, within PollEvery on its clock, an
+// event another process wrote (as "fluxauth users set-type" does beside a serving SQLite instance).
+func TestHubPollsADatabaseWithoutNotificationsForOtherProcessesEvents(t *testing.T) {
+	db := sqlitetest.MustOpenDB(t)
+	clock := testenv.NewClock(time.Now())
+	const poll = 2 * time.Second
+	hub := feed.New(db, clock, slog.New(slog.DiscardHandler), feed.Config{PollEvery: poll})
+	recorder := audit.New(db, slog.New(slog.DiscardHandler), audit.Config{Clock: clock})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); hub.Run(ctx) }()
+	go func() { defer wg.Done(); hub.Listen(ctx, db, recorder) }()
+	t.Cleanup(func() { cancel(); wg.Wait(); hub.Close(); recorder.Close(context.Background()) })
+	s := subscribe(t, hub)
+
+	if at := clock.WaitTimers(t, 1); !slices.Contains(at, clock.Now().Add(poll)) {
+		t.Fatalf("timers at %v, want the poll at %v", at, clock.Now().Add(poll))
+	}
+	insert(t, db, 1, fluxauth.EventUserTypeChanged) // written by another process: no recorder saw it
+	select {
+	case e := <-s.C():
+		t.Fatalf("event %d delivered before the poll", e.Seq)
+	default:
+	}
+	clock.Advance(poll)
 	receive(t, s, 1, 10*time.Second)
 }
