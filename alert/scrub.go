@@ -20,8 +20,9 @@ const Filtered = "[Filtered]"
 // works on two levels. A value stored under a name that says it is secret ("password",
 // "refreshToken", "Authorization", "smtp_pass"…) is replaced whole, whatever it looks like. Free text
 // (messages, error strings, header and query values) is searched for what secrets look like: JWTs,
-// "Bearer …", name=value and "name": "value" pairs with such names, URL passwords, PEM private
-// keys, long random-looking strings of the base64url alphabet (refresh and device tokens), and the
+// "Bearer …", name=value and "name": "value" pairs with such names (an unquoted value may hold
+// spaces: pairValue says where it ends), "pw: value" with a password's abbreviation, URL passwords
+// (up to the last "@" before the host), PEM private keys, long random-looking strings of the base64url alphabet (refresh and device tokens), and the
 // configured values themselves.
 //
 // It errs on the side of removing: a long identifier that looks random is filtered too. Maps are
@@ -56,8 +57,8 @@ var secretWords = []string{
 }
 
 // exactSecretNames are names that are secret only on their own ("auth", but not "oauth_provider");
-// a name ending in "pass" (smtp_pass) is secret too.
-var exactSecretNames = []string{"auth", "pass", "jwk", "jwks", "keys", "dsn"}
+// a name ending in "pass" (smtp_pass) or "_pw" (db_pw) is secret too.
+var exactSecretNames = []string{"auth", "pass", "pw", "jwk", "jwks", "keys", "dsn"}
 
 // SensitiveName reports whether a value stored under name must never be sent. Names of identifiers,
 // types and counts of secrets ("token_id", "tokenType", "token_count") are not sensitive.
@@ -72,7 +73,7 @@ func SensitiveName(name string) bool {
 		}
 		return r
 	}, name)
-	if slices.Contains(exactSecretNames, n) || strings.HasSuffix(n, "pass") {
+	if slices.Contains(exactSecretNames, n) || strings.HasSuffix(n, "pass") || strings.HasSuffix(strings.ToLower(name), "_pw") {
 		return true
 	}
 	for _, w := range secretWords {
@@ -91,6 +92,78 @@ func SensitiveName(name string) bool {
 // secretName is SensitiveName's vocabulary as a regular expression, for names inside free text.
 const secretName = `[A-Za-z0-9_.\-]*(?i:password|passwd|passphrase|pwd|secret|token|authorization|cookie|nonce|api[_\-]?key|private[_\-]?key|signing[_\-]?key|credential|dsn)[A-Za-z0-9_.\-]*`
 
+// pwName is a password's abbreviation as a whole name, alone or ending a longer one: pw, pwd,
+// pass, passwd, smtp_pass, db-pw.
+const pwName = `(?i:(?:[A-Za-z0-9]+[_.\-])*(?:pw|pwd|pass|passwd))`
+
+// pairName finds the start of a name=value pair whose name is secret; pairValue finds where its
+// value ends.
+var pairName = regexp.MustCompile(`\b(` + secretName + `|` + pwName + `)(\s*=[ \t]*)`)
+
+// nextKey is a word that starts another pair: user=ann, host:, "status": (the end of a value).
+var nextKey = regexp.MustCompile(`^[A-Za-z0-9_.\-]+(=|:(\s|$))`)
+
+// valueStops end an unquoted value wherever they appear in it.
+const valueStops = "\r\n&,;\"')]}"
+
+// pairValue returns where the value starting at v[i:] ends. A quoted value ends at its closing
+// quote. An unquoted one may hold spaces ("password=correct horse battery staple"): it ends at the
+// end of the line, at any of valueStops, or before a following word that starts another pair
+// ("user=ann", "host: x"), so "password=a b user=ann" keeps "user=ann". An unclosed quote is the
+// start of an unquoted value.
+func pairValue(v string, i int) int {
+	if i < len(v) && (v[i] == '"' || v[i] == '\'') {
+		if k := strings.IndexByte(v[i+1:], v[i]); k >= 0 {
+			return i + k + 2
+		}
+		i++
+	}
+	end := i
+	for {
+		j := end
+		for j < len(v) && !isBlank(v[j]) && !strings.ContainsRune(valueStops, rune(v[j])) {
+			j++
+		}
+		if j == end {
+			return end
+		}
+		end = j
+		k := j
+		for k < len(v) && isBlank(v[k]) {
+			k++
+		}
+		if k == j || k == len(v) || strings.ContainsRune(valueStops, rune(v[k])) || nextKey.MatchString(v[k:]) {
+			return end
+		}
+		end = k
+	}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' }
+
+// pairValues replaces the value of every name=value pair whose name is secret.
+func pairValues(v string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range pairName.FindAllStringSubmatchIndex(v, -1) {
+		if m[0] < last {
+			continue
+		}
+		end := pairValue(v, m[1])
+		if end == m[1] || end == m[1]+1 && (v[m[1]] == '"' || v[m[1]] == '\'') {
+			continue
+		}
+		b.WriteString(v[last:m[1]])
+		b.WriteString(Filtered)
+		last = end
+	}
+	if last == 0 {
+		return v
+	}
+	b.WriteString(v[last:])
+	return b.String()
+}
+
 // textRules are applied to free text in order.
 var textRules = []struct {
 	re   *regexp.Regexp
@@ -99,7 +172,9 @@ var textRules = []struct {
 	// PEM private keys, whole.
 	{regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)`), Filtered},
 	// The password of a URL (postgres://user:pass@host, smtp://…).
-	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@]*):[^/\s@]*@`), "${1}:" + Filtered + "@"},
+	// The password ends at the last "@" before the path, query or fragment: a password may hold "@"
+	// (smtp://mailer:p@ss@host).
+	{regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.\-]*://[^/?#\s:@]*):[^/?#\s]*@`), "${1}:" + Filtered + "@"},
 	// Header lines written out: everything after the name.
 	{regexp.MustCompile(`(?i)\b((?:proxy-)?authorization|set-cookie|cookie)(\s*:\s*)[^\r\n]*`), "${1}${2}" + Filtered},
 	// Credentials of an Authorization scheme. "Basic" only capitalised, as in the header: the
@@ -109,7 +184,12 @@ var textRules = []struct {
 	// JSON members: "password": "…", "refreshToken": "…".
 	{regexp.MustCompile(`("` + secretName + `"\s*:\s*)("(?:[^"\\]|\\.)*"|[^\s,}\]]+)`), `${1}"` + Filtered + `"`},
 	// name=value pairs: query strings, form bodies, log lines, connection strings.
-	{regexp.MustCompile(`\b(` + secretName + `)(\s*=\s*)("[^"]*"|'[^']*'|[^\s&,;"')\]}]+)`), "${1}${2}" + Filtered},
+	{nil, ""}, // no regular expression: pairValues, since a value's end is not regular
+
+	// "name: value" with a password's abbreviation: pw: hunter2. The colon
+	// form is kept to the abbreviations because the words themselves begin Go error messages
+	// ("password: malformed hash", "token: …"); its value is one word.
+	{regexp.MustCompile(`\b(` + pwName + `)(\s*:[ \t]*)("[^"]*"|'[^']*'|[^\s&,;"')\]}]+)`), "${1}${2}" + Filtered},
 	// JWTs (access tokens, Google and Apple ID tokens), signed or not.
 	{regexp.MustCompile(`eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*`), Filtered},
 }
@@ -145,6 +225,10 @@ func (s *Scrubber) Text(v string) string {
 		v = strings.ReplaceAll(v, secret, Filtered)
 	}
 	for _, r := range textRules {
+		if r.re == nil {
+			v = pairValues(v)
+			continue
+		}
 		v = r.re.ReplaceAllString(v, r.repl)
 	}
 	return opaque.ReplaceAllStringFunc(v, func(m string) string {

@@ -74,6 +74,31 @@ func TestScrubberText(t *testing.T) {
 	}
 }
 
+// The gaps of issue 23, each caught by one rule only, with the exact text kept around it: where an
+// unquoted value that holds spaces ends is part of the rule.
+func TestScrubberTextExactly(t *testing.T) {
+	s := alert.NewScrubber(jwtSecret)
+	for _, c := range []struct{ name, in, want string }{
+		{"a passphrase with spaces", "password=correct horse battery staple", "password=" + alert.Filtered},
+		{"spaces end before the next key", "login password=correct horse battery user=ann status=401", "login password=" + alert.Filtered + " user=ann status=401"},
+		{"spaces end before a key with a colon", "smtp_pass=two words host: mail.example.com", "smtp_pass=" + alert.Filtered + " host: mail.example.com"},
+		{"spaces end at the end of the line", "db_password=a b c\nnext line kept", "db_password=" + alert.Filtered + "\nnext line kept"},
+		{"spaces end at , ; & and quotes", `password=a b, kept; secret=c d; kept & token=e f "kept"`, "password=" + alert.Filtered + ", kept; secret=" + alert.Filtered + "; kept & token=" + alert.Filtered + ` "kept"`},
+		{"a quoted value with spaces", `password="a b c" kept`, "password=" + alert.Filtered + " kept"},
+		{"an unclosed quote", `password="a b c`, "password=" + alert.Filtered},
+		{"an SMTP URL whose password holds @", "dial smtp://mailer:p@ss@smtp.example.com:587 failed", "dial smtp://mailer:" + alert.Filtered + "@smtp.example.com:587 failed"},
+		{"a URL's @ in its query stays", "GET https://u:pw@h.example/x?to=a@b.example", "GET https://u:" + alert.Filtered + "@h.example/x?to=a@b.example"},
+		{"pw: value", "auth pw: hunter2hunter2 refused", "auth pw: " + alert.Filtered + " refused"},
+		{"pw=value", "pw=hunter2hunter2", "pw=" + alert.Filtered},
+		{"smtp_pass: value", "smtp_pass: hunter2hunter2", "smtp_pass: " + alert.Filtered},
+		{"words that hold pw or pass are no names", "upward=3 passes: 2 bypass=on", "upward=3 passes: 2 bypass=on"},
+	} {
+		if got := s.Text(c.in); got != c.want {
+			t.Errorf("%s:\n  %q became\n  %q, want\n  %q", c.name, c.in, got, c.want)
+		}
+	}
+}
+
 // What identifies a report is kept: request IDs, UUIDs, hashes, error codes, routes, plain words.
 func TestScrubberKeepsIdentifiers(t *testing.T) {
 	s := alert.NewScrubber(jwtSecret)
@@ -98,7 +123,7 @@ func TestSensitiveNames(t *testing.T) {
 		"password": true, "currentPassword": true, "new_password": true, "refreshToken": true,
 		"accessToken": true, "token": true, "idToken": true, "identityToken": true, "deviceToken": true,
 		"nonce": true, "Authorization": true, "Cookie": true, "Set-Cookie": true, "X-Refresh-Token": true,
-		"smtp_password": true, "SMTP-Pass": true, "jwt_secret": true, "signing_keys": true, "private_key": true,
+		"smtp_password": true, "SMTP-Pass": true, "pw": true, "db_pw": true, "jwt_secret": true, "signing_keys": true, "private_key": true,
 		"api-key": true, "auth": true, "dsn": true, "webhook_url": true, "client_secret": true,
 		"token_id": false, "spentTokenId": false, "tokenType": false, "email": false, "user_id": false,
 		"sessionId": false, "route": false, "request_id": false, "ip": false, "oauth_provider": false,

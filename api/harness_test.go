@@ -184,7 +184,9 @@ func (r *response) errorCode(tb testing.TB) string {
 	return body.Error.Code
 }
 
-// do sends a request; body may be nil, a string (sent as is) or a value encoded as JSON. It fails tb
+// do sends a request; body may be nil, a string (sent as is), an io.Reader (sent chunked) or a value
+// encoded as JSON; a body goes with Content-Type: application/json unless headers replace it, or
+// remove it with an empty value. It fails tb
 // on a transport error, so call it only from the test's goroutine; other goroutines use send.
 func (e *env) do(tb testing.TB, method, path string, body any, headers ...string) *response {
 	tb.Helper()
@@ -203,6 +205,8 @@ func (e *env) send(method, path string, body any, headers ...string) (*response,
 	case nil:
 	case string:
 		rd = strings.NewReader(b)
+	case io.Reader: // sent chunked: hidden behind a MultiReader, the client knows no length
+		rd = io.MultiReader(b)
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
@@ -218,6 +222,10 @@ func (e *env) send(method, path string, body any, headers ...string) (*response,
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i]) // "" removes a header, e.g. the Content-Type
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)

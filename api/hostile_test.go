@@ -114,6 +114,7 @@ func TestLoginsWithHugeEmailsLeaveTheHeapFlat(t *testing.T) {
 	for i := range requests {
 		body = fmt.Appendf(body[:0], `{"email":"%s%d@example.com","password":"wrong password"}`, local, i)
 		r := httptest.NewRequest("POST", "/api/auth/login", bytes.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
 		r.RemoteAddr = "127.0.0.1:40000"
 		r.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
 		w := httptest.NewRecorder()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -422,4 +423,41 @@ func wantReplayEvents(tb testing.TB, e *env, n int) {
 			tb.Fatalf("replay event %+v", ev)
 		}
 	}
+}
+
+// An ID token for several audiences was issued to its azp (OpenID Connect Core 3.1.3.7): one issued
+// to another app that lists ours among its audiences signs no one in; with our client id as azp it
+// does.
+func TestIDTokenForSeveralAudiencesNeedsOurClientAsAuthorizedParty(t *testing.T) {
+	p := newProviderEnv(t)
+	refused := map[string]func(map[string]any){
+		"no azp":                     func(c map[string]any) { c["aud"] = []string{"other-app", oidctest.ClientID} },
+		"azp not configured":         func(c map[string]any) { c["aud"], c["azp"] = []string{"other-app", oidctest.ClientID}, "other-app" },
+		"azp not among the aud":      func(c map[string]any) { c["aud"], c["azp"] = []string{"other-app", oidctest.ClientID}, "web-client" },
+		"azp a stranger, not in aud": func(c map[string]any) { c["aud"], c["azp"] = []string{"other-app", oidctest.ClientID}, "stranger" },
+	}
+	for name, mutate := range refused {
+		for _, provider := range []string{"google", "apple"} {
+			iss := p.google
+			if provider == "apple" {
+				iss = p.apple
+			}
+			c := iss.Claims()
+			mutate(c)
+			res := p.do(t, "POST", "/api/auth/"+provider, map[string]string{"idToken": iss.Sign(t, c)})
+			wantCode(t, provider+", "+name, res, http.StatusUnauthorized, "invalid_id_token")
+		}
+	}
+	if n := len(p.events(t, fluxauth.EventSignup)); n != 0 {
+		t.Fatalf("%d accounts created by refused tokens", n)
+	}
+	for _, ev := range p.events(t, fluxauth.EventFailedLogin) {
+		if !strings.Contains(fmt.Sprint(ev.Metadata["detail"]), "authorized_party") {
+			t.Fatalf("failed_login %+v does not say authorized_party", ev.Metadata)
+		}
+	}
+	tok := p.googleToken(t, func(c map[string]any) {
+		c["aud"], c["azp"] = []string{"other-app", oidctest.ClientID}, oidctest.ClientID
+	})
+	wantStatus(t, "azp ours and among the aud", p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": tok}), http.StatusCreated)
 }

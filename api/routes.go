@@ -128,7 +128,11 @@ func (s *Server) register(mux *http.ServeMux, internal bool) {
 		if (rt.Auth == Internal) != internal {
 			continue
 		}
-		mux.Handle(rt.String(), s.routeHandler(rt))
+		h := s.routeHandler(rt)
+		if !internal {
+			h = s.jsonBodiesOnly(h)
+		}
+		mux.Handle(rt.String(), h)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"regexp"
 	"strings"
@@ -222,6 +223,33 @@ func (s *Server) withBodyLimit(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// jsonBodiesOnly answers 415 unsupported_media_type to a request that has a body (Content-Length
+// above zero, or a body of unknown length: chunked) whose one Content-Type is not application/json
+// (parameters such as charset are allowed), before its route does anything. A browser page of any
+// site may POST text/plain, application/x-www-form-urlencoded or multipart/form-data to any address
+// without a CORS preflight, and so could make its visitors' browsers guess passwords; an
+// application/json body needs a preflight, which only FLUXAUTH_CORS_ORIGINS pass. Bodiless requests
+// (logout, resend) need no type, and OPTIONS never reaches a route.
+func (s *Server) jsonBodiesOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Method != http.MethodOptions && !isJSONContentType(r.Header.Values("Content-Type")) {
+			s.writeError(w, r, fluxauth.Errorf(fluxauth.EUnsupportedMediaType, "A request body must be sent with Content-Type: application/json."))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isJSONContentType reports whether the request's Content-Type values are exactly one
+// application/json, any case, with or without parameters.
+func isJSONContentType(values []string) bool {
+	if len(values) != 1 {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(values[0])
+	return err == nil && mt == "application/json"
 }
 
 // decodeJSON reads the request body into the struct v points to, refusing unknown fields and

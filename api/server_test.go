@@ -84,6 +84,7 @@ func TestBodyOverLimitWithoutContentLengthIsRejected(t *testing.T) {
 		pw.Close()
 	}()
 	req, _ := http.NewRequest("POST", e.URL+"/api/auth/login", pr)
+	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -19,9 +19,14 @@ import (
 const alertFlushTimeout = 5 * time.Second
 
 // newScrubber knows these configured secrets by value, so they are filtered wherever they appear:
-// the HS256 secret, the alert webhook URL, and the passwords in the database and Redis URLs.
+// the HS256 secret, the alert webhook URL, the SMTP password, the Sentry DSN's key, and the
+// passwords in the database and Redis URLs.
 func newScrubber(cfg *config.Config) *alert.Scrubber {
-	secrets := []string{cfg.JWTSecret, cfg.AlertWebhookURL}
+	secrets := []string{cfg.JWTSecret, cfg.AlertWebhookURL, cfg.SMTP.Password}
+	if u, err := url.Parse(cfg.SentryDSN); err == nil && u.User != nil {
+		pw, _ := u.User.Password() // a legacy DSN's secret key
+		secrets = append(secrets, u.User.Username(), pw)
+	}
 	for _, raw := range []string{cfg.DatabaseURL, cfg.RedisURL} {
 		if u, err := url.Parse(raw); err == nil {
 			if pw, ok := u.User.Password(); ok {

@@ -37,17 +37,20 @@ const (
 // Reasons a token is refused, as Reason reports them. They go into failed_login event metadata, so
 // they are stable.
 const (
-	ReasonMalformed   = "malformed"     // not a compact JWS, or unreadable claims
-	ReasonAlgorithm   = "algorithm"     // alg none, HS256 or anything the provider does not sign with
-	ReasonSignature   = "signature"     // no published key verifies it
-	ReasonIssuer      = "issuer"        // iss is not the provider
-	ReasonAudience    = "audience"      // aud names none of our client ids
-	ReasonExpired     = "expired"       // exp missing or passed
-	ReasonNotYetValid = "not_yet_valid" // nbf in the future beyond the allowed skew
-	ReasonSubject     = "subject"       // no sub: nothing to link an identity to
-	ReasonNonce       = "nonce"         // the nonce claim and the request's nonce are not both absent or equal
-	ReasonUnavailable = "provider_unavailable"
-	ReasonDisabled    = "provider_disabled"
+	ReasonMalformed = "malformed" // not a compact JWS, or unreadable claims
+	ReasonAlgorithm = "algorithm" // alg none, HS256 or anything the provider does not sign with
+	ReasonSignature = "signature" // no published key verifies it
+	ReasonIssuer    = "issuer"    // iss is not the provider
+	ReasonAudience  = "audience"  // aud names none of our client ids
+	// ReasonAuthorizedParty: aud has several values and azp is missing, not one of our client ids,
+	// or not among them (OpenID Connect Core 3.1.3.7).
+	ReasonAuthorizedParty = "authorized_party"
+	ReasonExpired         = "expired"       // exp missing or passed
+	ReasonNotYetValid     = "not_yet_valid" // nbf in the future beyond the allowed skew
+	ReasonSubject         = "subject"       // no sub: nothing to link an identity to
+	ReasonNonce           = "nonce"         // the nonce claim and the request's nonce are not both absent or equal
+	ReasonUnavailable     = "provider_unavailable"
+	ReasonDisabled        = "provider_disabled"
 )
 
 const (
@@ -203,11 +206,12 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 	}
 
 	var raw struct {
-		ID            string     `json:"jti"`
-		NotBefore     *float64   `json:"nbf"`
-		Email         string     `json:"email"`
-		EmailVerified stringBool `json:"email_verified"`
-		Name          string     `json:"name"`
+		ID              string     `json:"jti"`
+		NotBefore       *float64   `json:"nbf"`
+		Email           string     `json:"email"`
+		EmailVerified   stringBool `json:"email_verified"`
+		Name            string     `json:"name"`
+		AuthorizedParty string     `json:"azp"`
 	}
 	if err := tok.Claims(&raw); err != nil {
 		return nil, invalid(ReasonMalformed, err)
@@ -217,6 +221,9 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 	}
 	if !slices.ContainsFunc(tok.Audience, func(aud string) bool { return slices.Contains(v.clientIDs, aud) }) {
 		return nil, invalid(ReasonAudience, fmt.Errorf("audience %q is none of the configured client ids", tok.Audience))
+	}
+	if err := v.checkAuthorizedParty(tok.Audience, raw.AuthorizedParty); err != nil {
+		return nil, err
 	}
 	now := v.clock.Now()
 	if !now.Before(tok.Expiry) {
@@ -356,6 +363,26 @@ func (v *Verifier) issuerOK(iss string) bool {
 		}
 	}
 	return false
+}
+
+// checkAuthorizedParty applies OpenID Connect Core 3.1.3.7 to a token for several audiences: one
+// issued to another party that merely lists us among its audiences is not a sign-in to us, so azp
+// must name the party it was issued to, which must be one of our client ids and among the
+// audiences. A token with one audience needs no azp (Google's Android tokens carry the Android
+// client's id there, and aud is already ours).
+func (v *Verifier) checkAuthorizedParty(aud []string, azp string) error {
+	if len(aud) < 2 {
+		return nil
+	}
+	switch {
+	case azp == "":
+		return invalid(ReasonAuthorizedParty, fmt.Errorf("audience %q has several values and no azp", aud))
+	case !slices.Contains(v.clientIDs, azp):
+		return invalid(ReasonAuthorizedParty, fmt.Errorf("azp %q is none of the configured client ids", azp))
+	case !slices.Contains(aud, azp):
+		return invalid(ReasonAuthorizedParty, fmt.Errorf("azp %q is not among the audience %q", azp, aud))
+	}
+	return nil
 }
 
 func (v *Verifier) checkNonce(claim, nonce string) error {

@@ -201,11 +201,57 @@ func TestAnyConfiguredClientIDIsAnAcceptedAudience(t *testing.T) {
 		Issuer:    iss.URL(),
 		ClientIDs: []string{"web-client", "ios-client", "android-client"},
 	})
-	for _, aud := range []any{"web-client", "ios-client", []string{"other", "android-client"}} {
+	for _, aud := range []any{"web-client", "ios-client", []string{"android-client"}} {
 		claims := iss.Claims()
 		claims["aud"] = aud
 		mustVerify(t, v, iss.Sign(t, claims), "")
 	}
+}
+
+// OpenID Connect Core 3.1.3.7: a token for several audiences was issued to its azp; it signs in to
+// us only when that party is one of our client ids and among the audiences.
+func TestSeveralAudiencesNeedAnAuthorizedPartyThatIsOursAndAmongThem(t *testing.T) {
+	iss := oidctest.NewIssuer(t)
+	v := oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: iss.URL(), ClientIDs: []string{"web-client", "android-client"}})
+	for _, c := range []struct {
+		name string
+		aud  []string
+		azp  any
+	}{
+		{"no azp", []string{"other-app", "android-client"}, nil},
+		{"an empty azp", []string{"other-app", "android-client"}, ""},
+		{"azp another app, among the audiences", []string{"other-app", "android-client"}, "other-app"},
+		{"azp ours but not among the audiences", []string{"other-app", "android-client"}, "web-client"},
+		{"azp not a string", []string{"other-app", "android-client"}, []string{"android-client"}},
+	} {
+		claims := iss.Claims()
+		claims["aud"] = c.aud
+		if c.azp != nil {
+			claims["azp"] = c.azp
+		}
+		_, err := verify(t, v, iss.Sign(t, claims), "")
+		if c.name == "azp not a string" {
+			wantInvalid(t, err, oidc.ReasonMalformed)
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) { wantInvalid(t, err, oidc.ReasonAuthorizedParty) })
+	}
+	for _, c := range []struct {
+		aud []string
+		azp string
+	}{
+		{[]string{"other-app", "android-client"}, "android-client"},
+		{[]string{"web-client", "android-client"}, "web-client"},
+	} {
+		claims := iss.Claims()
+		claims["aud"], claims["azp"] = c.aud, c.azp
+		mustVerify(t, v, iss.Sign(t, claims), "")
+	}
+	// One audience needs no azp, and an azp of another party does not matter (Google's Android
+	// tokens name the Android client there).
+	claims := iss.Claims()
+	claims["aud"], claims["azp"] = "web-client", "some-android-app"
+	mustVerify(t, v, iss.Sign(t, claims), "")
 }
 
 func TestWrongIssuerIsRefused(t *testing.T) {

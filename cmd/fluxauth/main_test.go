@@ -168,6 +168,7 @@ func TestServeStartsWithNoConfigurationAndShutsDownGracefully(t *testing.T) {
 	go func() {
 		req, _ := http.NewRequest("POST", url+"/api/auth/login", pr)
 		req.ContentLength = -1
+		req.Header.Set("Content-Type", "application/json")
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Error(err)
