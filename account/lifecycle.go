@@ -98,28 +98,50 @@ type ResetInput struct {
 	Device          Device
 }
 
+// linkTokenTries is how many tries a link token takes (AttemptLinkToken) before it is dead: a
+// reset link whose new passwords were refused this often must be asked for again.
+const linkTokenTries = 5
+
 // ResetPassword spends a reset link's token and, in the same transaction, sets the new password,
 // records the address proven (the link reached it), retires every other reset token, ends every
 // device token and every session of the account (they were earned with the old password), and
 // signs the user in on this device. The failed-login lockout is cleared: the owner has proven
 // themselves.
+//
+// Nothing is hashed before the cheap checks: the per-IP limit, then one try taken from the token's
+// budget (an unknown, spent or exhausted token ends there), then the policy. A try is counted
+// before the password is judged, so concurrent refused tries never exceed linkTokenTries.
 func (s *Service) ResetPassword(ctx context.Context, in ResetInput) (*Result, error) {
 	var v fluxauth.ValidationError
 	if in.Token == "" {
 		v.Add("token", "is required")
 	}
-	policyError(&v, "password", in.Password)
+	if in.Password == "" {
+		v.Add("password", "is required")
+	}
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	dev := in.Device.normalized()
+	if err := s.allow(ctx, dev, limit{"reset:ip", s.Rules.ResetIP, []string{ipKey(dev.IP)}}); err != nil {
 		return nil, err
 	}
 	if len(in.Token) > token.MaxLinkTokenLen {
 		return nil, errInvalidReset
 	}
+	if _, err := s.Store.AttemptLinkToken(ctx, token.HashLinkToken(in.Token), fluxauth.MailPasswordReset, linkTokenTries, s.Clock.Now()); errors.Is(err, fluxauth.ErrNotFound) {
+		return nil, errInvalidReset
+	} else if err != nil {
+		return nil, err
+	}
+	policyError(&v, "password", in.Password)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
 	hash, err := s.Passwords.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
-	dev := in.Device.normalized()
 	now := s.Clock.Now()
 	var res *Result
 	var ended []string
