@@ -371,6 +371,14 @@ var linkTokenTests = []test{
 		if _, err := s.AttemptLinkToken(ctx, lt.TokenHash, fluxauth.MailVerifyEmail, 5, at(time.Minute)); err != fluxauth.ErrNotFound {
 			t.Fatalf("AttemptLinkToken for another purpose: %v, want ErrNotFound", err)
 		}
+		if _, err := s.LinkToken(ctx, lt.TokenHash, fluxauth.MailVerifyEmail, at(time.Minute)); err != fluxauth.ErrNotFound {
+			t.Fatalf("LinkToken for another purpose: %v, want ErrNotFound", err)
+		}
+		for range 7 { // a lookup counts no try
+			if got, err := s.LinkToken(ctx, lt.TokenHash, lt.Purpose, at(time.Minute)); err != nil || got.UserID != u.ID {
+				t.Fatalf("LinkToken: %+v, %v", got, err)
+			}
+		}
 		var wg sync.WaitGroup
 		var granted atomic.Int32
 		for range 20 {
@@ -403,6 +411,9 @@ var linkTokenTests = []test{
 		useLink(t, s, fresh.TokenHash, fresh.Purpose, at(time.Minute))
 		if _, err := s.AttemptLinkToken(ctx, fresh.TokenHash, fresh.Purpose, 5, at(time.Minute)); err != fluxauth.ErrNotFound {
 			t.Fatalf("AttemptLinkToken of a spent token: %v, want ErrNotFound", err)
+		}
+		if _, err := s.LinkToken(ctx, fresh.TokenHash, fresh.Purpose, at(time.Minute)); err != fluxauth.ErrNotFound {
+			t.Fatalf("LinkToken of a spent token: %v, want ErrNotFound", err)
 		}
 	}},
 	{"SetEmailVerified keeps the first proof", func(t *testing.T, s fluxauth.Store) {
