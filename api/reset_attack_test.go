@@ -108,3 +108,30 @@ func TestParallelRefusedResetsCountNoMoreThanFiveTries(t *testing.T) {
 		wantCode(t, "a valid password after the parallel tries", m.reset(t, tok, newPassword), 400, fluxauth.EInvalidResetToken)
 	})
 }
+
+// The audit of every unauthenticated endpoint that hashes: none does before its cheap checks
+// (validation, rate limit, link-token lookup).
+func TestNoUnauthenticatedEndpointHashesBeforeItsCheapChecks(t *testing.T) {
+	h := &countingHasher{}
+	m := newMailEnv(t, nil, withCountingHasher(h))
+	m.signup(t, "audit@example.com")
+	before := h.n.Load()
+	bogus := "bogus-token-that-was-never-issued"
+	for _, c := range []struct {
+		what, path string
+		body       map[string]string
+		status     int
+	}{
+		{"signup refused by validation", "/api/auth/signup", map[string]string{"email": "not an address", "password": "short", "name": "X"}, 422},
+		{"login without a password", "/api/auth/login", map[string]string{"email": "audit@example.com"}, 422},
+		{"forgot", "/api/auth/password/forgot", map[string]string{"email": "audit@example.com"}, 202},
+		{"reset with a bogus token", "/api/auth/password/reset", map[string]string{"token": bogus, "password": newPassword}, 400},
+		{"verify with a bogus token and a password", "/api/auth/email/verify", map[string]string{"token": bogus, "email": "audit@example.com", "password": ownerPassword}, 400},
+		{"verify without credentials", "/api/auth/email/verify", map[string]string{"token": bogus}, 401},
+	} {
+		wantStatus(t, c.what, m.do(t, "POST", c.path, c.body), c.status)
+		if n := h.n.Load() - before; n != 0 {
+			t.Fatalf("%s computed %d hashes, want 0", c.what, n)
+		}
+	}
+}
