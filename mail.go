@@ -82,4 +82,12 @@ type LinkTokenStore interface {
 	// RetireLinkTokens ends, at at, every unused token of the user and purpose issued before keep
 	// (ordered by creation time, then ID), or every one when keep is nil; it returns how many.
 	RetireLinkTokens(ctx context.Context, userID, purpose string, keep *LinkToken, at time.Time) (int, error)
+	// LinkToken returns the token with the hash for purpose if it is unused and unexpired at now;
+	// ErrNotFound otherwise. It spends and counts nothing.
+	LinkToken(ctx context.Context, tokenHash, purpose string, now time.Time) (*LinkToken, error)
+	// AttemptLinkToken counts one try, in advance, on the token with the hash for purpose if it is
+	// unused, unexpired at now and has had fewer than maxAttempts tries, and returns it; ErrNotFound
+	// otherwise (unknown, expired, used, retired or out of tries alike). Of concurrent attempts no
+	// more than maxAttempts are ever counted.
+	AttemptLinkToken(ctx context.Context, tokenHash, purpose string, maxAttempts int, now time.Time) (*LinkToken, error)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/oidc"
-	"github.com/fluxstudio/fluxauth/password"
 	"github.com/fluxstudio/fluxauth/ratelimit"
 	"github.com/fluxstudio/fluxauth/token"
 )
@@ -69,13 +68,21 @@ type Recorder interface {
 	Committed(events ...*fluxauth.SecurityEvent)
 }
 
+// Hasher is what the rules need of password hashing (password.Hasher). Each call costs one hash
+// computation, the work an unauthenticated caller must not get before the cheap checks.
+type Hasher interface {
+	Hash(ctx context.Context, pw string) (string, error)
+	Verify(ctx context.Context, encodedHash, pw string) (ok, needsRehash bool, err error)
+	VerifyDummy(ctx context.Context, pw string) error
+}
+
 // Service applies the rules. Build it with every field set but those documented as optional
 // (Limiter and Mail may be nil).
 type Service struct {
 	Store fluxauth.Store
 	// Admin answers the admin API's questions (the same backend as Store).
 	Admin     fluxauth.AdminStore
-	Passwords *password.Hasher
+	Passwords Hasher
 	Tokens    *token.Issuer
 	// Refreshes mints and derives refresh tokens with the secret every instance shares.
 	Refreshes *token.RefreshMinter

@@ -98,28 +98,50 @@ type ResetInput struct {
 	Device          Device
 }
 
+// linkTokenTries is how many tries a link token takes (AttemptLinkToken) before it is dead: a
+// reset link whose new passwords were refused this often must be asked for again.
+const linkTokenTries = 5
+
 // ResetPassword spends a reset link's token and, in the same transaction, sets the new password,
 // records the address proven (the link reached it), retires every other reset token, ends every
 // device token and every session of the account (they were earned with the old password), and
 // signs the user in on this device. The failed-login lockout is cleared: the owner has proven
 // themselves.
+//
+// Nothing is hashed before the cheap checks: the per-IP limit, then one try taken from the token's
+// budget (an unknown, spent or exhausted token ends there), then the policy. A try is counted
+// before the password is judged, so concurrent refused tries never exceed linkTokenTries.
 func (s *Service) ResetPassword(ctx context.Context, in ResetInput) (*Result, error) {
 	var v fluxauth.ValidationError
 	if in.Token == "" {
 		v.Add("token", "is required")
 	}
-	policyError(&v, "password", in.Password)
+	if in.Password == "" {
+		v.Add("password", "is required")
+	}
 	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	dev := in.Device.normalized()
+	if err := s.allow(ctx, dev, limit{"reset:ip", s.Rules.ResetIP, []string{ipKey(dev.IP)}}); err != nil {
 		return nil, err
 	}
 	if len(in.Token) > token.MaxLinkTokenLen {
 		return nil, errInvalidReset
 	}
+	if _, err := s.Store.AttemptLinkToken(ctx, token.HashLinkToken(in.Token), fluxauth.MailPasswordReset, linkTokenTries, s.Clock.Now()); errors.Is(err, fluxauth.ErrNotFound) {
+		return nil, errInvalidReset
+	} else if err != nil {
+		return nil, err
+	}
+	policyError(&v, "password", in.Password)
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
 	hash, err := s.Passwords.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
-	dev := in.Device.normalized()
 	now := s.Clock.Now()
 	var res *Result
 	var ended []string
@@ -267,24 +289,77 @@ func (s *Service) ChangePassword(ctx context.Context, p *Principal, in ChangePas
 	return nil
 }
 
-// VerifyEmail spends a verification link's token and records the account's address proven.
-func (s *Service) VerifyEmail(ctx context.Context, raw string, dev Device) (*fluxauth.User, error) {
+// VerifyInput is the body of POST /api/auth/email/verify with who presents it: the signed-in
+// owner (Principal, from the Bearer token), or someone who proves it with the account's Email and
+// Password (and the device's DeviceToken, as at login).
+type VerifyInput struct {
+	Token                        string
+	Principal                    *Principal
+	Email, Password, DeviceToken string
+	Device                       Device
+}
+
+var errVerifySignIn = fluxauth.Errorf(fluxauth.EInvalidToken,
+	"Sign in to confirm this address: send the account's access token, or its email and password.")
+
+// VerifyEmail spends a verification link's token and records the account's address proven, for
+// someone who can sign in to the account only: a link alone proves that the address received it,
+// not that its owner made the account (an attacker who signed the address up would otherwise get
+// it proven by the owner's click, and then linked to the owner's Google sign-in). The caller is the
+// Principal, or the email and password, checked like a login (the same per-IP limits, lockout and
+// device tokens) but after the token is looked up, so a bogus token costs no hash. Without either
+// it answers 401 and changes nothing; a token of another account answers invalid_verification_token
+// and stays unspent.
+func (s *Service) VerifyEmail(ctx context.Context, in VerifyInput) (*fluxauth.User, error) {
+	in.Email = NormalizeEmail(in.Email)
 	var v fluxauth.ValidationError
-	if raw == "" {
+	if in.Token == "" {
 		v.Add("token", "is required")
 	}
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
-	if len(raw) > token.MaxLinkTokenLen {
+	if in.Principal == nil && (in.Email == "" || in.Password == "") {
+		return nil, errVerifySignIn
+	}
+	dev := in.Device.normalized()
+	if in.Principal == nil {
+		if err := s.allowLogin(ctx, dev, in.Email); err != nil {
+			return nil, err
+		}
+	}
+	if len(in.Token) > token.MaxLinkTokenLen {
 		return nil, errInvalidVerify
 	}
-	dev = dev.normalized()
 	now := s.Clock.Now()
+	// A lookup, not a try: the password's tries are the lockout's, and a Bearer needs none.
+	lt, err := s.Store.LinkToken(ctx, token.HashLinkToken(in.Token), fluxauth.MailVerifyEmail, now)
+	if errors.Is(err, fluxauth.ErrNotFound) {
+		return nil, errInvalidVerify
+	} else if err != nil {
+		return nil, err
+	}
+	userID, method := "", "bearer"
+	var dl *deviceLogin
+	if in.Principal != nil {
+		userID = in.Principal.UserID
+	} else {
+		a, err := s.checkPassword(ctx, LoginInput{Email: in.Email, Password: in.Password, DeviceToken: in.DeviceToken}, dev)
+		if err != nil {
+			return nil, err
+		}
+		userID, dl, method = a.u.ID, a.dl, "password"
+		if dl == nil {
+			s.loginSucceeded(ctx, userID)
+		}
+	}
+	if lt.UserID != userID {
+		return nil, errInvalidVerify
+	}
 	var u *fluxauth.User
-	err := s.update(ctx, func(tx fluxauth.Tx) error {
-		lt, err := tx.UseLinkToken(ctx, token.HashLinkToken(raw), fluxauth.MailVerifyEmail, now)
-		if errors.Is(err, fluxauth.ErrNotFound) {
+	err = s.update(ctx, func(tx fluxauth.Tx) error {
+		lt, err := tx.UseLinkToken(ctx, token.HashLinkToken(in.Token), fluxauth.MailVerifyEmail, now)
+		if errors.Is(err, fluxauth.ErrNotFound) || (err == nil && lt.UserID != userID) {
 			return errInvalidVerify
 		} else if err != nil {
 			return err
@@ -303,8 +378,13 @@ func (s *Service) VerifyEmail(ctx context.Context, raw string, dev Device) (*flu
 		if _, err := tx.RetireLinkTokens(ctx, u.ID, fluxauth.MailVerifyEmail, nil, now); err != nil {
 			return err
 		}
+		if dl != nil {
+			if _, err := tx.ResetDeviceToken(ctx, dl.id, now.Add(s.Config.DeviceTokenTTL)); err != nil {
+				return err
+			}
+		}
 		return tx.InsertEvents(ctx, s.event(fluxauth.EventEmailVerified, fluxauth.SeverityInfo, u.ID, "", dev,
-			map[string]any{"email": u.Email}))
+			map[string]any{"email": u.Email, "method": method}))
 	})
 	return u, err
 }

@@ -37,11 +37,96 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		return nil, err
 	}
 	dev := in.Device.normalized()
-	// The per-IP limit first: once an address is over it, it can create no more per-email keys.
-	if err := s.allow(ctx, dev, limit{"login:ip", s.Rules.LoginIP, []string{ipKey(dev.IP)}},
-		limit{"login:ipemail", s.Rules.LoginIPEmail, []string{dev.IP, emailaddr.Canonical(in.Email)}}); err != nil {
+	if err := s.allowLogin(ctx, dev, in.Email); err != nil {
 		return nil, err
 	}
+	a, err := s.checkPassword(ctx, in, dev)
+	if err != nil {
+		return nil, err
+	}
+	u, dl, deviceNote := a.u, a.dl, a.deviceNote
+	if s.Config.RequireVerifiedEmail && !u.EmailVerified() {
+		// The right password: the 403 tells nothing to someone without it, and the owner's tries
+		// do not lock them out.
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "email_not_verified", dev, deviceNote, dl); err != nil {
+			return nil, err
+		}
+		if dl == nil {
+			s.loginSucceeded(ctx, u.ID)
+		}
+		return nil, errUnverifiedLogin
+	}
+	newHash := ""
+	if a.rehash {
+		newHash = s.rehash(ctx, u, in.Password)
+	}
+	if dl != nil {
+		deviceNote = deviceTokenUsed
+	}
+	meta := withDeviceToken(map[string]any{"method": "password"}, deviceNote, dl)
+	res, err := s.passwordSession(ctx, u, newHash, dev, dl, meta)
+	if errors.Is(err, errPasswordChanged) {
+		// The password checked is no longer the account's: a failure, counted where the attempt was.
+		if dl != nil {
+			deviceNote = s.deviceTokenFailed(ctx, dl)
+		}
+		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "password_changed", dev, deviceNote, dl); err != nil {
+			return nil, err
+		}
+		return nil, errInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A success through a device token leaves the account's lockout as it is: the owner signing in
+	// must not hand whoever is guessing a fresh set of tries.
+	if dl == nil {
+		s.loginSucceeded(ctx, u.ID)
+	}
+	return res, nil
+}
+
+// rehash hashes a password whose stored hash is legacy or outdated with the current parameters,
+// for passwordSession to store. Failing it must not fail the login: the old hash still works, and
+// "" keeps it.
+func (s *Service) rehash(ctx context.Context, u *fluxauth.User, pw string) string {
+	hash, err := s.Passwords.Hash(ctx, pw)
+	if err != nil {
+		s.Logger.WarnContext(ctx, "password rehash failed", "user_id", u.ID, "err", err)
+		return ""
+	}
+	return hash
+}
+
+// recordFailedLogin records failed_login; deviceNote and dl say what a presented device token did.
+func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason string, dev Device, deviceNote string, dl *deviceLogin) error {
+	return s.record(ctx, &fluxauth.SecurityEvent{
+		Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning, UserID: userID,
+		Metadata: withDeviceToken(map[string]any{"reason": reason, "email": email}, deviceNote, dl),
+	}, dev)
+}
+
+// allowLogin holds a password try for email to the login's per-IP limits. The per-IP limit comes
+// first: once an address is over it, it can create no more per-email keys.
+func (s *Service) allowLogin(ctx context.Context, dev Device, email string) error {
+	return s.allow(ctx, dev, limit{"login:ip", s.Rules.LoginIP, []string{ipKey(dev.IP)}},
+		limit{"login:ipemail", s.Rules.LoginIPEmail, []string{dev.IP, emailaddr.Canonical(email)}})
+}
+
+// passwordTry is a password that checkPassword found right: the account, the device token the try
+// was counted on (nil: the account's lockout), what a presented device token did, and whether the
+// stored hash wants renewing.
+type passwordTry struct {
+	u          *fluxauth.User
+	dl         *deviceLogin
+	deviceNote string
+	rehash     bool
+}
+
+// checkPassword checks in's email and password as a login does, after allowLogin: the try is taken
+// from the device token's budget or the account's lockout before the password is hashed, an unknown
+// email costs the same work, and a wrong password is a failed_login answering invalid_credentials.
+func (s *Service) checkPassword(ctx context.Context, in LoginInput, dev Device) (*passwordTry, error) {
 	u, err := s.Store.UserByEmail(ctx, in.Email)
 	if err != nil && !errors.Is(err, fluxauth.ErrNotFound) {
 		return nil, err
@@ -89,63 +174,5 @@ func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
 		}
 		return nil, errInvalidCredentials
 	}
-	if s.Config.RequireVerifiedEmail && !u.EmailVerified() {
-		// The right password: the 403 tells nothing to someone without it, and the owner's tries
-		// do not lock them out.
-		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "email_not_verified", dev, deviceNote, dl); err != nil {
-			return nil, err
-		}
-		if dl == nil {
-			s.loginSucceeded(ctx, u.ID)
-		}
-		return nil, errUnverifiedLogin
-	}
-	newHash := ""
-	if rehash {
-		newHash = s.rehash(ctx, u, in.Password)
-	}
-	if dl != nil {
-		deviceNote = deviceTokenUsed
-	}
-	meta := withDeviceToken(map[string]any{"method": "password"}, deviceNote, dl)
-	res, err := s.passwordSession(ctx, u, newHash, dev, dl, meta)
-	if errors.Is(err, errPasswordChanged) {
-		// The password checked is no longer the account's: a failure, counted where the attempt was.
-		if dl != nil {
-			deviceNote = s.deviceTokenFailed(ctx, dl)
-		}
-		if err := s.recordFailedLogin(ctx, u.ID, in.Email, "password_changed", dev, deviceNote, dl); err != nil {
-			return nil, err
-		}
-		return nil, errInvalidCredentials
-	}
-	if err != nil {
-		return nil, err
-	}
-	// A success through a device token leaves the account's lockout as it is: the owner signing in
-	// must not hand whoever is guessing a fresh set of tries.
-	if dl == nil {
-		s.loginSucceeded(ctx, u.ID)
-	}
-	return res, nil
-}
-
-// rehash hashes a password whose stored hash is legacy or outdated with the current parameters,
-// for passwordSession to store. Failing it must not fail the login: the old hash still works, and
-// "" keeps it.
-func (s *Service) rehash(ctx context.Context, u *fluxauth.User, pw string) string {
-	hash, err := s.Passwords.Hash(ctx, pw)
-	if err != nil {
-		s.Logger.WarnContext(ctx, "password rehash failed", "user_id", u.ID, "err", err)
-		return ""
-	}
-	return hash
-}
-
-// recordFailedLogin records failed_login; deviceNote and dl say what a presented device token did.
-func (s *Service) recordFailedLogin(ctx context.Context, userID, email, reason string, dev Device, deviceNote string, dl *deviceLogin) error {
-	return s.record(ctx, &fluxauth.SecurityEvent{
-		Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning, UserID: userID,
-		Metadata: withDeviceToken(map[string]any{"reason": reason, "email": email}, deviceNote, dl),
-	}, dev)
+	return &passwordTry{u: u, dl: dl, deviceNote: deviceNote, rehash: rehash}, nil
 }

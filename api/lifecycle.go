@@ -76,8 +76,13 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, p *accou
 	return nil
 }
 
+// verifyRequest is the link's token with, from someone not signed in, the account's email and
+// password (and the device's token, as at login); a signed-in owner sends its Bearer token instead.
 type verifyRequest struct {
-	Token string `json:"token" check:"secret,1024"`
+	Token       string `json:"token" check:"secret,1024"`
+	Email       string `json:"email" check:"text,254"`
+	Password    string `json:"password" check:"secret,1024"`
+	DeviceToken string `json:"deviceToken" check:"secret,1024"`
 }
 
 func (s *Server) verifyEmail(w http.ResponseWriter, r *http.Request) error {
@@ -85,7 +90,16 @@ func (s *Server) verifyEmail(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	u, err := s.Accounts.VerifyEmail(r.Context(), req.Token, s.device(r, "", ""))
+	in := account.VerifyInput{Token: req.Token, Email: req.Email, Password: req.Password,
+		DeviceToken: req.DeviceToken, Device: s.device(r, "", "")}
+	if r.Header.Get("Authorization") != "" {
+		p, err := s.Accounts.Authenticate(r.Context(), r.Header.Get("Authorization"), in.Device)
+		if err != nil {
+			return err
+		}
+		in.Principal = p
+	}
+	u, err := s.Accounts.VerifyEmail(r.Context(), in)
 	if err != nil {
 		return err
 	}

@@ -57,14 +57,20 @@ func startMailEnv(tb testing.TB, smtp *mailtest.Server, hold bool, opts ...envOp
 	if smtp == nil {
 		smtp = mailtest.NewServer(tb)
 	}
+	e := newEnv(tb, append(withMail(tb, smtp, hold), opts...)...)
+	return &mailEnv{env: e, smtp: smtp, sender: e.App.Mail}
+}
+
+// withMail sends the server's mail through smtp, sending only when the test drains it when hold.
+func withMail(tb testing.TB, smtp *mailtest.Server, hold bool) []envOption {
+	tb.Helper()
 	settings, err := mail.ParseSMTPURL(smtp.URL())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := newEnv(tb, append([]envOption{withConfig(func(c *config.Config) {
+	return []envOption{withConfig(func(c *config.Config) {
 		c.SMTP, c.MailFrom, c.Links = settings, "FluxStudio <no-reply@fluxstudio.test>", testLinks
-	}), withDeps(func(d *app.Deps) { d.MailPoll, d.HoldMail = 20*time.Millisecond, hold })}, opts...)...)
-	return &mailEnv{env: e, smtp: smtp, sender: e.App.Mail}
+	}), withDeps(func(d *app.Deps) { d.MailPoll, d.HoldMail = 20*time.Millisecond, hold })}
 }
 
 // onStores runs fn on SQLite and on PostgreSQL.
@@ -451,7 +457,7 @@ func TestVerifyingTheAddressWithTheSignupMail(t *testing.T) {
 		}
 		raw := m.mailTo(t, 1, "verify@example.com", verifyPage)
 		wantCode(t, "a verification token as a reset token", m.reset(t, raw, newPassword), 400, "invalid_reset_token")
-		res := m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": raw})
+		res := m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": raw}, bearer(ar.AccessToken)...)
 		var body struct {
 			User struct {
 				ID            string `json:"id"`
@@ -466,7 +472,7 @@ func TestVerifyingTheAddressWithTheSignupMail(t *testing.T) {
 		if res := m.do(t, "GET", "/api/auth/me", nil, bearer(ar.AccessToken)...); !strings.Contains(string(res.Body), `"emailVerified":true`) {
 			t.Fatalf("me after verifying: %s", res.Body)
 		}
-		wantCode(t, "the token a second time", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": raw}), 400, "invalid_verification_token")
+		wantCode(t, "the token a second time", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": raw}, bearer(ar.AccessToken)...), 400, "invalid_verification_token")
 		wantStatus(t, "resend once verified", m.do(t, "POST", "/api/auth/email/verify/resend", nil, bearer(ar.AccessToken)...), 202)
 		m.sender.Drain(context.Background()) // what any later poll would find
 		if n := len(m.smtp.Messages()); n != 1 {
@@ -486,7 +492,7 @@ func TestResendSendsANewerVerificationLinkThatKillsTheOlderAndIsRateLimited(t *t
 	m.Clock.Advance(time.Second)
 	wantStatus(t, "resend", m.do(t, "POST", "/api/auth/email/verify/resend", nil, bearer(ar.AccessToken)...), 202)
 	newer := m.mailTo(t, 2, "resend@example.com", verifyPage)
-	wantCode(t, "the older link", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": older}), 400, "invalid_verification_token")
+	wantCode(t, "the older link", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": older}, bearer(ar.AccessToken)...), 400, "invalid_verification_token")
 	limit := m.Accounts.Rules.VerifyResend
 	for i := 1; i < limit.Rate; i++ {
 		wantStatus(t, "resend within the budget", m.do(t, "POST", "/api/auth/email/verify/resend", nil, bearer(ar.AccessToken)...), 202)
@@ -494,8 +500,8 @@ func TestResendSendsANewerVerificationLinkThatKillsTheOlderAndIsRateLimited(t *t
 	wantCode(t, "one resend too many", m.do(t, "POST", "/api/auth/email/verify/resend", nil, bearer(ar.AccessToken)...), 429, "rate_limited")
 	last := m.mailTo(t, 1+limit.Rate, "resend@example.com", verifyPage)
 	m.Clock.Advance(testLinks.VerifyTTL)
-	wantCode(t, "an expired verification link", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": last}), 400, "invalid_verification_token")
-	wantCode(t, "a link a later mail retired", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": newer}), 400, "invalid_verification_token")
+	wantCode(t, "an expired verification link", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": last, "email": "resend@example.com", "password": ownerPassword}), 400, "invalid_verification_token")
+	wantCode(t, "a link a later mail retired", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": newer, "email": "resend@example.com", "password": ownerPassword}), 400, "invalid_verification_token")
 }
 
 func TestRequireVerifiedEmailRefusesTheRightPasswordUntilVerified(t *testing.T) {
@@ -511,7 +517,8 @@ func TestRequireVerifiedEmailRefusesTheRightPasswordUntilVerified(t *testing.T) 
 			}
 			wantCode(t, "the right password, unverified", res, 403, "email_not_verified")
 			raw := m.mailTo(t, 1, "strict@example.com", verifyPage)
-			wantStatus(t, "verify", m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": raw}), 200)
+			wantStatus(t, "verify", m.do(t, "POST", "/api/auth/email/verify",
+				map[string]string{"token": raw, "email": "strict@example.com", "password": ownerPassword}, "X-Forwarded-For", "198.51.100.1"), 200)
 			wantLogin(t, "the right password, verified", m.loginWith(t, "strict@example.com", ownerPassword, "", "198.51.100.1"))
 		})
 	}
@@ -524,8 +531,8 @@ func TestLinkTokensNeverReachTheLogs(t *testing.T) {
 	ar := m.signup(t, "quiet@example.com")
 	verify := m.mailTo(t, 1, "quiet@example.com", verifyPage)
 	reset := m.requestReset(t, "quiet@example.com", 2)
-	m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": verify})
-	m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": verify})
+	m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": verify}, bearer(ar.AccessToken)...)
+	m.do(t, "POST", "/api/auth/email/verify", map[string]string{"token": verify}, bearer(ar.AccessToken)...)
 	m.reset(t, reset, "password")
 	m.reset(t, reset, newPassword)
 	m.reset(t, reset, newPassword)

@@ -70,6 +70,8 @@ type Deps struct {
 	HTTPClient *http.Client
 	// Limiter replaces the rate limiter cfg describes (in process, or Redis behind its fallback).
 	Limiter ratelimit.Limiter
+	// WrapHasher, when set, wraps the password hasher the rules use (tests count its computations).
+	WrapHasher func(account.Hasher) account.Hasher
 	// RedisPrefix namespaces every Redis key; "fluxauth:" when empty. Tests sharing one Redis use
 	// one each.
 	RedisPrefix string
@@ -250,8 +252,12 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error)
 	}
 	a.Recorder = audit.New(db, logger, auditCfg)
 	a.onUnstarted(func() { a.Recorder.Close(context.Background()) }) // writes what was recorded; Run starts the writer
+	var passwords account.Hasher = hasher
+	if deps.WrapHasher != nil {
+		passwords = deps.WrapHasher(passwords)
+	}
 	a.Accounts = &account.Service{
-		Store: db, Admin: db, Passwords: hasher, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,
+		Store: db, Admin: db, Passwords: passwords, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,
 		Events: a.Recorder, Clock: clock, Rand: deps.Rand, Logger: logger,
 		Config: cfg.Account, Limiter: limiter, Rules: cfg.Rules,
 		Providers: map[string]*oidc.Verifier{

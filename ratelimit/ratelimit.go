@@ -200,6 +200,8 @@ type Rules struct {
 	// address (in canonical form) from anywhere, whether or not an account has it.
 	ForgotIP    Limit
 	ForgotEmail Limit
+	// ResetIP limits password resets (spending a reset link) from one client IP.
+	ResetIP Limit
 	// VerifyResend limits the verification mails one account asks for again.
 	VerifyResend Limit
 	// Lockout is the failed-login lockout's budget of attempts per key: see Lockout, and account's

@@ -363,6 +363,59 @@ var linkTokenTests = []test{
 			t.Fatalf("%d of %d concurrent spenders got the token, want 1", n, spenders)
 		}
 	}},
+	{"a link token takes tries up to its budget, counted by concurrent callers no further", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		u := mustCreateUser(t, s, "link-tries@example.com")
+		lt := newLinkToken(u.ID, at(0))
+		insertLinkTokens(t, s, lt)
+		if _, err := s.AttemptLinkToken(ctx, lt.TokenHash, fluxauth.MailVerifyEmail, 5, at(time.Minute)); err != fluxauth.ErrNotFound {
+			t.Fatalf("AttemptLinkToken for another purpose: %v, want ErrNotFound", err)
+		}
+		if _, err := s.LinkToken(ctx, lt.TokenHash, fluxauth.MailVerifyEmail, at(time.Minute)); err != fluxauth.ErrNotFound {
+			t.Fatalf("LinkToken for another purpose: %v, want ErrNotFound", err)
+		}
+		for range 7 { // a lookup counts no try
+			if got, err := s.LinkToken(ctx, lt.TokenHash, lt.Purpose, at(time.Minute)); err != nil || got.UserID != u.ID {
+				t.Fatalf("LinkToken: %+v, %v", got, err)
+			}
+		}
+		var wg sync.WaitGroup
+		var granted atomic.Int32
+		for range 20 {
+			wg.Go(func() {
+				got, err := s.AttemptLinkToken(ctx, lt.TokenHash, lt.Purpose, 5, at(time.Minute))
+				switch err {
+				case nil:
+					if got.UserID != u.ID {
+						t.Errorf("AttemptLinkToken returned user %q, want %q", got.UserID, u.ID)
+					}
+					granted.Add(1)
+				case fluxauth.ErrNotFound:
+				default:
+					t.Errorf("AttemptLinkToken: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := granted.Load(); n != 5 {
+			t.Fatalf("%d of 20 concurrent tries were granted, want 5", n)
+		}
+		if useLink(t, s, lt.TokenHash, lt.Purpose, at(time.Minute)) == nil {
+			t.Fatal("a token out of tries could not be spent by a try already granted")
+		}
+		fresh := newLinkToken(u.ID, at(0))
+		insertLinkTokens(t, s, fresh)
+		if _, err := s.AttemptLinkToken(ctx, fresh.TokenHash, fresh.Purpose, 5, fresh.ExpiresAt); err != fluxauth.ErrNotFound {
+			t.Fatalf("AttemptLinkToken of an expired token: %v, want ErrNotFound", err)
+		}
+		useLink(t, s, fresh.TokenHash, fresh.Purpose, at(time.Minute))
+		if _, err := s.AttemptLinkToken(ctx, fresh.TokenHash, fresh.Purpose, 5, at(time.Minute)); err != fluxauth.ErrNotFound {
+			t.Fatalf("AttemptLinkToken of a spent token: %v, want ErrNotFound", err)
+		}
+		if _, err := s.LinkToken(ctx, fresh.TokenHash, fresh.Purpose, at(time.Minute)); err != fluxauth.ErrNotFound {
+			t.Fatalf("LinkToken of a spent token: %v, want ErrNotFound", err)
+		}
+	}},
 	{"SetEmailVerified keeps the first proof", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
 		u := mustCreateUser(t, s, "verify-me@example.com")

@@ -292,6 +292,7 @@ var settings = []Setting{
 	}},
 	{Env: "FLUXAUTH_RATE_FORGOT_IP", Default: "10/1h", Help: "password-reset requests per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.ForgotIP })},
 	{Env: "FLUXAUTH_RATE_FORGOT_EMAIL", Default: "3/1h", Help: "password-reset requests per address, from anywhere, whether or not an account has it", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.ForgotEmail })},
+	{Env: "FLUXAUTH_RATE_RESET_IP", Default: "10/15m", Help: "password resets (new passwords sent with a reset link) per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.ResetIP })},
 	{Env: "FLUXAUTH_RATE_VERIFY_RESEND", Default: "3/1h", Help: "verification mails one account may ask for again", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.VerifyResend })},
 	{Env: "FLUXAUTH_TOKEN_RETENTION", Default: "168h", Help: "how long expired or revoked refresh tokens, expired or dead device and link tokens, and sent or abandoned mails are kept (forensics) before cleanup deletes them", parse: durationIn(func(c *Config) *time.Duration { return &c.TokenRetention }, 0, 87600*time.Hour)},
 	{Env: "FLUXAUTH_EVENT_RETENTION", Default: "2160h", Help: "how long security events are kept", parse: durationIn(func(c *Config) *time.Duration { return &c.EventRetention }, time.Hour, 87600*time.Hour)},

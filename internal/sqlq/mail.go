@@ -112,6 +112,21 @@ func (t Tx) UseLinkToken(ctx context.Context, tokenHash, purpose string, now tim
 		RETURNING `+linkTokenColumns), t.d.Time(now), tokenHash, purpose))
 }
 
+// LinkToken looks a usable token up.
+func (s Store) LinkToken(ctx context.Context, tokenHash, purpose string, now time.Time) (*fluxauth.LinkToken, error) {
+	return scanLinkToken(s.read.QueryRow(ctx, s.d.rebind(`SELECT `+linkTokenColumns+` FROM link_tokens
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3`), tokenHash, purpose, s.d.Time(now)))
+}
+
+// AttemptLinkToken counts one try on a usable token within its tries. The check and the count are
+// one UPDATE: PostgreSQL re-checks its WHERE against the row as the previous writer left it, and
+// SQLite writes one statement at a time, so concurrent attempts never count past maxAttempts.
+func (s Store) AttemptLinkToken(ctx context.Context, tokenHash, purpose string, maxAttempts int, now time.Time) (*fluxauth.LinkToken, error) {
+	return scanLinkToken(s.write.QueryRow(ctx, s.d.rebind(`UPDATE link_tokens SET attempts = COALESCE(attempts, 0) + 1
+		WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND expires_at > $3 AND COALESCE(attempts, 0) < $4
+		RETURNING `+linkTokenColumns), tokenHash, purpose, s.d.Time(now), maxAttempts))
+}
+
 // RetireLinkTokens ends the user's unused tokens of purpose issued before keep, or all of them.
 func (t Tx) RetireLinkTokens(ctx context.Context, userID, purpose string, keep *fluxauth.LinkToken, at time.Time) (int, error) {
 	if t.d.badID(userID) {
