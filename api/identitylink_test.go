@@ -14,6 +14,7 @@ import (
 	"github.com/fluxstudio/fluxauth/internal/config"
 	"github.com/fluxstudio/fluxauth/mail"
 	"github.com/fluxstudio/fluxauth/mail/mailtest"
+	"github.com/fluxstudio/fluxauth/postgres/postgrestest"
 )
 
 // newLinkEnv is a provider env that sends mail to a capture server.
@@ -206,9 +207,19 @@ func TestUnlinkOfTheLastSignInMethodIsRefused(t *testing.T) {
 	}
 }
 
-// Two accounts linking one identity at once: exactly one gets it.
+// Two accounts linking one identity at once: exactly one gets it. On SQLite the writer lock
+// orders them; on PostgreSQL both may pass the lookup and the identity's key decides.
 func TestParallelLinksOfOneIdentityOneWins(t *testing.T) {
-	p := newProviderEnv(t)
+	parallelLinks(t, newProviderEnv(t))
+}
+
+func TestParallelLinksOfOneIdentityOneWinsOnPostgres(t *testing.T) {
+	for range 5 {
+		parallelLinks(t, newProviderEnv(t, withStore(postgrestest.MustOpenDB(t))))
+	}
+}
+
+func parallelLinks(t *testing.T, p *providerEnv) {
 	accs := []*authResponse{p.provenAccount(t, "a@example.com"), p.provenAccount(t, "b@example.com")}
 	toks := []string{p.googleFor(t, "shared", "shared@outlook.example", ""), p.googleFor(t, "shared", "shared@outlook.example", "")}
 	statuses := make([]*response, 2)
