@@ -43,6 +43,13 @@ const (
 	EInvalidVerificationToken = "invalid_verification_token"
 	ENoPassword               = "no_password"      // the account signs in only with Google or Apple
 	EMailUnavailable          = "mail_unavailable" // no mail transport is configured
+	// EIdentityInUse: the provider identity is linked to another account already.
+	EIdentityInUse = "identity_in_use"
+	// EProviderAlreadyLinked: the account has another identity of that provider linked already.
+	EProviderAlreadyLinked = "provider_already_linked"
+	// ELastSignInMethod: unlinking would leave the account no way to sign in (no password, no
+	// other identity).
+	ELastSignInMethod = "last_sign_in_method"
 )
 
 // Error is an error a client may see: a stable code and a message safe to show. Anything else that

@@ -41,6 +41,11 @@ const (
 	// EventAccountUnlocked: an admin cleared an account's failed-login lockout. Every instance's
 	// live feed reacts to it by clearing the lockout in its own in-process limiter.
 	EventAccountUnlocked = "account_unlocked"
+	// EventIdentityLinked: a Google or Apple identity was linked to the account, automatically at a
+	// sign-in (metadata by "sign_in") or by the signed-in owner (by "owner").
+	EventIdentityLinked = "identity_linked"
+	// EventIdentityUnlinked: the signed-in owner removed the account's identities of a provider.
+	EventIdentityUnlinked = "identity_unlinked"
 )
 
 // SecurityEvent is one row of the audit log.

@@ -9,14 +9,35 @@ import (
 const (
 	MailPasswordReset = "password_reset"
 	MailVerifyEmail   = "verify_email"
+	// MailIdentityLinkedGoogle and MailIdentityLinkedApple tell the account's owner that a Google or
+	// Apple sign-in was linked to the account. They are notices: they carry no link token.
+	MailIdentityLinkedGoogle = "identity_linked_google"
+	MailIdentityLinkedApple  = "identity_linked_apple"
 )
+
+// MailIdentityLinked is the notice kind for a link of provider ("google", "apple"), or "" for
+// another provider.
+func MailIdentityLinked(provider string) string {
+	switch provider {
+	case "google":
+		return MailIdentityLinkedGoogle
+	case "apple":
+		return MailIdentityLinkedApple
+	}
+	return ""
+}
+
+// MailIsNotice reports whether mails of kind only tell the owner something, carrying no link.
+func MailIsNotice(kind string) bool {
+	return kind == MailIdentityLinkedGoogle || kind == MailIdentityLinkedApple
+}
 
 // OutboxMail is one mail waiting to be sent, or the record of one sent or given up. It says what the
 // mail is for, never its content: the link token a mail carries is minted by the sender as it
 // sends, so nothing stored can be replayed.
 type OutboxMail struct {
 	ID   string
-	Kind string // MailPasswordReset or MailVerifyEmail
+	Kind string // MailPasswordReset, MailVerifyEmail or a notice (MailIsNotice)
 	// UserID is the account the mail is for; "" when no account has Address (a reset asked for an
 	// unknown address), which the sender settles without sending anything.
 	UserID  string

@@ -41,6 +41,10 @@ type Tx interface {
 	ClaimUser(ctx context.Context, userID, provider, subject string, at time.Time) (RemovedCredentials, error)
 	CreateIdentity(ctx context.Context, id *Identity) error
 	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
+	// IdentitiesOf returns the user's identities, oldest first (none for an unknown user).
+	IdentitiesOf(ctx context.Context, userID string) ([]*Identity, error)
+	// DeleteIdentities deletes the user's identities of provider and returns how many it deleted.
+	DeleteIdentities(ctx context.Context, userID, provider string) (int, error)
 	// LockSession holds the session's lock until the transaction ends, so operations on one session's
 	// chain run one after another across goroutines and instances.
 	LockSession(ctx context.Context, sessionID string) error

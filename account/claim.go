@@ -10,10 +10,10 @@ import (
 )
 
 // provesEmail reports whether the provider's claims prove, for the first time, that the signer owns
-// u's address: the provider vouches for the address, it is u's (in canonical form), and nobody has
-// proven it before.
-func provesEmail(c *oidc.Claims, u *fluxauth.User) bool {
-	return c.EmailVerified && !u.EmailVerified() &&
+// u's address: the provider vouches for the address and is its authority (authoritative), it is
+// u's (in canonical form), and nobody has proven it before.
+func provesEmail(provider string, c *oidc.Claims, u *fluxauth.User) bool {
+	return authoritative(provider, c) && !u.EmailVerified() &&
 		emailaddr.Canonical(NormalizeEmail(c.Email)) == emailaddr.Canonical(u.Email)
 }
 

@@ -32,29 +32,9 @@ type IDTokenInput struct {
 // for it and is refused if it committed. A sign-in that fails (the database, account_exists) leaves
 // the token unspent, which lets the client retry it, and lets nobody open a session it did not.
 func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Result, error) {
-	v := s.Providers[in.Provider]
-	if v == nil || !v.Enabled() {
-		return nil, fluxauth.Errorf(fluxauth.EProviderDisabled, "Sign-in with %s is not enabled.", providerTitle(in.Provider))
-	}
 	dev := in.Device.normalized()
-	if err := s.allow(ctx, dev, limit{"idtoken:ip", s.Rules.IDTokenIP, []string{ipKey(dev.IP)}}); err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(in.IDToken) == "" {
-		var ve fluxauth.ValidationError
-		ve.Add("idToken", "is required")
-		return nil, ve.Err()
-	}
-	claims, err := v.Verify(ctx, in.IDToken, in.Nonce)
+	claims, err := s.verifyIDToken(ctx, in, dev)
 	if err != nil {
-		if fluxauth.ErrorCode(err) == fluxauth.EInvalidIDToken {
-			if rerr := s.record(ctx, &fluxauth.SecurityEvent{
-				Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning,
-				Metadata: map[string]any{"reason": "invalid_id_token", "provider": in.Provider, "detail": oidc.Reason(err)},
-			}, dev); rerr != nil {
-				return nil, rerr
-			}
-		}
 		return nil, err
 	}
 	use := &fluxauth.IDTokenUse{Provider: in.Provider, Key: claims.ReplayKey, UsedAt: s.Clock.Now(), ExpiresAt: claims.Expiry}
@@ -76,6 +56,37 @@ func (s *Service) SignInWithIDToken(ctx context.Context, in IDTokenInput) (*Resu
 		}
 		return res, err
 	}
+}
+
+// verifyIDToken checks that in's provider is enabled, counts the attempt on the per-IP limit and
+// verifies the ID token; a token that fails verification records failed_login (reason
+// invalid_id_token, the detail oidc.Reason gives).
+func (s *Service) verifyIDToken(ctx context.Context, in IDTokenInput, dev Device) (*oidc.Claims, error) {
+	v := s.Providers[in.Provider]
+	if v == nil || !v.Enabled() {
+		return nil, fluxauth.Errorf(fluxauth.EProviderDisabled, "Sign-in with %s is not enabled.", providerTitle(in.Provider))
+	}
+	if err := s.allow(ctx, dev, limit{"idtoken:ip", s.Rules.IDTokenIP, []string{ipKey(dev.IP)}}); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.IDToken) == "" {
+		var ve fluxauth.ValidationError
+		ve.Add("idToken", "is required")
+		return nil, ve.Err()
+	}
+	claims, err := v.Verify(ctx, in.IDToken, in.Nonce)
+	if err != nil {
+		if fluxauth.ErrorCode(err) == fluxauth.EInvalidIDToken {
+			if rerr := s.record(ctx, &fluxauth.SecurityEvent{
+				Type: fluxauth.EventFailedLogin, Severity: fluxauth.SeverityWarning,
+				Metadata: map[string]any{"reason": "invalid_id_token", "provider": in.Provider, "detail": oidc.Reason(err)},
+			}, dev); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, err
+	}
+	return claims, nil
 }
 
 // ReasonReplayed is the detail of the failed_login event of an ID token presented again after it
@@ -113,9 +124,11 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 	existing, err := s.Store.UserByEmail(ctx, email)
 	switch {
 	case err == nil:
-		if !c.EmailVerified {
+		// Only the address's authority may link into (or take over) an account by its address: any
+		// other provider's email_verified would let whoever registered the address there in.
+		if !authoritative(in.Provider, c) {
 			return nil, fluxauth.Errorf(fluxauth.EAccountExists,
-				"An account with this email already exists; sign in with its password to link %s.", providerTitle(in.Provider))
+				"An account with this email already exists; sign in to it and link %s from there.", providerTitle(in.Provider))
 		}
 		identity.UserID, identity.EmailVerified = existing.ID, true
 		return s.enterAccount(ctx, identity, true, c, use, dev, withLinked(meta))
@@ -141,9 +154,17 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 	if name == "" {
 		name = email[:strings.IndexByte(email+"@", '@')]
 	}
+	// A provider that is not the address's authority proves nothing: the account starts with its
+	// address unproven (and so can be taken over by the address's owner), and is sent the usual
+	// verification mail.
+	proven := authoritative(in.Provider, c)
 	u := &fluxauth.User{ID: s.newID(), Email: email, Name: clip(name, 100), UserType: fluxauth.UserTypeClient,
-		EmailVerifiedAt: now, CreatedAt: now, UpdatedAt: now}
-	identity.UserID, identity.EmailVerified = u.ID, true
+		CreatedAt: now, UpdatedAt: now}
+	if proven {
+		u.EmailVerifiedAt = now
+	}
+	identity.UserID, identity.EmailVerified = u.ID, proven
+	mailed := !proven && s.Mail != nil
 	var res *Result
 	err = s.update(ctx, func(tx fluxauth.Tx) error {
 		if err := spendIDToken(ctx, tx, use); err != nil {
@@ -155,12 +176,20 @@ func (s *Service) signInIdentity(ctx context.Context, in IDTokenInput, c *oidc.C
 		if err := tx.CreateIdentity(ctx, identity); err != nil {
 			return err
 		}
+		if mailed {
+			if _, err := s.queueMail(ctx, tx, fluxauth.MailVerifyEmail, u, u.Email, now); err != nil {
+				return err
+			}
+		}
 		var err error
 		res, err = s.startSession(ctx, tx, u, dev, now, fluxauth.EventSignup, meta)
 		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	if mailed {
+		s.Mail.Notify()
 	}
 	res.Created = true
 	return res, nil
@@ -185,7 +214,7 @@ func (s *Service) enterAccount(ctx context.Context, identity *fluxauth.Identity,
 			return err
 		}
 		if link {
-			if err := tx.CreateIdentity(ctx, identity); err != nil {
+			if err := s.linkIdentity(ctx, tx, u, identity, "sign_in", dev); err != nil {
 				return err
 			}
 		} else if cur, err := tx.IdentityBySubject(ctx, identity.Provider, identity.Subject); errors.Is(err, fluxauth.ErrNotFound) || (err == nil && cur.UserID != u.ID) {
@@ -194,7 +223,7 @@ func (s *Service) enterAccount(ctx context.Context, identity *fluxauth.Identity,
 			return err
 		}
 		ended = nil
-		if provesEmail(c, u) {
+		if provesEmail(identity.Provider, c, u) {
 			if ended, err = s.claim(ctx, tx, u, identity, now, dev); err != nil {
 				return err
 			}
@@ -206,6 +235,9 @@ func (s *Service) enterAccount(ctx context.Context, identity *fluxauth.Identity,
 		return nil, err
 	}
 	s.announceRevoked(ctx, ended...)
+	if link {
+		s.notifyMail()
+	}
 	return res, nil
 }
 

@@ -20,7 +20,8 @@ import (
 )
 
 // providerToken signs a Google ID token for sub and email; each token is distinct (its own jti),
-// as every real sign-in's is.
+// as every real sign-in's is. It keeps the fake issuer's hd (example.com), so Google is the authority
+// for example.com addresses in it.
 func (p *providerEnv) providerToken(t *testing.T, sub, email string, verified bool) string {
 	t.Helper()
 	return p.googleToken(t, func(c map[string]any) {
@@ -168,9 +169,11 @@ func TestVerifiedSignInLinksToAnAccountWhoseEmailIsProven(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	res = p.do(t, "POST", "/api/auth/apple", map[string]string{"idToken": p.appleToken(t, "jane-apple", "JANE@example.com", true)})
+	// A second Google account of the example.com Workspace (the default token's hd) for the same
+	// address: Google is the address's authority, so it links.
+	res = p.do(t, "POST", "/api/auth/google", map[string]string{"idToken": p.providerToken(t, "jane-google-2", "JANE@example.com", true)})
 	if res.Status != http.StatusOK {
-		t.Fatalf("Apple sign-in into the proven account: %d %s", res.Status, res.Body)
+		t.Fatalf("Workspace sign-in into the proven account: %d %s", res.Status, res.Body)
 	}
 	var linked authResponse
 	res.json(t, &linked)

@@ -56,3 +56,39 @@ func (s *Server) idTokenSignIn(w http.ResponseWriter, r *http.Request, in accoun
 	writeAuth(w, r, status, res)
 	return nil
 }
+
+type linkIdentityRequest struct {
+	IDToken string `json:"idToken" check:"secret,16384"`
+	Nonce   string `json:"nonce" check:"secret,512"`
+}
+
+// linkIdentity links the ID token's identity to the caller's account: 201 when it linked it, 200
+// when it was linked to the account already.
+func (s *Server) linkIdentity(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	var req linkIdentityRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := s.Accounts.LinkIdentity(r.Context(), p, account.IDTokenInput{
+		Provider: r.PathValue("provider"), IDToken: req.IDToken, Nonce: req.Nonce, Device: s.device(r, "", ""),
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if res.Created {
+		status = http.StatusCreated
+	}
+	id := res.Identity
+	writeJSON(w, status, map[string]any{"identity": identityJSON{Provider: id.Provider, Email: id.Email, EmailVerified: id.EmailVerified, CreatedAt: id.CreatedAt}})
+	return nil
+}
+
+// unlinkIdentity removes the caller's identities of the provider: 204.
+func (s *Server) unlinkIdentity(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	if err := s.Accounts.UnlinkIdentity(r.Context(), p, r.PathValue("provider"), s.device(r, "", "")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -283,7 +283,7 @@ func TestAnIDTokenIsSpentPerProvider(t *testing.T) {
 	p := newProviderEnv(t)
 	gc, ac := p.google.Claims(), p.apple.Claims()
 	ac["jti"] = gc["jti"]
-	ac["sub"] = "apple-subject"
+	ac["sub"], ac["email"] = "apple-subject", "apple-subject@icloud.com"
 	for path, tok := range map[string]string{"/api/auth/google": p.google.Sign(t, gc), "/api/auth/apple": p.apple.Sign(t, ac)} {
 		if res := p.do(t, "POST", path, map[string]string{"idToken": tok}); res.Status >= 300 {
 			t.Fatalf("%s: %d %s", path, res.Status, res.Body)

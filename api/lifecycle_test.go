@@ -560,6 +560,7 @@ func TestATakeoverKillsResetLinksAndTheOwnerSetsAPasswordThroughAReset(t *testin
 	wantCode(t, "a password change without a password", m.do(t, "POST", "/api/auth/password",
 		map[string]string{"currentPassword": "squatter's password", "newPassword": newPassword}, bearer(ar.AccessToken)...), 409, "no_password")
 	m.Clock.Advance(time.Second)
-	wantLogin(t, "the owner's reset", m.reset(t, m.requestReset(t, "claimed@example.com", 3), newPassword))
+	// Mail 3 is the notice that Google was linked to the account.
+	wantLogin(t, "the owner's reset", m.reset(t, m.requestReset(t, "claimed@example.com", 4), newPassword))
 	wantLogin(t, "the owner's new password", m.loginWith(t, "claimed@example.com", newPassword, "", "198.51.100.1"))
 }

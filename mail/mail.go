@@ -37,8 +37,29 @@ var (
 
 // subjects are the mails' subjects, by kind.
 var subjects = map[string]string{
-	fluxauth.MailPasswordReset: "Reset your FluxStudio password",
-	fluxauth.MailVerifyEmail:   "Confirm your FluxStudio email address",
+	fluxauth.MailPasswordReset:        "Reset your FluxStudio password",
+	fluxauth.MailVerifyEmail:          "Confirm your FluxStudio email address",
+	fluxauth.MailIdentityLinkedGoogle: "A Google sign-in was linked to your FluxStudio account",
+	fluxauth.MailIdentityLinkedApple:  "An Apple sign-in was linked to your FluxStudio account",
+}
+
+// templateOf names the template of each kind: both link notices share one.
+func templateOf(kind string) string {
+	if fluxauth.MailIsNotice(kind) {
+		return "identity_linked"
+	}
+	return kind
+}
+
+// providerOf is the provider a link notice names.
+func providerOf(kind string) string {
+	switch kind {
+	case fluxauth.MailIdentityLinkedGoogle:
+		return "Google"
+	case fluxauth.MailIdentityLinkedApple:
+		return "Apple"
+	}
+	return ""
 }
 
 // templateData is what the templates are given.
@@ -47,20 +68,23 @@ type templateData struct {
 	Address string
 	Link    string
 	Expires string // "30 minutes", "48 hours"
+	// Provider is the provider a link notice names ("Google", "Apple").
+	Provider string
 }
 
-// Render builds the mail of kind for u with link, stating that the link expires in ttl.
+// Render builds the mail of kind for u with link, stating that the link expires in ttl. A notice
+// (fluxauth.MailIsNotice) has no link: link and ttl are ignored.
 func Render(kind string, u *fluxauth.User, link string, ttl time.Duration) (*Message, error) {
 	subject, ok := subjects[kind]
 	if !ok {
 		return nil, fmt.Errorf("mail: no template for kind %q", kind)
 	}
-	data := templateData{Name: u.Name, Address: u.Email, Link: link, Expires: HumanDuration(ttl)}
+	data := templateData{Name: u.Name, Address: u.Email, Link: link, Expires: HumanDuration(ttl), Provider: providerOf(kind)}
 	var text, html bytes.Buffer
-	if err := textTemplates.ExecuteTemplate(&text, kind+".txt", data); err != nil {
+	if err := textTemplates.ExecuteTemplate(&text, templateOf(kind)+".txt", data); err != nil {
 		return nil, err
 	}
-	if err := htmlTemplates.ExecuteTemplate(&html, kind+".html", data); err != nil {
+	if err := htmlTemplates.ExecuteTemplate(&html, templateOf(kind)+".html", data); err != nil {
 		return nil, err
 	}
 	return &Message{To: u.Email, Subject: subject, Text: text.String(), HTML: html.String()}, nil

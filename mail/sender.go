@@ -149,6 +149,9 @@ func (s *Sender) attempt(ctx context.Context, m *fluxauth.OutboxMail) fluxauth.M
 	if m.Kind == fluxauth.MailVerifyEmail && u.EmailVerified() {
 		return nothing("already_verified")
 	}
+	if fluxauth.MailIsNotice(m.Kind) {
+		return s.sendNotice(ctx, m, u)
+	}
 	template, ttl := s.Links.of(m.Kind)
 	raw, hash, err := token.NewLinkToken(s.Rand)
 	if err != nil {
@@ -177,6 +180,19 @@ func (s *Sender) attempt(ctx context.Context, m *fluxauth.OutboxMail) fluxauth.M
 	// The mail is out: its token is the one that works now.
 	if _, err := s.Store.RetireLinkTokens(context.WithoutCancel(ctx), u.ID, m.Kind, lt, now); err != nil {
 		s.Logger.WarnContext(ctx, "mail: retiring older link tokens failed; they still expire", "mail_id", m.ID, "err", err)
+	}
+	s.Logger.InfoContext(ctx, "mail sent", "mail_id", m.ID, "kind", m.Kind, "user_id", u.ID, "attempt", m.Attempts)
+	return fluxauth.MailOutcome{SentAt: s.Clock.Now()}
+}
+
+// sendNotice sends a notice, which carries no link token and so mints none.
+func (s *Sender) sendNotice(ctx context.Context, m *fluxauth.OutboxMail, u *fluxauth.User) fluxauth.MailOutcome {
+	msg, err := Render(m.Kind, u, "", 0)
+	if err != nil {
+		return s.failed(ctx, m, "failed", err)
+	}
+	if err := s.Transport.Send(ctx, msg); err != nil {
+		return s.failed(ctx, m, ErrorClass(err), err)
 	}
 	s.Logger.InfoContext(ctx, "mail sent", "mail_id", m.ID, "kind", m.Kind, "user_id", u.ID, "attempt", m.Attempts)
 	return fluxauth.MailOutcome{SentAt: s.Clock.Now()}

@@ -90,7 +90,10 @@ type Claims struct {
 	Subject       string
 	Email         string
 	EmailVerified bool
-	Name          string
+	// HostedDomain is Google's hd claim: the Google Workspace domain of the account, "" for a
+	// consumer account (and for Apple, which has no such claim).
+	HostedDomain string
+	Name         string
 	// Expiry is the token's exp: until then it verifies, so until then its use must be remembered.
 	Expiry time.Time
 	// ReplayKey names the token for accepting it once: the hex SHA-256 of its jti or, when it has
@@ -210,6 +213,7 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 		NotBefore       *float64   `json:"nbf"`
 		Email           string     `json:"email"`
 		EmailVerified   stringBool `json:"email_verified"`
+		HostedDomain    string     `json:"hd"`
 		Name            string     `json:"name"`
 		AuthorizedParty string     `json:"azp"`
 	}
@@ -247,6 +251,7 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken, nonce string) (*Claim
 		Subject:       tok.Subject,
 		Email:         raw.Email,
 		EmailVerified: bool(raw.EmailVerified),
+		HostedDomain:  raw.HostedDomain,
 		Name:          raw.Name,
 		Expiry:        tok.Expiry,
 		ReplayKey:     replayKey(rawIDToken, raw.ID),

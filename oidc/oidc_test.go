@@ -101,7 +101,7 @@ func TestValidTokenYieldsItsClaims(t *testing.T) {
 		t.Fatalf("ReplayKey %q, want a hex SHA-256", got.ReplayKey)
 	}
 	got.ReplayKey = ""
-	want := oidc.Claims{Subject: oidctest.Subject, Email: "user@example.com", EmailVerified: true, Name: "Test User",
+	want := oidc.Claims{Subject: oidctest.Subject, Email: "user@example.com", EmailVerified: true, HostedDomain: "example.com", Name: "Test User",
 		Expiry: iss.Now().Add(time.Hour).Truncate(time.Second)}
 	if !got.Expiry.Equal(want.Expiry) {
 		t.Fatalf("expiry %v, want %v", got.Expiry, want.Expiry)

@@ -18,6 +18,16 @@ func mustCreateIdentity(tb testing.TB, s fluxauth.Store, userID, provider, subje
 	return id
 }
 
+func wantIdentities(tb testing.TB, what string, got []*fluxauth.Identity, want ...*fluxauth.Identity) {
+	tb.Helper()
+	if len(got) != len(want) {
+		tb.Fatalf("%s: %d identities %+v, want %d", what, len(got), got, len(want))
+	}
+	for i := range want {
+		equal(tb, fmt.Sprintf("%s[%d]", what, i), got[i], want[i])
+	}
+}
+
 var claimTests = []test{
 	{"LockUser and IdentityBySubject read inside a transaction", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
@@ -40,6 +50,42 @@ var claimTests = []test{
 			wantErr(t, "IdentityBySubject of a missing identity", err, fluxauth.ErrNotFound)
 			return nil
 		})
+	}},
+	{"IdentitiesOf and DeleteIdentities inside a transaction", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		u := mustCreateUser(t, s, "ada@example.com")
+		other := mustCreateUser(t, s, "bob@example.com")
+		g := mustCreateIdentity(t, s, u.ID, "google", "ada-g", true)
+		a := &fluxauth.Identity{Provider: "apple", Subject: "ada-a", UserID: u.ID, Email: "ada-a@example.com", CreatedAt: at(time.Minute)}
+		must(t, "CreateIdentity", s.CreateIdentity(ctx, a))
+		bobs := mustCreateIdentity(t, s, other.ID, "google", "bob-g", true)
+		update(t, s, func(tx fluxauth.Tx) error {
+			ids, err := tx.IdentitiesOf(ctx, u.ID)
+			must(t, "IdentitiesOf", err)
+			wantIdentities(t, "IdentitiesOf", ids, g, a)
+			ids, err = tx.IdentitiesOf(ctx, "legacy-1")
+			must(t, "IdentitiesOf of an impossible ID", err)
+			wantIdentities(t, "IdentitiesOf of an impossible ID", ids)
+			n, err := tx.DeleteIdentities(ctx, u.ID, "google")
+			must(t, "DeleteIdentities", err)
+			if n != 1 {
+				t.Fatalf("DeleteIdentities deleted %d, want 1", n)
+			}
+			n, err = tx.DeleteIdentities(ctx, u.ID, "google")
+			must(t, "DeleteIdentities again", err)
+			if n != 0 {
+				t.Fatalf("DeleteIdentities again deleted %d, want 0", n)
+			}
+			ids, err = tx.IdentitiesOf(ctx, u.ID)
+			must(t, "IdentitiesOf after delete", err)
+			wantIdentities(t, "IdentitiesOf after delete", ids, a)
+			return nil
+		})
+		got, err := s.IdentityBySubject(ctx, "google", "bob-g")
+		must(t, "another user's identity", err)
+		equal(t, "another user's identity", got, bobs)
+		_, err = s.IdentityBySubject(ctx, "google", "ada-g")
+		wantErr(t, "deleted identity", err, fluxauth.ErrNotFound)
 	}},
 	{"SetPasswordHash inside a transaction replaces the hash", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()

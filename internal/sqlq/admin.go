@@ -186,18 +186,5 @@ func (s Store) SearchUsers(ctx context.Context, query string, limit int) ([]*flu
 
 // IdentitiesOf returns the user's identities, oldest first.
 func (s Store) IdentitiesOf(ctx context.Context, userID string) ([]*fluxauth.Identity, error) {
-	if s.d.badID(userID) {
-		return nil, nil
-	}
-	var out []*fluxauth.Identity
-	err := s.read.Query(ctx, s.d.rebind(`SELECT `+IdentityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, provider`),
-		[]any{userID}, func(row Scanner) error {
-			id, err := scanIdentity(row)
-			if err != nil {
-				return err
-			}
-			out = append(out, id)
-			return nil
-		})
-	return out, err
+	return s.reader().IdentitiesOf(ctx, userID)
 }

@@ -161,3 +161,30 @@ func (t Tx) SetEmailVerified(ctx context.Context, userID string, at time.Time) e
 	return t.q.QueryRow(ctx, t.d.rebind(`UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1
 		WHERE id = $2 RETURNING 1`), t.d.Time(at), userID).Scan(&one)
 }
+
+// IdentitiesOf returns the user's identities, oldest first, read inside the transaction.
+func (t Tx) IdentitiesOf(ctx context.Context, userID string) ([]*fluxauth.Identity, error) {
+	if t.d.badID(userID) {
+		return nil, nil
+	}
+	var out []*fluxauth.Identity
+	err := t.q.Query(ctx, t.d.rebind(`SELECT `+IdentityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, provider`),
+		[]any{userID}, func(row Scanner) error {
+			id, err := scanIdentity(row)
+			if err != nil {
+				return err
+			}
+			out = append(out, id)
+			return nil
+		})
+	return out, err
+}
+
+// DeleteIdentities deletes the user's identities of provider and returns how many it deleted.
+func (t Tx) DeleteIdentities(ctx context.Context, userID, provider string) (int, error) {
+	if t.d.badID(userID) {
+		return 0, nil
+	}
+	n, err := t.q.Exec(ctx, t.d.rebind(`DELETE FROM identities WHERE user_id = $1 AND provider = $2`), userID, provider)
+	return int(n), err
+}

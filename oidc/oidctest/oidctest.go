@@ -68,8 +68,10 @@ func (i *Issuer) URL() string { return "http://" + i.addr }
 
 // Claims returns valid claims for a token of this issuer: iss, aud ClientID, sub Subject, a
 // verified email, a name, issued now and expiring in an hour, and a jti of its own (as Google
-// sends; Apple sends none), so that each call makes a different token. Tests change or delete
-// entries to make the token they need.
+// sends; Apple sends none), so that each call makes a different token. The email is
+// user@example.com and hd is example.com: a Google Workspace account of example.com, so Google
+// is the authority for its address (fluxauth links and proves it; Apple never is for example.com).
+// Tests change or delete entries to make the token they need.
 func (i *Issuer) Claims() map[string]any {
 	now := time.Now()
 	if i.Now != nil {
@@ -81,6 +83,7 @@ func (i *Issuer) Claims() map[string]any {
 		"sub":            Subject,
 		"email":          "user@example.com",
 		"email_verified": true,
+		"hd":             "example.com",
 		"name":           "Test User",
 		"iat":            now.Unix(),
 		"exp":            now.Add(time.Hour).Unix(),
