@@ -33,7 +33,7 @@ func TestServeSendsMailThroughSMTPWithoutLoggingItsPassword(t *testing.T) {
 	}
 	m := smtp.Wait(t, 1, 10*time.Second)[0]
 	raw := mailtest.LinkToken(t, m, "https://app.example/verify")
-	if res := postJSON(t, url+"/api/auth/email/verify", map[string]string{"token": raw}); res.StatusCode != 200 {
+	if res := postJSON(t, url+"/api/auth/email/verify", map[string]string{"token": raw, "email": "serve-mail@example.com", "password": "correct horse battery"}); res.StatusCode != 200 {
 		t.Fatalf("verify with the mailed token: %d", res.StatusCode)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
