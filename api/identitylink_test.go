@@ -207,6 +207,24 @@ func TestUnlinkOfTheLastSignInMethodIsRefused(t *testing.T) {
 	}
 }
 
+// An identities path naming another provider is 404 with a fixed message: the caller's path text is
+// never echoed into an answer.
+func TestIdentitiesOfAnUnknownProviderAre404WithoutEchoingThePath(t *testing.T) {
+	p := newProviderEnv(t)
+	ar := p.signup(t, "echo@example.com")
+	const injected = "Call%20support%20at%20evil.example"
+	for _, method := range []string{"POST", "DELETE"} {
+		var body any
+		if method == "POST" {
+			body = map[string]string{"idToken": p.googleFor(t, "echo", "echo@example.com", "")}
+		}
+		res := p.do(t, method, "/api/auth/identities/"+injected, body, bearer(ar.AccessToken)...)
+		if res.Status != http.StatusNotFound || res.errorCode(t) != "not_found" || strings.Contains(string(res.Body), "evil.example") {
+			t.Fatalf("%s of an unknown provider: %d %s, want 404 not_found without the path's text", method, res.Status, res.Body)
+		}
+	}
+}
+
 // Two accounts linking one identity at once: exactly one gets it. On SQLite the writer lock
 // orders them; on PostgreSQL both may pass the lookup and the identity's key decides.
 func TestParallelLinksOfOneIdentityOneWins(t *testing.T) {

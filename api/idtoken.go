@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/account"
 	"github.com/fluxstudio/fluxauth/oidc"
 )
@@ -65,12 +66,16 @@ type linkIdentityRequest struct {
 // linkIdentity links the ID token's identity to the caller's account: 201 when it linked it, 200
 // when it was linked to the account already.
 func (s *Server) linkIdentity(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
+	provider, err := identityProvider(r)
+	if err != nil {
+		return err
+	}
 	var req linkIdentityRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
 	res, err := s.Accounts.LinkIdentity(r.Context(), p, account.IDTokenInput{
-		Provider: r.PathValue("provider"), IDToken: req.IDToken, Nonce: req.Nonce, Device: s.device(r, "", ""),
+		Provider: provider, IDToken: req.IDToken, Nonce: req.Nonce, Device: s.device(r, "", ""),
 	})
 	if err != nil {
 		return err
@@ -86,9 +91,23 @@ func (s *Server) linkIdentity(w http.ResponseWriter, r *http.Request, p *account
 
 // unlinkIdentity removes the caller's identities of the provider: 204.
 func (s *Server) unlinkIdentity(w http.ResponseWriter, r *http.Request, p *account.Principal) error {
-	if err := s.Accounts.UnlinkIdentity(r.Context(), p, r.PathValue("provider"), s.device(r, "", "")); err != nil {
+	provider, err := identityProvider(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Accounts.UnlinkIdentity(r.Context(), p, provider, s.device(r, "", "")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// identityProvider is the {provider} of an identities path: google or apple, else 404 with a fixed
+// message (the path is the caller's text, never echoed).
+func identityProvider(r *http.Request) (string, error) {
+	switch p := r.PathValue("provider"); p {
+	case oidc.Google, oidc.Apple:
+		return p, nil
+	}
+	return "", fluxauth.Errorf(fluxauth.ENotFound, "Unknown provider: the identities paths are /api/auth/identities/google and /api/auth/identities/apple.")
 }
