@@ -20,9 +20,20 @@ func (e *env) admin(tb testing.TB, email string) *authResponse {
 	if err := e.Store.SetUserType(context.Background(), email, "admin", e.Clock.Now()); err != nil {
 		tb.Fatal(err)
 	}
-	// The signup's event is written before the admin is used: a stream opened next starts after it.
+	// The signup's event is written, and handed out by the feed, before the admin is used: a stream
+	// opened next starts after it.
 	if err := e.Recorder.Flush(context.Background()); err != nil {
 		tb.Fatal(err)
+	}
+	last, err := e.Store.LastEventSeq(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.Hub.Wake()
+	for deadline := time.Now().Add(10 * time.Second); e.Hub.Delivered() < last; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("the feed handed out seq %d, not the admin's signup at %d", e.Hub.Delivered(), last)
+		}
 	}
 	return ar
 }

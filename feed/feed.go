@@ -290,6 +290,13 @@ func (h *Hub) Close() {
 	}
 }
 
+// Delivered returns the highest seq the hub has handed out: a subscription made now starts after it.
+func (h *Hub) Delivered() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cursor.High()
+}
+
 // Subscribers returns how many subscriptions are live.
 func (h *Hub) Subscribers() int {
 	h.mu.Lock()
