@@ -271,7 +271,9 @@ func (h *Hub) Subscribe(ctx context.Context, lastEventID string) (*Subscription,
 	if h.closed {
 		return nil, ErrClosed
 	}
-	if !s.resume {
+	if s.resume {
+		s.start = h.cursor.clone()
+	} else {
 		// From exactly what the hub has delivered: everything it delivers from now on is new.
 		s.cursor = h.cursor.clone()
 	}
@@ -313,6 +315,9 @@ type Subscription struct {
 	clock  fluxauth.Clock
 	cursor Cursor // what this subscriber has delivered
 	resume bool   // the cursor came from the client: CatchUp reads from it
+	// start is what the hub had delivered when the subscription began: where a client's cursor
+	// beyond the end of the log starts instead, since every event after it arrives on C.
+	start Cursor
 	// dropped is set, under the hub's lock, when the hub dropped the subscriber for falling behind.
 	dropped bool
 }
@@ -360,7 +365,9 @@ func (s *Subscription) CatchUp(ctx context.Context, send func(e *Event, id strin
 		return err
 	}
 	if s.cursor.high > last {
-		s.cursor = newCursor(last)
+		// Not the log's end as read now: an event committed since the subscription began may be on
+		// C already, and would then count as seen.
+		s.cursor = s.start
 	}
 	for {
 		s.cursor.expire(s.clock.Now(), s.window)

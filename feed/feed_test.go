@@ -259,3 +259,37 @@ func TestHubPollsADatabaseWithoutNotificationsForOtherProcessesEvents(t *testing
 	clock.Advance(poll)
 	receive(t, s, 1, 10*time.Second)
 }
+
+// A client's cursor beyond the end of the log (another database's) starts where the hub was when it
+// subscribed: an event the hub delivers between Subscribe and CatchUp is still sent, once, rather
+// than taken for one the client saw.
+func TestAFutureCursorKeepsTheEventsDeliveredBeforeItsCatchUp(t *testing.T) {
+	hub, store := startHub(t, feed.Config{}, nil)
+	subscribe(t, hub) // waits until the hub has started
+	s, err := hub.Subscribe(context.Background(), "999999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	insert(t, store, 1, fluxauth.EventFailedLogin)
+	hub.Wake()
+	var ev *feed.Event
+	select {
+	case ev = <-s.C():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hub delivered nothing")
+	}
+	sent := 0
+	if err := s.CatchUp(context.Background(), func(e *feed.Event, id string) error {
+		sent++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Accept(ev.SecurityEvent); ok {
+		sent++
+	}
+	if sent != 1 {
+		t.Fatalf("event %d sent %d times, want once", ev.Seq, sent)
+	}
+}
