@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -105,6 +108,7 @@ type answer struct {
 	errCode string // fluxauth's error code, for failures
 	failing bool   // a login made to fail on purpose
 	err     string // the transport error, when there was no answer
+	id      string // the X-Request-ID it was sent with
 }
 
 func (a answer) end() time.Time { return a.start.Add(a.latency) }
@@ -131,6 +135,36 @@ type load struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	answers []answer // written by the load's one result goroutine until done is closed
+	unsent  *idTransport
+}
+
+// idTransport sends every request with its own X-Request-ID, so that an answer, or the lack of one,
+// can be matched with the server's access log, and keeps the IDs of the requests that got no answer.
+type idTransport struct {
+	next http.RoundTripper
+	n    atomic.Uint64
+	mu   sync.Mutex
+	lost map[string]string // request ID → transport error
+}
+
+func (t *idTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	id := fmt.Sprintf("load-%d", t.n.Add(1))
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Request-ID", id)
+	res, err := t.next.RoundTrip(r)
+	if err != nil {
+		t.mu.Lock()
+		t.lost[id] = err.Error()
+		t.mu.Unlock()
+	}
+	return res, err
+}
+
+// noAnswers returns the request IDs that got no answer, with their errors.
+func (t *idTransport) noAnswers() map[string]string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return maps.Clone(t.lost)
 }
 
 // setupUsers signs the load's users up through the API.
@@ -156,18 +190,21 @@ func startLoad(tb testing.TB, base string, users []*loadtest.User) *load {
 	l := &load{w: w, cancel: cancel, done: make(chan struct{})}
 	observe := w.Observe
 	w.Observe = func(r *vegeta.Result) {
-		a := answer{start: r.Timestamp, latency: r.Latency, code: int(r.Code), failing: loadtest.IsFailingLogin(r), err: r.Error}
+		a := answer{start: r.Timestamp, latency: r.Latency, code: int(r.Code), failing: loadtest.IsFailingLogin(r), err: r.Error,
+			id: r.Headers.Get("X-Request-ID")}
 		if a.code >= 300 {
 			a.errCode = loadtest.ErrorCode(r)
 		}
 		l.answers = append(l.answers, a)
 		observe(r)
 	}
+	client := loadtest.NewClient(64, requestTimeout)
+	l.unsent = &idTransport{next: client.Transport, lost: map[string]string{}}
+	client.Transport = l.unsent
 	go func() {
 		defer close(l.done)
 		// Long enough for any test; stop ends it.
-		loadtest.Run(ctx, w, loadtest.RunConfig{Rate: faultRate, Duration: 5 * time.Minute, Connections: 64,
-			Client: loadtest.NewClient(64, requestTimeout)})
+		loadtest.Run(ctx, w, loadtest.RunConfig{Rate: faultRate, Duration: 5 * time.Minute, Connections: 64, Client: client})
 	}()
 	tb.Cleanup(l.stop)
 	return l
@@ -725,7 +762,9 @@ func refused(base string) bool {
 func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	const timeout = 5 * time.Second
-	in := startInstance(t, faultEnv(t.TempDir(), "FLUXAUTH_DATABASE_URL="+pg.URL(), "FLUXAUTH_SHUTDOWN_TIMEOUT="+timeout.String())...)
+	// At info, the access log has every request the server read, by its X-Request-ID.
+	in := startInstance(t, faultEnv(t.TempDir(), "FLUXAUTH_DATABASE_URL="+pg.URL(), "FLUXAUTH_SHUTDOWN_TIMEOUT="+timeout.String(),
+		"FLUXAUTH_LOG_LEVEL=info")...)
 	users := setupUsers(t, in.url)
 
 	l := startLoad(t, in.url, users)
@@ -771,19 +810,44 @@ func TestFaultSIGTERMUnderLoad(t *testing.T) {
 	}
 	l.stop()
 
-	// Requests sent before SIGTERM were in flight or done: each has its answer. After it, a new
-	// request may find the listener closed (or its idle connection closed at the moment it was
-	// reused): that is the refusal asked for.
-	var before, after []answer
-	for _, a := range l.answers {
-		if a.start.Before(sent.Add(-20 * time.Millisecond)) {
-			before = append(before, a)
-		} else if a.code != 0 {
-			after = append(after, a)
+	// Every request the server read was in flight or done: each has its answer, a good one. A
+	// request it never read met the closed listener, or an idle keep-alive connection closed as the
+	// request was on its way (the server had not read it; the client cannot know): that is the
+	// refusal asked for. The access log says which the server read: what the client sent and what
+	// the server saw, not when a loaded machine got round to either.
+	handled := map[string]bool{}
+	for _, m := range regexp.MustCompile(`msg=request .*request_id=(load-\d+)`).FindAllStringSubmatch(in.logs.String(), -1) {
+		handled[m[1]] = true
+	}
+	if len(handled) == 0 {
+		t.Fatalf("no request of the load in the access log:\n%s", in.logs)
+	}
+	lost := l.unsent.noAnswers()
+	for id, err := range lost {
+		if handled[id] {
+			t.Errorf("request %s was read by the server and never answered: %s", id, err)
 		}
 	}
-	checkAnswers(t, before)
-	checkAnswers(t, after)
+	var answered []answer
+	readBefore := 0
+	for _, a := range l.answers {
+		if a.code != 0 {
+			answered = append(answered, a)
+			if !handled[a.id] {
+				t.Errorf("an answer (%v) to a request the access log does not have (%q)", a, a.id)
+			}
+			if a.start.Before(sent) {
+				readBefore++
+			}
+		}
+	}
+	if n := len(l.answers) - len(answered); n != len(lost) {
+		t.Errorf("%d results without an answer, %d requests lost in transport", n, len(lost))
+	}
+	if readBefore < faultRate {
+		t.Errorf("only %d requests answered before SIGTERM: the load did not run", readBefore)
+	}
+	checkAnswers(t, answered)
 	want, got := expected401s(l.answers)+heldAnswered, pgCount(t, pg.URL(), countFailedLogins)
 	if got != want {
 		t.Errorf("%d failing logins answered 401, %d failed_login events written before exit", want, got)
