@@ -196,9 +196,13 @@ func TestAnUnreachableSentryBlocksNothing(t *testing.T) {
 		logger.Error("request failed", "route", "POST /api/auth/login", "err", errors.New("failure "+strings.Repeat("x", i%50)+string(rune('a'+i%26))))
 		slowest = max(slowest, time.Since(start))
 	}
-	if slowest > 100*time.Millisecond {
-		t.Fatalf("logging an error took %s with Sentry unreachable", slowest)
+	// The ingest never answers, so a call that waited on a delivery waited the whole delivery
+	// timeout (newSentry's 2s); one under half of it did not, however busy the machine. (A bound of
+	// 100ms measured the machine: a loaded CI core took 138ms over a GC pause.)
+	if slowest >= time.Second {
+		t.Fatalf("logging an error took %s with Sentry unreachable: it waited on the delivery", slowest)
 	}
+	t.Logf("slowest of 500 error logs with Sentry unreachable: %s", slowest)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
