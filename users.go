@@ -11,8 +11,32 @@ const (
 	UserTypeAdmin  = "admin"
 )
 
+// MaxUserIDLen is the longest user ID.
+const MaxUserIDLen = 128
+
+// ValidUserID reports whether id can be a user's ID: 1 to MaxUserIDLen of A–Z, a–z, 0–9 and
+// ". _ ~ : @ -" (ASCII only, so that an ID is its own canonical form and travels unescaped in a URL
+// path, a JWT's sub and a log line). IDs are compared byte for byte. fluxauth makes UUIDv7 strings;
+// imported accounts keep the legacy server's IDs ("123", "usr_9f2"). Both stores refuse any other
+// ID (a CHECK constraint in PostgreSQL, triggers in SQLite).
+func ValidUserID(id string) bool {
+	if len(id) == 0 || len(id) > MaxUserIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '_', c == '~', c == ':', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // User is an account.
 type User struct {
+	// ID is the account's ID (see ValidUserID), as given: the JWT's sub and user.id in every answer.
 	ID string
 	// Email is the address as the user gave it, trimmed: what is shown and written to. Stores compare
 	// it in its canonical form (see UserStore).

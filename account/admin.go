@@ -29,7 +29,7 @@ var errNoSuchUser = fluxauth.Errorf(fluxauth.ENotFound, "No such user.")
 // AdminUser returns the user an admin named. A user that does not exist (or an ID that is not a
 // user ID at all) is not_found, so an admin is told when they mistyped.
 func (s *Service) AdminUser(ctx context.Context, userID string) (*fluxauth.User, error) {
-	if _, err := uuid.Parse(userID); err != nil {
+	if !fluxauth.ValidUserID(userID) {
 		return nil, errNoSuchUser
 	}
 	u, err := s.Store.UserByID(ctx, userID)

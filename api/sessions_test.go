@@ -22,6 +22,7 @@ func sidOf(tb testing.TB, access string) string {
 
 // accessClaims are the claims of an access token the tests read.
 type accessClaims struct {
+	Sub string `json:"sub"`
 	SID string `json:"sid"`
 	Exp int64  `json:"exp"`
 }

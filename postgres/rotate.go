@@ -14,7 +14,7 @@ import (
 // LockSession takes), whose void result is read as text.
 var lockTokenQuery = `SELECT ` + sqlq.Qualify("t", sqlq.TokenColumns) + `, ` + sqlq.TokenUserColumns + `,
 	pg_advisory_xact_lock(hashtextextended(t.session_id::text, 0))::text
-	FROM refresh_tokens t LEFT JOIN users u ON u.id = t.user_id::uuid
+	FROM refresh_tokens t LEFT JOIN users u ON u.id = t.user_id
 	WHERE t.token_hash = $1`
 
 // LockRefreshToken reads the token and its user and takes the session's advisory lock in one

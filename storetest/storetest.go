@@ -32,25 +32,43 @@ type Backend struct {
 // Run runs the contract suite. open must return an empty, migrated store for tb and release it when
 // tb ends; it is called once per subtest, and subtests run in parallel.
 func Run(t *testing.T, open func(tb testing.TB) Backend) {
+	for _, ids := range []struct {
+		name string
+		wrap func(fluxauth.Backend) fluxauth.Backend
+	}{
+		{"uuid user ids", func(b fluxauth.Backend) fluxauth.Backend { return b }},
+		{"legacy user ids", withLegacyIDs},
+	} {
+		open := func(tb testing.TB) Backend {
+			b := open(tb)
+			b.Store = ids.wrap(b.Store)
+			return b
+		}
+		store := func(tb testing.TB) fluxauth.Store { return open(tb).Store }
+		storage := func(tb testing.TB) fluxauth.Backend { return open(tb).Store }
+		t.Run(ids.name, func(t *testing.T) {
+			run(t, "users", userTests, store)
+			run(t, "identities", identityTests, store)
+			run(t, "refresh tokens", tokenTests, store)
+			run(t, "rotation", rotateTests, store)
+			run(t, "update", updateTests, store)
+			run(t, "admin", slices.Concat(adminTests, seriesTests, userSearchTests), storage)
+			run(t, "claims", claimTests, store)
+			run(t, "device tokens", deviceTokenTests, store)
+			run(t, "mail outbox", mailTests, store)
+			run(t, "link tokens", linkTokenTests, store)
+			run(t, "user locks", userLockTests, open)
+		})
+	}
+	// What never names a user, or only as a column of its own, runs once.
 	store := func(tb testing.TB) fluxauth.Store { return open(tb).Store }
 	storage := func(tb testing.TB) fluxauth.Backend { return open(tb).Store }
-	run(t, "users", userTests, store)
-	run(t, "identities", identityTests, store)
-	run(t, "refresh tokens", tokenTests, store)
-	run(t, "rotation", rotateTests, store)
-	run(t, "update", updateTests, store)
 	run(t, "events", eventTests, store)
 	run(t, "concurrency", concurrencyTests, store)
-	run(t, "admin", slices.Concat(adminTests, seriesTests, userSearchTests), storage)
 	run(t, "event feed", feedTests, storage)
 	run(t, "cleanup", slices.Concat(cleanupTests, deviceTokenCleanupTests, mailCleanupTests), storage)
 	run(t, "id tokens", idTokenTests, storage)
-	run(t, "claims", claimTests, store)
-	run(t, "device tokens", deviceTokenTests, store)
-	run(t, "mail outbox", mailTests, store)
-	run(t, "link tokens", linkTokenTests, store)
 	run(t, "locks", append(lockTests, idTokenLockTests...), open)
-	run(t, "user locks", userLockTests, open)
 }
 
 func run[S any](t *testing.T, suite string, tests []testOf[S], open func(tb testing.TB) S) {

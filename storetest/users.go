@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +12,46 @@ import (
 )
 
 var userTests = []test{
+	{"a user id is any string of the allowed characters, compared byte for byte", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		// IDs that differ only in letter case, or that a number's or a UUID's reading would make one.
+		ids := []string{"123", "0123", "1e3", "usr_9f2", "USR_9F2", "a.b-c", "~:@._-", strings.Repeat("x", fluxauth.MaxUserIDLen),
+			"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b", "0190A1B2-C3D4-7E5F-8A9B-0C1D2E3F4A5B"}
+		for i, id := range ids {
+			if !fluxauth.ValidUserID(id) {
+				t.Fatalf("ValidUserID(%q) = false", id)
+			}
+			u := newUser(fmt.Sprintf("id-%d@example.com", i))
+			u.ID = id
+			must(t, "CreateUser "+id, s.CreateUser(ctx, u))
+		}
+		for i, id := range ids {
+			got, err := s.UserByID(ctx, id)
+			must(t, "UserByID "+id, err)
+			if got.ID != id || got.Email != fmt.Sprintf("id-%d@example.com", i) {
+				t.Errorf("UserByID(%q) = %q, %s", id, got.ID, got.Email)
+			}
+		}
+		for _, id := range []string{"12", "123 ", "usr_9F2", "a.b-c.", "0190a1b2c3d47e5f8a9b0c1d2e3f4a5b"} {
+			if _, err := s.UserByID(ctx, id); !errors.Is(err, fluxauth.ErrNotFound) {
+				t.Errorf("UserByID(%q) = %v, want not found", id, err)
+			}
+		}
+	}},
+	{"a user id outside the allowed characters or lengths is refused", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		for i, id := range []string{"", "a b", "a/b", "é", "a\x00b", "a%20b", "a+b", "<a>", strings.Repeat("x", fluxauth.MaxUserIDLen+1)} {
+			if fluxauth.ValidUserID(id) {
+				t.Fatalf("ValidUserID(%q) = true", id)
+			}
+			u := newUser(fmt.Sprintf("bad-%d@example.com", i))
+			u.ID = id
+			wantErr(t, fmt.Sprintf("CreateUser with ID %q", id), s.CreateUser(ctx, u), fluxauth.ErrInvalidData)
+			if _, err := s.UserByEmail(ctx, u.Email); !errors.Is(err, fluxauth.ErrNotFound) {
+				t.Errorf("the user with ID %q was stored: %v", id, err)
+			}
+		}
+	}},
 	{"created user reads back by id and by email with every field", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
 		u := newUser("ada@example.com")
@@ -182,11 +225,12 @@ var identityTests = []test{
 	{"user and identity created in one update commit together", func(t *testing.T, s fluxauth.Store) {
 		ctx := context.Background()
 		u := newUser("apple-user@example.com")
-		id := &fluxauth.Identity{Provider: "apple", Subject: "001234.abcd", UserID: u.ID, Email: u.Email, CreatedAt: at(0)}
+		id := &fluxauth.Identity{Provider: "apple", Subject: "001234.abcd", Email: u.Email, CreatedAt: at(0)}
 		update(t, s, func(tx fluxauth.Tx) error {
 			if err := tx.CreateUser(ctx, u); err != nil {
 				return err
 			}
+			id.UserID = u.ID // as created: the legacy-ID runs give it another
 			return tx.CreateIdentity(ctx, id)
 		})
 		got, err := s.IdentityBySubject(ctx, "apple", "001234.abcd")

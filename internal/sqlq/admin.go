@@ -137,9 +137,7 @@ func (s Store) topTargetedUsers(ctx context.Context, since, until time.Time, top
 	a := &args{d: d}
 	var in []string
 	for _, c := range out {
-		if !d.badID(c.UserID) {
-			in = append(in, a.add(c.UserID))
-		}
+		in = append(in, a.add(c.UserID))
 	}
 	if len(in) == 0 {
 		return out, nil

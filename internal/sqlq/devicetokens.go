@@ -20,7 +20,7 @@ func (t Tx) InsertDeviceToken(ctx context.Context, dt *fluxauth.DeviceToken) err
 // writer left it, and SQLite writes one statement at a time, so concurrent attempts never count
 // past maxFailures.
 func (s Store) AttemptDeviceToken(ctx context.Context, id, userID string, maxFailures int, now time.Time) (bool, error) {
-	if s.d.badID(id) || s.d.badID(userID) {
+	if s.d.badID(id) {
 		return false, nil
 	}
 	n, err := s.write.Exec(ctx, s.d.rebind(`UPDATE device_tokens SET failures = failures + 1
@@ -51,9 +51,6 @@ func (t Tx) ResetDeviceToken(ctx context.Context, id string, expiresAt time.Time
 
 // RevokeDeviceTokens ends every device token of the user that is not dead yet.
 func (t Tx) RevokeDeviceTokens(ctx context.Context, userID string, at time.Time, reason string) (int, error) {
-	if t.d.badID(userID) {
-		return 0, nil
-	}
 	n, err := t.q.Exec(ctx, t.d.rebind(`UPDATE device_tokens SET dead_at = $1, dead_reason = $2
 		WHERE user_id = $3 AND dead_at IS NULL`), t.d.Time(at), nullString(reason), userID)
 	return int(n), err

@@ -129,9 +129,6 @@ func (s Store) AttemptLinkToken(ctx context.Context, tokenHash, purpose string, 
 
 // RetireLinkTokens ends the user's unused tokens of purpose issued before keep, or all of them.
 func (t Tx) RetireLinkTokens(ctx context.Context, userID, purpose string, keep *fluxauth.LinkToken, at time.Time) (int, error) {
-	if t.d.badID(userID) {
-		return 0, nil
-	}
 	query, args := `UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL`,
 		[]any{t.d.Time(at), userID, purpose}
 	if keep != nil {

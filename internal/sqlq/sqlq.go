@@ -28,8 +28,9 @@ type Dialect struct {
 	Param byte
 	// Time passes a time as an argument.
 	Time func(time.Time) any
-	// UUIDs is set when ID columns are typed UUID: the database fails a comparison with anything
-	// else, so the shared methods answer for such an ID as for one that does not exist.
+	// UUIDs is set when the IDs fluxauth makes (sessions, tokens, events, mail) are in columns typed
+	// UUID: the database fails a comparison with anything else, so the shared methods answer for
+	// such an ID as for one that does not exist. User IDs are text in every store.
 	UUIDs bool
 	// SkipLocked is appended to a cleanup batch's row selection so that the batch passes over rows
 	// a transaction holds rather than wait for them (" FOR UPDATE SKIP LOCKED"; "" where writes
@@ -72,7 +73,8 @@ func NewTx(d Dialect, q Querier, now func() time.Time) Tx { return Tx{d: d, q: q
 func (s Store) reader() Tx { return Tx{s.d, s.read, s.now} }
 func (s Store) writer() Tx { return Tx{s.d, s.write, s.now} }
 
-// badID reports an ID that the database cannot hold, and so cannot find.
+// badID reports an ID of fluxauth's own making (never a user ID) that the database cannot hold, and
+// so cannot find.
 func (d Dialect) badID(id string) bool { return d.UUIDs && uuid.Validate(id) != nil }
 
 func (d Dialect) placeholder(n int) string { return string(d.Param) + strconv.Itoa(n) }

@@ -38,9 +38,6 @@ func (s Store) CreateUser(ctx context.Context, u *fluxauth.User) error {
 
 // UserByID returns the user with id, or fluxauth.ErrNotFound.
 func (s Store) UserByID(ctx context.Context, id string) (*fluxauth.User, error) {
-	if s.d.badID(id) {
-		return nil, fluxauth.ErrNotFound
-	}
 	return ScanUser(s.read.QueryRow(ctx, s.d.rebind(`SELECT `+UserColumns+` FROM users WHERE id = $1`), id))
 }
 
@@ -60,9 +57,6 @@ func (s Store) SetUserType(ctx context.Context, email, userType string, at time.
 
 // SetUserType changes the type of the user with id; fluxauth.ErrNotFound when there is none.
 func (t Tx) SetUserType(ctx context.Context, userID, userType string, at time.Time) error {
-	if t.d.badID(userID) {
-		return fluxauth.ErrNotFound
-	}
 	return AffectedOne(t.q.Exec(ctx, t.d.rebind(`UPDATE users SET user_type = $1, updated_at = $2 WHERE id = $3`),
 		userType, t.d.Time(at), userID))
 }
@@ -70,17 +64,11 @@ func (t Tx) SetUserType(ctx context.Context, userID, userType string, at time.Ti
 // LockUser returns the user with id and holds its row until the transaction ends (the dialect's
 // ForUpdate); fluxauth.ErrNotFound when there is none.
 func (t Tx) LockUser(ctx context.Context, id string) (*fluxauth.User, error) {
-	if t.d.badID(id) {
-		return nil, fluxauth.ErrNotFound
-	}
 	return ScanUser(t.q.QueryRow(ctx, t.d.rebind(`SELECT `+UserColumns+` FROM users WHERE id = $1`+t.d.ForUpdate), id))
 }
 
 // SetPasswordHash replaces the user's password hash; fluxauth.ErrNotFound when there is no such user.
 func (t Tx) SetPasswordHash(ctx context.Context, userID, hash string, at time.Time) error {
-	if t.d.badID(userID) {
-		return fluxauth.ErrNotFound
-	}
 	return AffectedOne(t.q.Exec(ctx, t.d.rebind(`UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3`),
 		hash, t.d.Time(at), userID))
 }
@@ -94,9 +82,6 @@ func (s Store) SetPasswordHash(ctx context.Context, userID, hash string, at time
 // email was not verified, marks that identity verified, and records the email verified at at.
 func (t Tx) ClaimUser(ctx context.Context, userID, provider, subject string, at time.Time) (fluxauth.RemovedCredentials, error) {
 	var r fluxauth.RemovedCredentials
-	if t.d.badID(userID) {
-		return r, fluxauth.ErrNotFound
-	}
 	err := AffectedOne(t.q.Exec(ctx, t.d.rebind(`UPDATE users SET email_verified_at = $1, updated_at = $1 WHERE id = $2`),
 		t.d.Time(at), userID))
 	if err != nil {
@@ -154,9 +139,6 @@ func (s Store) IdentityBySubject(ctx context.Context, provider, subject string) 
 
 // SetEmailVerified records the user's address proven at at, unless it was before.
 func (t Tx) SetEmailVerified(ctx context.Context, userID string, at time.Time) error {
-	if t.d.badID(userID) {
-		return fluxauth.ErrNotFound
-	}
 	var one int
 	return t.q.QueryRow(ctx, t.d.rebind(`UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1), updated_at = $1
 		WHERE id = $2 RETURNING 1`), t.d.Time(at), userID).Scan(&one)
@@ -164,9 +146,6 @@ func (t Tx) SetEmailVerified(ctx context.Context, userID string, at time.Time) e
 
 // IdentitiesOf returns the user's identities, oldest first, read inside the transaction.
 func (t Tx) IdentitiesOf(ctx context.Context, userID string) ([]*fluxauth.Identity, error) {
-	if t.d.badID(userID) {
-		return nil, nil
-	}
 	var out []*fluxauth.Identity
 	err := t.q.Query(ctx, t.d.rebind(`SELECT `+IdentityColumns+` FROM identities WHERE user_id = $1 ORDER BY created_at, provider`),
 		[]any{userID}, func(row Scanner) error {
@@ -182,9 +161,6 @@ func (t Tx) IdentitiesOf(ctx context.Context, userID string) ([]*fluxauth.Identi
 
 // DeleteIdentities deletes the user's identities of provider and returns how many it deleted.
 func (t Tx) DeleteIdentities(ctx context.Context, userID, provider string) (int, error) {
-	if t.d.badID(userID) {
-		return 0, nil
-	}
 	n, err := t.q.Exec(ctx, t.d.rebind(`DELETE FROM identities WHERE user_id = $1 AND provider = $2`), userID, provider)
 	return int(n), err
 }
