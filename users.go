@@ -85,6 +85,11 @@ type UserStore interface {
 	// CreateIdentity inserts id; ErrConflict when (provider, subject) exists.
 	CreateIdentity(ctx context.Context, id *Identity) error
 	IdentityBySubject(ctx context.Context, provider, subject string) (*Identity, error)
+	// PasswordHashParams returns the distinct parameter keys of the stored password hashes, as
+	// password.ParamsKey computes them for valid hashes ("$2b$12$", "$argon2id$v=19$m=65536,t=3,p=4$"),
+	// each once, in no particular order; accounts without a password add none. It reads no salt or
+	// key. A malformed hash may add a key of no valid hash, which callers skip.
+	PasswordHashParams(ctx context.Context) ([]string, error)
 }
 
 // RemovedCredentials says what Tx.ClaimUser took from an account.

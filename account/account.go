@@ -68,12 +68,16 @@ type Recorder interface {
 	Committed(events ...*fluxauth.SecurityEvent)
 }
 
-// Hasher is what the rules need of password hashing (password.Hasher). Each call costs one hash
-// computation, the work an unauthenticated caller must not get before the cheap checks.
+// Hasher is what the rules need of password hashing (password.Hasher). Each call of Hash and Verify
+// costs one hash computation, the work an unauthenticated caller must not get before the cheap
+// checks; Pad costs none.
 type Hasher interface {
 	Hash(ctx context.Context, pw string) (string, error)
 	Verify(ctx context.Context, encodedHash, pw string) (ok, needsRehash bool, err error)
-	VerifyDummy(ctx context.Context, pw string) error
+	// Pad waits until start plus the slowest verification a stored hash can need, so that every
+	// login answer takes as long whatever the account's hash, or if there is no account; it returns
+	// ctx.Err() when ctx ends first.
+	Pad(ctx context.Context, start time.Time) error
 }
 
 // Service applies the rules. Build it with every field set but those documented as optional

@@ -3,6 +3,7 @@ package account
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/fluxstudio/fluxauth"
 	"github.com/fluxstudio/fluxauth/emailaddr"
@@ -20,8 +21,8 @@ type LoginInput struct {
 
 var errInvalidCredentials = fluxauth.Errorf(fluxauth.EInvalidCredentials, "The email or password is incorrect.")
 
-// Login checks a password and starts a session. An unknown email costs the same hashing work and
-// gets the same answer as a wrong password, so responses do not reveal which accounts exist. A
+// Login checks a password and starts a session. An unknown email gets the same answer as a wrong
+// password, no sooner (see checkPassword), so responses do not reveal which accounts exist. A
 // login with a live device token of the account is counted on the token's budget, not the account's
 // lockout (see devicetoken.go).
 func (s *Service) Login(ctx context.Context, in LoginInput) (*Result, error) {
@@ -124,9 +125,22 @@ type passwordTry struct {
 }
 
 // checkPassword checks in's email and password as a login does, after allowLogin: the try is taken
-// from the device token's budget or the account's lockout before the password is hashed, an unknown
-// email costs the same work, and a wrong password is a failed_login answering invalid_credentials.
-func (s *Service) checkPassword(ctx context.Context, in LoginInput, dev Device) (*passwordTry, error) {
+// from the device token's budget or the account's lockout before the password is hashed, and a wrong
+// password is a failed_login answering invalid_credentials. Once it gets to the password (unknown
+// email, account without password, wrong or right password) it returns no sooner than the
+// Passwords' Pad allows, counted from its start: an unknown email computes no hash, yet answers as
+// late as the slowest stored hash would. A try refused before (lockout, device token) is not padded:
+// those answer fast whatever the account.
+func (s *Service) checkPassword(ctx context.Context, in LoginInput, dev Device) (try *passwordTry, err error) {
+	start := time.Now() // wall clock, as Pad's: what an attacker measures (not s.Clock, which tests move)
+	padded := false
+	defer func() {
+		if padded {
+			if perr := s.Passwords.Pad(ctx, start); perr != nil && err == nil {
+				try, err = nil, perr
+			}
+		}
+	}()
 	u, err := s.Store.UserByEmail(ctx, in.Email)
 	if err != nil && !errors.Is(err, fluxauth.ErrNotFound) {
 		return nil, err
@@ -148,10 +162,8 @@ func (s *Service) checkPassword(ctx context.Context, in LoginInput, dev Device) 
 			return nil, err
 		}
 	}
+	padded = true
 	if u == nil || u.PasswordHash == "" {
-		if err := s.Passwords.VerifyDummy(ctx, in.Password); err != nil {
-			return nil, err
-		}
 		reason := "unknown_email"
 		if u != nil {
 			reason = "no_password"

@@ -201,6 +201,9 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error)
 		return nil, err
 	}
 	hasher := password.New(cfg.Password, cfg.HashWorkers, deps.Rand)
+	if err := calibrate(ctx, hasher, db, logger); err != nil {
+		return nil, err
+	}
 
 	dbRevocations := revocation.NewDB(db, cfg.RevocationCacheTTL, clock)
 	var revocations account.Revocations = dbRevocations
@@ -371,6 +374,26 @@ func (a *App) closeAll() {
 	for i := len(a.release) - 1; i >= 0; i-- {
 		a.release[i]()
 	}
+}
+
+// calibrate measures what verifying each kind of stored hash costs, so that every login answer is
+// padded to the slowest (password.Hasher.Floor). When the store cannot say which kinds it holds, the
+// hasher's own parameters are measured, and Verify raises the floor as it meets the others. It
+// returns only ctx.Err().
+func calibrate(ctx context.Context, hasher *password.Hasher, db fluxauth.UserStore, logger *slog.Logger) error {
+	keys, err := db.PasswordHashParams(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		logger.Warn("password: listing the stored hash parameters failed; login answers are padded to the hasher's own until others are met", "err", err)
+		keys = nil
+	}
+	if err := hasher.Calibrate(ctx, keys); err != nil {
+		return err
+	}
+	logger.Info("password: login answers padded to", "floor", hasher.Floor(), "keys", len(keys))
+	return nil
 }
 
 // openStore opens the database cfg.DatabaseURL names.

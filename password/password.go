@@ -1,7 +1,7 @@
 // Package password owns everything fluxauth does with a user's password: hashing it with argon2id,
 // verifying it against argon2id or the old app's bcrypt hashes (and saying when a hash should be
-// upgraded), the bounded pool that caps how many hashes run at once, the dummy verification that makes
-// an unknown email cost the same as a wrong password, and the NIST SP 800-63B policy a new password
+// upgraded), the bounded pool that caps how many hashes run at once, the timing floor that makes
+// every login answer as slow as the slowest stored hash can make one, and the NIST SP 800-63B policy a new password
 // must meet.
 //
 // The common-password list (common-passwords.txt) is the first 10,000 entries, in frequency order, of
@@ -20,6 +20,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -42,7 +44,7 @@ const (
 	maxBcryptCost = 16 // about 64× the usual cost 10: seconds, not hours
 )
 
-// ErrMalformedHash is returned by Verify when the stored hash is not an argon2id PHC string or a bcrypt
+// ErrMalformedHash is returned by Verify when the stored hash is not an argon2 PHC string or a bcrypt
 // hash it can check. It means bad data in storage, never a wrong password; the message it carries
 // never includes the hash or the password.
 var ErrMalformedHash = errors.New("password: malformed hash")
@@ -85,7 +87,9 @@ type Hasher struct {
 	randMu sync.Mutex // lets tests inject a reader that is not safe for concurrent use
 	rand   io.Reader
 
-	dummy string // an argon2id hash at params that no password matches; see VerifyDummy
+	floorMu  sync.Mutex
+	measured map[string]time.Duration // the fastest verification met at each parameter key
+	floor    atomic.Int64             // nanoseconds: the largest of measured; see Floor
 
 	// Limits on stored hashes; the package ceilings, lowered by the fuzz test so that it can feed
 	// anything to Verify without the machine running out of memory.
@@ -118,12 +122,10 @@ func New(params Params, workers int, rand io.Reader) *Hasher {
 		rand = cryptoRand
 	}
 	return &Hasher{
-		params: params,
-		pool:   semaphore.NewWeighted(int64(workers)),
-		rand:   rand,
-		// The dummy's salt and key need not be random or real: verifying against it costs one argon2id
-		// computation at params whatever they are, and no password can derive an all-zero key.
-		dummy:           encodeArgon2id(params, make([]byte, saltLen), make([]byte, keyLen)),
+		params:          params,
+		pool:            semaphore.NewWeighted(int64(workers)),
+		rand:            rand,
+		measured:        map[string]time.Duration{},
 		limitMemory:     maxMemory,
 		limitTime:       maxTime,
 		limitBcryptCost: maxBcryptCost,
@@ -156,25 +158,26 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	return encodeArgon2id(h.params, salt, key), nil
 }
 
-// Verify reports whether pw matches encodedHash, an argon2id PHC string or a legacy bcrypt hash
-// ($2a$, $2b$, $2y$). When it matches, needsRehash says the caller should store a fresh Hash of pw:
-// always for bcrypt, and for argon2id hashes made with other parameters or lengths than h's.
-// A wrong password is ok == false with a nil error. A hash Verify cannot check is an error wrapping
-// ErrMalformedHash; a context that ends while waiting for the pool returns ctx.Err().
+// Verify reports whether pw matches encodedHash, an argon2id or argon2i PHC string or a legacy bcrypt
+// hash ($2a$, $2b$, $2y$). When it matches, needsRehash says the caller should store a fresh Hash of
+// pw: always for bcrypt and argon2i, and for argon2id hashes made with other parameters or lengths
+// than h's. A wrong password is ok == false with a nil error. A hash Verify cannot check is an error
+// wrapping ErrMalformedHash; a context that ends while waiting for the pool returns ctx.Err().
+// The first verification at a parameter set h has not measured raises h's Floor to its duration.
 func (h *Hasher) Verify(ctx context.Context, encodedHash, pw string) (ok, needsRehash bool, err error) {
 	if isBcrypt(encodedHash) {
 		return h.verifyBcrypt(ctx, encodedHash, pw)
 	}
-	d, err := decodeArgon2id(encodedHash)
+	d, err := decodeArgon2(encodedHash)
 	if err != nil {
 		return false, false, err
 	}
 	if d.params.Memory > h.limitMemory || d.params.Time > h.limitTime {
-		return false, false, fmt.Errorf("%w: argon2id cost above the accepted maximum", ErrMalformedHash)
+		return false, false, fmt.Errorf("%w: %s cost above the accepted maximum", ErrMalformedHash, d.variant.name())
 	}
 	var key []byte
-	err = h.compute(ctx, func() {
-		key = argon2.IDKey([]byte(pw), d.salt, d.params.Time, d.params.Memory, d.params.Threads, uint32(len(d.key)))
+	err = h.computeMeasured(ctx, argon2Key(d.variant, d.params), func() {
+		key = d.variant.key(pw, d.salt, d.params, uint32(len(d.key)))
 	})
 	if err != nil {
 		return false, false, err
@@ -182,16 +185,7 @@ func (h *Hasher) Verify(ctx context.Context, encodedHash, pw string) (ok, needsR
 	if subtle.ConstantTimeCompare(key, d.key) != 1 {
 		return false, false, nil
 	}
-	return true, d.params != h.params || len(d.salt) != saltLen || len(d.key) != keyLen, nil
-}
-
-// VerifyDummy spends what Verify spends on a wrong password for an argon2id hash at h's parameters,
-// and throws the result away. The account service calls it when no account has the email (or the
-// account has no password), so that such a login takes as long as a wrong password and cannot be told
-// apart by its timing. It returns only ctx.Err().
-func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
-	_, _, err := h.Verify(ctx, h.dummy, pw)
-	return err
+	return true, d.variant != argon2id || d.params != h.params || len(d.salt) != saltLen || len(d.key) != keyLen, nil
 }
 
 func isBcrypt(s string) bool {
@@ -214,7 +208,7 @@ func (h *Hasher) verifyBcrypt(ctx context.Context, encodedHash, pw string) (ok, 
 		return false, false, fmt.Errorf("%w: bcrypt cost above the accepted maximum", ErrMalformedHash)
 	}
 	var cmpErr error
-	if err := h.compute(ctx, func() {
+	if err := h.computeMeasured(ctx, encodedHash[:bcryptKeyLen], func() {
 		cmpErr = bcrypt.CompareHashAndPassword([]byte(encodedHash), []byte(pw))
 	}); err != nil {
 		return false, false, err

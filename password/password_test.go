@@ -45,6 +45,16 @@ func mustVerify(tb testing.TB, h *Hasher, encoded, pw string) (ok, needsRehash b
 	return ok, needsRehash
 }
 
+// dummyOf is a hash at h's own parameters that no password matches.
+func dummyOf(tb testing.TB, h *Hasher) string {
+	tb.Helper()
+	dummy, ok := h.dummyFor(argon2Key(argon2id, h.Params()))
+	if !ok {
+		tb.Fatal("no dummy hash for the hasher's own parameters")
+	}
+	return dummy
+}
+
 // handMade builds an argon2id PHC string outside Hash, the way another implementation would.
 func handMade(tb testing.TB, p Params, salt []byte, keyLen uint32, pw string) string {
 	tb.Helper()
@@ -91,7 +101,7 @@ func TestHashWritesAPHCStringWithTheInjectedSaltAndTheArgon2idKey(t *testing.T) 
 	if encoded != want {
 		t.Fatalf("Hash = %q\nwant %q", encoded, want)
 	}
-	d, err := decodeArgon2id(encoded)
+	d, err := decodeArgon2(encoded)
 	if err != nil {
 		t.Fatalf("decoding our own hash: %v", err)
 	}
@@ -186,7 +196,12 @@ func malformedHashes(tb testing.TB) map[string]string {
 		"empty":                      "",
 		"plain text":                 "correct horse battery staple",
 		"prefix only":                "$argon2id$",
-		"argon2i":                    "$argon2i$v=19$m=64,t=1,p=1$" + salt + "$" + key,
+		"argon2i version 16":         "$argon2i$v=16$m=64,t=1,p=1$" + salt + "$" + key,
+		"argon2i parameter missing":  "$argon2i$v=19$m=64,t=1$" + salt + "$" + key,
+		"argon2i key too short":      "$argon2i$v=19$m=64,t=1,p=1$" + salt + "$" + b64.EncodeToString(make([]byte, 8)),
+		"argon2i salt padded":        "$argon2i$v=19$m=64,t=1,p=1$" + salt + "==$" + key,
+		"argon2i time above ceiling": "$argon2i$v=19$m=64,t=1000000,p=1$" + salt + "$" + key,
+		"argon2 without variant":     "$argon2$v=19$m=64,t=1,p=1$" + salt + "$" + key,
 		"argon2d":                    "$argon2d$v=19$m=64,t=1,p=1$" + salt + "$" + key,
 		"version 16":                 "$argon2id$v=16$m=64,t=1,p=1$" + salt + "$" + key,
 		"version missing":            "$argon2id$m=64,t=1,p=1$" + salt + "$" + key,
@@ -269,8 +284,8 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify = %v, %v, %v: needsRehash or ok alongside a failure", ok, needsRehash, err)
 		}
 		// Parsing is strict: anything accepted is exactly what we would write for it.
-		if d, err := decodeArgon2id(encoded); err == nil {
-			if again := encodeArgon2id(d.params, d.salt, d.key); again != encoded {
+		if d, err := decodeArgon2(encoded); err == nil {
+			if again := encodeArgon2(d.variant, d.params, d.salt, d.key); again != encoded {
 				t.Fatalf("decoded %q but it encodes back as %q", encoded, again)
 			}
 		}
@@ -334,36 +349,6 @@ func TestVerifyAsksForARehashWhenTheArgon2idHashDiffersFromCurrentSettings(t *te
 				t.Fatalf("Verify(wrong password) = %v, %v; want false, false", ok, needsRehash)
 			}
 		})
-	}
-}
-
-func TestVerifyDummyComputesOneArgon2idHashAtCurrentParameters(t *testing.T) {
-	h := newHasher(t, fastParams, 1)
-	var started atomic.Int32
-	h.testHook = func(e poolEvent) {
-		if e == eventStarted {
-			started.Add(1)
-		}
-	}
-	if err := h.VerifyDummy(context.Background(), "any password"); err != nil {
-		t.Fatalf("VerifyDummy: %v", err)
-	}
-	if n := started.Load(); n != 1 {
-		t.Fatalf("VerifyDummy ran %d computations in the pool, want 1", n)
-	}
-	// The same shape as a real hash, so an unknown email costs what a wrong password costs.
-	d, err := decodeArgon2id(h.dummy)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.params != h.Params() || len(d.salt) != saltLen || len(d.key) != keyLen {
-		t.Fatalf("dummy hash has %+v, %d-byte salt, %d-byte key; want %+v, %d, %d",
-			d.params, len(d.salt), len(d.key), h.Params(), saltLen, keyLen)
-	}
-	for _, pw := range []string{"", "any password", "\x00"} {
-		if ok, _ := mustVerify(t, h, h.dummy, pw); ok {
-			t.Fatalf("the dummy hash matched %q", pw)
-		}
 	}
 }
 
@@ -464,12 +449,13 @@ func TestPoolNeverRunsMoreThanWorkersComputationsAtOnce(t *testing.T) {
 		}
 	}
 
+	dummy := dummyOf(t, h)
 	var wg sync.WaitGroup
 	for i := range callers {
 		op := []func() error{
 			func() error { _, err := h.Hash(context.Background(), "pw"); return err },
-			func() error { _, _, err := h.Verify(context.Background(), h.dummy, "pw"); return err },
-			func() error { return h.VerifyDummy(context.Background(), "pw") },
+			func() error { _, _, err := h.Verify(context.Background(), dummy, "pw"); return err },
+			func() error { _, _, err := h.Verify(context.Background(), dummy, "wrong"); return err },
 		}[i%3]
 		wg.Go(func() {
 			if err := op(); err != nil {
@@ -532,14 +518,13 @@ func TestAWaitingCallerReturnsTheContextErrorWithoutHashing(t *testing.T) {
 	ops := map[string]func(ctx context.Context, h *Hasher) error{
 		"Hash": func(ctx context.Context, h *Hasher) error { _, err := h.Hash(ctx, "pw"); return err },
 		"Verify": func(ctx context.Context, h *Hasher) error {
-			_, _, err := h.Verify(ctx, h.dummy, "pw")
+			_, _, err := h.Verify(ctx, dummyOf(t, h), "pw")
 			return err
 		},
 		"Verify bcrypt": func(ctx context.Context, h *Hasher) error {
 			_, _, err := h.Verify(ctx, "$2y$07$BCryptRequires22Chrcte/VlQH0piJtjXl.0t1XkA8pw9dMXTpOq", "pw")
 			return err
 		},
-		"VerifyDummy": func(ctx context.Context, h *Hasher) error { return h.VerifyDummy(ctx, "pw") },
 	}
 	for name, op := range ops {
 		t.Run(name+" cancelled while waiting", func(t *testing.T) {

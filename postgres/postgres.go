@@ -155,6 +155,7 @@ var dialect = sqlq.Dialect{
 	UUIDs:       true,
 	SkipLocked:  " FOR UPDATE SKIP LOCKED",
 	ForUpdate:   " FOR UPDATE",
+	Strpos:      "strpos",
 	UnixSeconds: `FLOOR(EXTRACT(EPOCH FROM %s))::BIGINT`,
 }
 

@@ -229,6 +229,7 @@ var dialect = sqlq.Dialect{
 	Param: '?',
 	Time:  func(t time.Time) any { return sqlq.TimeText(t) },
 	// strftime reads sqlq.TimeText, fraction and Z included, and truncates to the second.
+	Strpos:      "instr",
 	UnixSeconds: `CAST(strftime('%%s', %s) AS INTEGER)`,
 }
 

@@ -47,7 +47,7 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 		store := func(tb testing.TB) fluxauth.Store { return open(tb).Store }
 		storage := func(tb testing.TB) fluxauth.Backend { return open(tb).Store }
 		t.Run(ids.name, func(t *testing.T) {
-			run(t, "users", userTests, store)
+			run(t, "users", slices.Concat(userTests, passwordHashParamsTests), store)
 			run(t, "identities", identityTests, store)
 			run(t, "refresh tokens", tokenTests, store)
 			run(t, "rotation", rotateTests, store)

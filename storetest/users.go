@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,42 @@ var identityTests = []test{
 		mustCreateUser(t, s, "taken@example.com")
 		err := s.Update(ctx, func(tx fluxauth.Tx) error { return tx.CreateUser(ctx, newUser("TAKEN@example.com")) })
 		wantErr(t, "tx.CreateUser", err, fluxauth.ErrConflict)
+	}},
+}
+
+// passwordHashParamsTests pin down PasswordHashParams: one key per kind of stored hash, computed in
+// the database, with accounts without a password adding none.
+var passwordHashParamsTests = []test{
+	{"password hash params lists each parameter set once and no salt or key", func(t *testing.T, s fluxauth.Store) {
+		ctx := context.Background()
+		keys, err := s.PasswordHashParams(ctx)
+		must(t, "PasswordHashParams of an empty store", err)
+		if len(keys) != 0 {
+			t.Fatalf("PasswordHashParams of an empty store = %q, want none", keys)
+		}
+		const (
+			bcryptBody = "N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy" // 22 salt and 31 digest characters
+			salt, key  = "c29tZXNhbHQ", "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"
+		)
+		for i, hash := range []string{
+			"$2b$10$" + bcryptBody,
+			"$2b$10$" + bcryptBody[1:] + "a", // another hash of the same cost
+			"$2b$12$" + bcryptBody,
+			"$argon2id$v=19$m=65536,t=3,p=4$" + salt + "$" + key,
+			"$argon2id$v=19$m=65536,t=3,p=4$" + key + "$" + salt,
+			"$argon2i$v=19$m=4096,t=3,p=1$" + salt + "$" + key,
+			"", "",
+		} {
+			u := newUser(fmt.Sprintf("params-%d@example.com", i))
+			u.PasswordHash = hash
+			must(t, "CreateUser", s.CreateUser(ctx, u))
+		}
+		keys, err = s.PasswordHashParams(ctx)
+		must(t, "PasswordHashParams", err)
+		slices.Sort(keys)
+		want := []string{"$2b$10$", "$2b$12$", "$argon2i$v=19$m=4096,t=3,p=1$", "$argon2id$v=19$m=65536,t=3,p=4$"}
+		if !slices.Equal(keys, want) {
+			t.Fatalf("PasswordHashParams = %q, want %q", keys, want)
+		}
 	}},
 }

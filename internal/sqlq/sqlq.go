@@ -42,6 +42,9 @@ type Dialect struct {
 	// UnixSeconds is a format (fmt, one %s: a column) for the whole Unix seconds of a time column,
 	// as an integer.
 	UnixSeconds string
+	// Strpos is the function giving the 1-based position of a substring in a string, 0 when absent,
+	// called as Strpos(string, substring): "strpos" for PostgreSQL, "instr" for SQLite.
+	Strpos string
 }
 
 // Store implements, with the shared statements, the methods of fluxauth.Store, AdminStore and

@@ -2,6 +2,7 @@ package sqlq
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/fluxstudio/fluxauth"
@@ -163,4 +164,27 @@ func (t Tx) IdentitiesOf(ctx context.Context, userID string) ([]*fluxauth.Identi
 func (t Tx) DeleteIdentities(ctx context.Context, userID, provider string) (int, error) {
 	n, err := t.q.Exec(ctx, t.d.rebind(`DELETE FROM identities WHERE user_id = $1 AND provider = $2`), userID, provider)
 	return int(n), err
+}
+
+// PasswordHashParams returns the distinct parameter keys (password.ParamsKey) of the stored password
+// hashes, computed and grouped in SQL so that no salt or key leaves the database: the first 7
+// characters of a bcrypt hash ("$2b$12$"), and an argon2id or argon2i PHC string up to and including
+// the '$' after its parameters. Anything else yields its first 7 characters, the key of no valid
+// hash.
+func (s Store) PasswordHashParams(ctx context.Context) ([]string, error) {
+	key := fmt.Sprintf(`CASE
+		WHEN substr(password_hash, 1, 15) = '$argon2id$v=19$' THEN substr(password_hash, 1, 15 + %[1]s(substr(password_hash, 16), '$'))
+		WHEN substr(password_hash, 1, 14) = '$argon2i$v=19$' THEN substr(password_hash, 1, 14 + %[1]s(substr(password_hash, 15), '$'))
+		ELSE substr(password_hash, 1, 7) END`, s.d.Strpos)
+	var keys []string
+	err := s.read.Query(ctx, `SELECT `+key+` AS params FROM users WHERE password_hash <> '' GROUP BY params`, nil,
+		func(row Scanner) error {
+			var k string
+			if err := row.Scan(&k); err != nil {
+				return err
+			}
+			keys = append(keys, k)
+			return nil
+		})
+	return keys, err
 }
