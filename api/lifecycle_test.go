@@ -286,37 +286,39 @@ func TestForgotAnswersAlikeForKnownAndUnknownAddresses(t *testing.T) {
 		t.Fatalf("%d password_reset_requested events, want one for each request", len(evs))
 	}
 
-	// Enough rounds that each side has answers no other work on the machine interrupted.
+	// Pairs of requests, one for each address, back to back in alternating order: the two of a pair
+	// meet the same load on the machine, so their difference is what the address changes. A pause
+	// that falls on one of them makes an outlier, which the median of the differences passes over.
+	// (The fastest answer of each side, compared before, judged by whichever side happened to get an
+	// uninterrupted answer: on a CI core busy with other packages, 6.5 against 4.4 ms.)
 	const rounds = 100
-	var knownTimes, unknownTimes []time.Duration
-	// Interleaved, in alternating order, so that drift in the machine's load falls on both alike.
+	var diffs, all []time.Duration
 	for i := range rounds + 5 {
 		order := []string{"known@example.com", "unknown@example.com"}
 		if i%2 == 1 {
 			slices.Reverse(order)
 		}
+		took := map[string]time.Duration{}
 		for _, email := range order {
 			start := time.Now()
 			res := m.forgot(t, email)
-			d := time.Since(start)
+			took[email] = time.Since(start)
 			wantStatus(t, "forgot "+email, res, http.StatusAccepted)
-			if i < 5 {
-				continue // warm-up
-			}
-			if email == "known@example.com" {
-				knownTimes = append(knownTimes, d)
-			} else {
-				unknownTimes = append(unknownTimes, d)
-			}
 		}
+		if i < 5 {
+			continue // warm-up
+		}
+		diffs = append(diffs, took["known@example.com"]-took["unknown@example.com"])
+		all = append(all, took["known@example.com"], took["unknown@example.com"])
 	}
-	// The fastest of each side is its own cost: a busy machine only ever adds time to an answer, so
-	// the minimum is what the request itself takes, while a median measures the machine's load.
-	k, u := slices.Min(knownTimes), slices.Min(unknownTimes)
-	if ratio := float64(max(k, u)) / float64(min(k, u)); ratio > 1.25 {
-		t.Fatalf("fastest answer: known %s, unknown %s (%.2f×), want within 25%%", k, u, ratio)
+	slices.Sort(diffs)
+	slices.Sort(all)
+	// The scale is an answer as it goes when nothing interrupts it: the lower quartile of them all.
+	diff, scale := diffs[len(diffs)/2], all[len(all)/4]
+	if diff.Abs() > scale/4 {
+		t.Fatalf("a known address answers %s later than an unknown one (median of %d pairs), more than a quarter of an answer (%s)", diff, rounds, scale)
 	}
-	t.Logf("fastest answer: known %s, unknown %s", k, u)
+	t.Logf("known minus unknown: median %s over %d pairs; an answer takes %s (lower quartile)", diff, rounds, scale)
 }
 
 func TestForgotIsRateLimitedPerIPAndPerAddress(t *testing.T) {
