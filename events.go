@@ -38,6 +38,9 @@ const (
 	// EventUserTypeChanged: an operator changed an account's type (fluxauth users set-type);
 	// metadata says from what, to what and by whom.
 	EventUserTypeChanged = "user_type_changed"
+	// EventUsersExported: an operator exported every account, password hashes included (fluxauth
+	// users export); metadata says how many and by whom.
+	EventUsersExported = "users_exported"
 	// EventAccountUnlocked: an admin cleared an account's failed-login lockout. Every instance's
 	// live feed reacts to it by clearing the lockout in its own in-process limiter.
 	EventAccountUnlocked = "account_unlocked"

@@ -158,4 +158,5 @@ type Backend interface {
 	AdminStore
 	CleanupStore
 	EventFeedStore
+	UserExporter
 }

@@ -101,3 +101,17 @@ type RemovedCredentials struct {
 // Any reports whether anything was removed: whether anyone but the claimant could have held a way
 // into the account.
 func (r RemovedCredentials) Any() bool { return r.Password || r.Identities > 0 }
+
+// ExportedUser is an account as `fluxauth users export` writes it: the user and its identities.
+type ExportedUser struct {
+	User       *User
+	Identities []*Identity
+}
+
+// UserExporter reads every account, a page at a time, for an export.
+type UserExporter interface {
+	// UsersAfter returns up to limit users whose ID sorts after after ("" for the first page), in the
+	// store's ID order, each with its identities. Pages hold no lock between them: an account created
+	// during an export is in it if its ID sorts after the last page read.
+	UsersAfter(ctx context.Context, after string, limit int) ([]ExportedUser, error)
+}

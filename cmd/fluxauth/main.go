@@ -31,6 +31,7 @@ Usage:
   fluxauth serve [flags]                 run the HTTP API (migrates first unless --no-migrate)
   fluxauth migrate up|down|status        apply, roll back one, or list migrations
   fluxauth users set-type EMAIL TYPE     set a user's userType (e.g. admin)
+  fluxauth users export [--output FILE]  write every user as JSON Lines (hashes and identities included)
   fluxauth keys rotate                   add a new signing key; older keys keep verifying
   fluxauth cleanup [--dry-run]           delete expired/revoked tokens and old events now
   fluxauth version                       print the version
@@ -173,9 +174,14 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
+const usersUsage = "usage: fluxauth users set-type EMAIL TYPE | fluxauth users export [--output FILE]"
+
 func cmdUsers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "export" {
+		return cmdUsersExport(ctx, args[1:], getenv, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "set-type" {
-		return errors.New("usage: fluxauth users set-type EMAIL TYPE")
+		return errors.New(usersUsage)
 	}
 	cfg, rest, err := parseConfig("users set-type", args[1:], getenv, stderr, nil)
 	if err != nil {

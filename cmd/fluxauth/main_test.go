@@ -442,17 +442,22 @@ func TestCleanupCommand(t *testing.T) {
 // signupOver signs a user up against a running server and returns the access token.
 func signupOver(tb testing.TB, url, email string) string {
 	tb.Helper()
-	res, err := http.Post(url+"/api/auth/signup", "application/json",
-		strings.NewReader(`{"email":"`+email+`","password":"correct horse battery","name":"K"}`))
+	return accessOver(tb, url+"/api/auth/signup", `{"email":"`+email+`","password":"correct horse battery","name":"K"}`, http.StatusCreated)
+}
+
+// accessOver posts body to url and returns the access token of its answer, which must be status.
+func accessOver(tb testing.TB, url, body string, status int) string {
+	tb.Helper()
+	res, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
-		tb.Fatalf("signup: %v", err)
+		tb.Fatalf("%s: %v", url, err)
 	}
 	defer res.Body.Close()
 	var ar struct {
 		AccessToken string `json:"accessToken"`
 	}
-	if err := json.NewDecoder(res.Body).Decode(&ar); err != nil || res.StatusCode != 201 {
-		tb.Fatalf("signup: %d %v", res.StatusCode, err)
+	if err := json.NewDecoder(res.Body).Decode(&ar); err != nil || res.StatusCode != status {
+		tb.Fatalf("%s: %d %v", url, res.StatusCode, err)
 	}
 	return ar.AccessToken
 }
