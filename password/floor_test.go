@@ -184,16 +184,17 @@ func TestPadWaitsUntilStartPlusTheFloor(t *testing.T) {
 	if err := h.Pad(context.Background(), start); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 30*time.Millisecond {
-		t.Fatalf("Pad returned after %v, want at least the 30ms floor", took)
+	if took := time.Since(start); took < PadHeadroom*30*time.Millisecond {
+		t.Fatalf("Pad returned after %v, want at least %d× the 30ms floor", took, PadHeadroom)
 	}
 	if n.Load() != 0 {
 		t.Fatal("Pad computed a hash")
 	}
-	// A start long enough ago needs no wait.
+	// A start long enough ago needs no wait: with a 5s floor, a Pad that waited would take seconds.
+	h.record("$2b$12$", 5*time.Second, false)
 	before := time.Now()
-	if err := h.Pad(context.Background(), before.Add(-time.Second)); err != nil || time.Since(before) > 20*time.Millisecond {
-		t.Fatalf("Pad of a start 1s ago = %v after %v; want nil at once", err, time.Since(before))
+	if err := h.Pad(context.Background(), before.Add(-time.Minute)); err != nil || time.Since(before) > time.Second {
+		t.Fatalf("Pad of a start a minute ago = %v after %v; want nil at once", err, time.Since(before))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
