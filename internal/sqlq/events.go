@@ -15,10 +15,18 @@ import (
 type args struct {
 	d    Dialect
 	list []any
+	// seq, for a statement whose placeholders appear in the order they were added and nowhere
+	// else, writes SQLite's as a bare "?" (the next argument) instead of "?n": modernc's driver
+	// looks each numbered one up by name, which costs time quadratic in their number, 30 s for the
+	// 9,000 arguments of an import batch against 0.1 s.
+	seq bool
 }
 
 func (a *args) add(v any) string {
 	a.list = append(a.list, v)
+	if a.seq && a.d.Param == '?' {
+		return "?"
+	}
 	return a.d.placeholder(len(a.list))
 }
 
@@ -30,7 +38,7 @@ func (t Tx) InsertEvents(ctx context.Context, events ...*fluxauth.SecurityEvent)
 		return nil
 	}
 	d := t.d
-	a := &args{d: d, list: make([]any, 0, 9*len(events))}
+	a := &args{d: d, list: make([]any, 0, 9*len(events)), seq: true}
 	var b strings.Builder
 	b.WriteString(`INSERT INTO security_events
 		(id, event_type, severity, user_id, token_id, ip_address, user_agent, metadata, created_at) VALUES `)
