@@ -41,6 +41,10 @@ const (
 	// EventUsersExported: an operator exported every account, password hashes included (fluxauth
 	// users export); metadata says how many and by whom.
 	EventUsersExported = "users_exported"
+	// EventUsersImported: an operator imported accounts (fluxauth users import), one event a run;
+	// metadata has the file's name, who ran it and the counts of lines created, unchanged, updated
+	// and refused.
+	EventUsersImported = "users_imported"
 	// EventAccountUnlocked: an admin cleared an account's failed-login lockout. Every instance's
 	// live feed reacts to it by clearing the lockout in its own in-process limiter.
 	EventAccountUnlocked = "account_unlocked"

@@ -159,4 +159,5 @@ type Backend interface {
 	CleanupStore
 	EventFeedStore
 	UserExporter
+	UserImporter
 }

@@ -53,7 +53,7 @@ func policyError(v *fluxauth.ValidationError, field, pw string) {
 func (s *Service) ForgotPassword(ctx context.Context, email string, dev Device) error {
 	email = NormalizeEmail(email)
 	var v fluxauth.ValidationError
-	if !validEmail(email) {
+	if !ValidEmail(email) {
 		v.Add("email", "must be a valid email address")
 	}
 	if err := v.Err(); err != nil {

@@ -17,10 +17,15 @@ type SignupInput struct {
 	Device                          Device
 }
 
+// MaxNameLen is the longest name, in characters.
+const MaxNameLen = 100
+
 // NormalizeEmail trims the address; case is kept as typed but never matters for lookups.
 func NormalizeEmail(s string) string { return strings.TrimSpace(s) }
 
-func validEmail(email string) bool {
+// ValidEmail reports whether email, trimmed (NormalizeEmail), is an address signup accepts: one
+// plain address of at most 254 bytes whose domain has a dot.
+func ValidEmail(email string) bool {
 	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") {
 		return false
 	}
@@ -41,13 +46,13 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (*Result, error) {
 		in.UserType = fluxauth.UserTypeClient
 	}
 	var v fluxauth.ValidationError
-	if !validEmail(in.Email) {
+	if !ValidEmail(in.Email) {
 		v.Add("email", "must be a valid email address")
 	}
 	policyError(&v, "password", in.Password)
 	if in.Name == "" {
 		v.Add("name", "is required")
-	} else if utf8.RuneCountInString(in.Name) > 100 {
+	} else if utf8.RuneCountInString(in.Name) > MaxNameLen {
 		v.Add("name", "must be at most 100 characters")
 	}
 	if in.UserType == fluxauth.UserTypeAdmin || !slices.Contains(s.Config.SignupUserTypes, in.UserType) {

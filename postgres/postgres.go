@@ -237,3 +237,9 @@ func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
+
+// ImportUsers is fluxauth.UserImporter: a batch in one transaction, run again from its start on a
+// deadlock or serialization failure like every Update.
+func (db *DB) ImportUsers(ctx context.Context, batch []fluxauth.ImportedUser, opt fluxauth.ImportOptions) ([]fluxauth.ImportResult, error) {
+	return sqlq.ImportUsers(ctx, db.Update, batch, opt)
+}

@@ -304,3 +304,8 @@ func unavailable(err error) error {
 	}
 	return fmt.Errorf("%w: sqlite: %v", fluxauth.ErrUnavailable, err)
 }
+
+// ImportUsers is fluxauth.UserImporter: a batch in one write transaction.
+func (db *DB) ImportUsers(ctx context.Context, batch []fluxauth.ImportedUser, opt fluxauth.ImportOptions) ([]fluxauth.ImportResult, error) {
+	return sqlq.ImportUsers(ctx, db.Update, batch, opt)
+}

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(tb testing.TB) Backend) {
 	run(t, "event feed", feedTests, storage)
 	run(t, "cleanup", slices.Concat(cleanupTests, deviceTokenCleanupTests, mailCleanupTests), storage)
 	run(t, "id tokens", idTokenTests, storage)
+	run(t, "imports", importTests, storage)
 	run(t, "locks", append(lockTests, idTokenLockTests...), open)
 }
 

@@ -32,6 +32,8 @@ Usage:
   fluxauth migrate up|down|status        apply, roll back one, or list migrations
   fluxauth users set-type EMAIL TYPE     set a user's userType (e.g. admin)
   fluxauth users export [--output FILE]  write every user as JSON Lines (hashes and identities included)
+  fluxauth users import [--dry-run] [--update] FILE|-
+                                         create the users of a JSON Lines file (the legacy server's or an export)
   fluxauth keys rotate                   add a new signing key; older keys keep verifying
   fluxauth cleanup [--dry-run]           delete expired/revoked tokens and old events now
   fluxauth version                       print the version
@@ -174,11 +176,14 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-const usersUsage = "usage: fluxauth users set-type EMAIL TYPE | fluxauth users export [--output FILE]"
+const usersUsage = "usage: fluxauth users set-type EMAIL TYPE | fluxauth users export [--output FILE] | fluxauth users import [--dry-run] [--update] FILE|-"
 
 func cmdUsers(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "export" {
 		return cmdUsersExport(ctx, args[1:], getenv, stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "import" {
+		return cmdUsersImport(ctx, args[1:], getenv, os.Stdin, stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "set-type" {
 		return errors.New(usersUsage)
