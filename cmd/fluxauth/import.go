@@ -81,17 +81,15 @@ type importer struct {
 	size      int64     // the input's size when known, for the ETA
 	scratch   *scratch  // dry run: what earlier lines would have written
 
+	// counts is the writer's but for Lines, the reader's; both are done when run returns.
 	counts    importCounts
-	read      int64 // bytes read
 	started   time.Time
 	lastShown time.Time
 
-	batch []fluxauth.ImportedUser
-	lines []int
-	keys  map[string]bool
-	// held are the refusals of lines read since the batch began, reported with the batch so that
-	// the report is in line order.
-	held []heldRefusal
+	// The reader's: the bytes read, the chunk it is filling and the keys of that chunk's batch.
+	read int64
+	cur  *importChunk
+	keys map[string]bool
 
 	// afterBatch, when set, runs after each batch (tests measure memory there).
 	afterBatch func()
@@ -175,46 +173,101 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// run imports every line of r. It stops early only when the database fails or ctx ends, saying at
-// which line: what was written before stays, and importing the file again resumes (the lines
-// written come back unchanged).
+// importChunk is what the reader hands the writer: a batch of checked lines and the refusals of
+// the lines read among them, in line order, with how far the reader had got.
+type importChunk struct {
+	batch []fluxauth.ImportedUser
+	lines []int
+	held  []heldRefusal
+	first int   // the chunk's first line
+	upTo  int   // lines read when it was handed over
+	read  int64 // bytes read then
+}
+
+// run imports every line of r. Reading and checking lines (the reader, on the calling goroutine)
+// overlaps writing the batch before (the writer): at most three chunks exist at once, the one being
+// filled, one handed over and the one being written. It stops early only when the database fails
+// or ctx ends, saying at which line: what was written before stays, and importing the file again
+// resumes (the lines written come back unchanged).
 func (im *importer) run(ctx context.Context, r io.Reader) error {
 	im.started = im.now()
 	im.lastShown = im.started
 	im.keys = map[string]bool{}
+	im.cur = &importChunk{first: 1}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan *importChunk, 1)
+	var writeErr error
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for c := range chunks {
+			if writeErr != nil {
+				continue // drained: the reader stops at its next line
+			}
+			if err := im.flush(ctx, c); err != nil {
+				writeErr = fmt.Errorf("import stopped at line %d: %w; the lines before it are imported, and importing the file again resumes", c.first, err)
+				cancel()
+			}
+		}
+	}()
+	readErr := im.readAll(ctx, r, chunks)
+	close(chunks)
+	<-written
+	if writeErr != nil {
+		return writeErr
+	}
+	if readErr != nil {
+		return fmt.Errorf("import stopped at line %d: %w; the lines before its batch are imported, and importing the file again resumes", im.counts.Lines, readErr)
+	}
+	if im.progress != nil {
+		im.showProgress(true, im.counts.Lines, im.read)
+	}
+	return nil
+}
+
+// readAll reads, checks and batches every line of r, handing each full chunk to chunks.
+func (im *importer) readAll(ctx context.Context, r io.Reader, chunks chan<- *importChunk) error {
 	br := bufio.NewReaderSize(r, maxImportLine+1)
+	hand := func() error {
+		c := im.cur
+		c.upTo, c.read = im.counts.Lines, im.read
+		im.cur = &importChunk{first: im.counts.Lines + 1}
+		clear(im.keys)
+		if len(c.batch) == 0 && len(c.held) == 0 {
+			return nil
+		}
+		select {
+		case chunks <- c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		if err := ctx.Err(); err != nil {
-			return im.stopped(err)
+			return err
 		}
 		line, tooLong, err := readLine(br)
 		im.read += int64(len(line))
+		if err == nil {
+			im.read++ // the line's end
+		}
 		if len(line) > 0 || tooLong {
 			im.counts.Lines++
-			if err := im.take(ctx, line, tooLong); err != nil {
-				return im.stopped(err)
+			if err := im.take(line, tooLong, hand); err != nil {
+				return err
 			}
 		} else if err == nil {
 			im.counts.Lines++ // an empty line, skipped
 		}
 		if err == io.EOF {
-			break
+			return hand()
 		}
 		if err != nil {
-			return im.stopped(err)
+			return err
 		}
 	}
-	if err := im.flush(ctx); err != nil {
-		return im.stopped(err)
-	}
-	if im.progress != nil {
-		im.showProgress(true)
-	}
-	return nil
-}
-
-func (im *importer) stopped(err error) error {
-	return fmt.Errorf("import stopped at line %d: %w; the lines before its batch are imported, and importing the file again resumes", im.counts.Lines, err)
 }
 
 // readLine returns the next line without its end. A line longer than maxImportLine is read to its
@@ -239,24 +292,31 @@ func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
 // take checks one line and adds it to the batch, flushing the batch first when the line repeats an
 // ID, email or identity the batch holds: a batch's lines are distinct, and a repeat is classified
 // against what its earlier line wrote.
-func (im *importer) take(ctx context.Context, raw []byte, tooLong bool) error {
+func (im *importer) take(raw []byte, tooLong bool, hand func() error) error {
 	n := im.counts.Lines
-	if tooLong {
-		im.refuse(n, fmt.Sprintf("the line is longer than %d KiB", maxImportLine>>10))
+	reason := ""
+	var u *fluxauth.ImportedUser
+	switch {
+	case tooLong:
+		reason = fmt.Sprintf("the line is longer than %d KiB", maxImportLine>>10)
+	case len(bytes.TrimSpace(raw)) == 0:
 		return nil
+	default:
+		u, reason = im.check(raw)
 	}
-	if len(bytes.TrimSpace(raw)) == 0 {
-		return nil
-	}
-	u, reason := im.check(raw)
 	if reason != "" {
-		im.refuse(n, reason)
+		// Refusals ride with the chunk, so that the report keeps line order; a file of nothing
+		// but refused lines still hands its chunks over at the batch's size.
+		im.cur.held = append(im.cur.held, heldRefusal{n, reason})
+		if len(im.cur.held) == importBatch {
+			return hand()
+		}
 		return nil
 	}
 	keys := importKeys(u)
 	for _, k := range keys {
 		if im.keys[k] {
-			if err := im.flush(ctx); err != nil {
+			if err := hand(); err != nil {
 				return err
 			}
 			break
@@ -265,10 +325,10 @@ func (im *importer) take(ctx context.Context, raw []byte, tooLong bool) error {
 	for _, k := range keys {
 		im.keys[k] = true
 	}
-	im.batch = append(im.batch, *u)
-	im.lines = append(im.lines, n)
-	if len(im.batch) == importBatch {
-		return im.flush(ctx)
+	im.cur.batch = append(im.cur.batch, *u)
+	im.cur.lines = append(im.cur.lines, n)
+	if len(im.cur.batch) == importBatch {
+		return hand()
 	}
 	return nil
 }
@@ -418,38 +478,32 @@ type heldRefusal struct {
 	reason string
 }
 
-// refuse counts a refused line and reports it, after the lines before it that are still in the batch.
+// refuse counts a refused line and reports it (the writer's).
 func (im *importer) refuse(line int, reason string) {
 	im.counts.Refused++
-	if len(im.batch) > 0 && line > im.lines[len(im.lines)-1] {
-		im.held = append(im.held, heldRefusal{line, reason})
-		return
-	}
 	fmt.Fprintf(im.report, "line %d: refused: %s\n", line, reason)
 }
 
-// flush writes the batch (a dry run: classifies it) and reports its lines.
-func (im *importer) flush(ctx context.Context) error {
-	if len(im.batch) == 0 {
-		return nil
-	}
-	res := make([]fluxauth.ImportResult, len(im.batch))
-	earlier := make([]int, len(im.batch)) // dry run: the earlier line a result is about
-	send := make([]int, 0, len(im.batch))
-	if im.scratch != nil {
+// flush writes a chunk's batch (a dry run: classifies it) and reports its lines in order.
+func (im *importer) flush(ctx context.Context, c *importChunk) error {
+	batch, lines := c.batch, c.lines
+	res := make([]fluxauth.ImportResult, len(batch))
+	earlier := make([]int, len(batch)) // dry run: the earlier line a result is about
+	send := make([]int, 0, len(batch))
+	if im.scratch != nil && len(batch) > 0 {
 		var err error
-		if send, err = im.scratch.classify(ctx, im.batch, res, earlier, im.opt); err != nil {
+		if send, err = im.scratch.classify(ctx, batch, res, earlier, im.opt); err != nil {
 			return err
 		}
 	} else {
-		for i := range im.batch {
+		for i := range batch {
 			send = append(send, i)
 		}
 	}
 	if len(send) > 0 {
 		sub := make([]fluxauth.ImportedUser, len(send))
 		for k, i := range send {
-			sub[k] = im.batch[i]
+			sub[k] = batch[i]
 		}
 		var out []fluxauth.ImportResult
 		var err error
@@ -466,29 +520,24 @@ func (im *importer) flush(ctx context.Context) error {
 			res[i] = out[k]
 		}
 	}
-	if im.scratch != nil {
-		if err := im.scratch.record(ctx, im.batch, im.lines, res); err != nil {
+	if im.scratch != nil && len(batch) > 0 {
+		if err := im.scratch.record(ctx, batch, lines, res); err != nil {
 			return err
 		}
 	}
-	batch, lines := im.batch, im.lines
-	im.batch, im.lines = nil, nil // refusals told now are reported at once
-	held := im.held
+	held := c.held
 	for i, r := range res {
 		for len(held) > 0 && held[0].line < lines[i] {
-			fmt.Fprintf(im.report, "line %d: refused: %s\n", held[0].line, held[0].reason)
+			im.refuse(held[0].line, held[0].reason)
 			held = held[1:]
 		}
 		im.tell(lines[i], &batch[i], r, earlier[i])
 	}
 	for _, h := range held {
-		fmt.Fprintf(im.report, "line %d: refused: %s\n", h.line, h.reason)
+		im.refuse(h.line, h.reason)
 	}
-	im.held = im.held[:0]
-	im.batch, im.lines = batch[:0], lines[:0]
-	clear(im.keys)
 	if im.progress != nil {
-		im.showProgress(false)
+		im.showProgress(false, c.upTo, c.read)
 	}
 	if im.afterBatch != nil {
 		im.afterBatch()
@@ -536,13 +585,13 @@ func (im *importer) tell(line int, in *fluxauth.ImportedUser, r fluxauth.ImportR
 
 // showProgress writes the progress line: lines read, their rate and, when the input's size is known,
 // the time left.
-func (im *importer) showProgress(final bool) {
+func (im *importer) showProgress(final bool, lines int, read int64) {
 	now := im.now()
 	if !final && now.Sub(im.lastShown) < progressEvery {
 		return
 	}
 	im.lastShown = now
-	fmt.Fprint(im.progress, "\r\x1b[K"+progressLine(im.counts.Lines, im.read, im.size, now.Sub(im.started)))
+	fmt.Fprint(im.progress, "\r\x1b[K"+progressLine(lines, read, im.size, now.Sub(im.started)))
 	if final {
 		fmt.Fprintln(im.progress)
 	}

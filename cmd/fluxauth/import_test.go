@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -553,10 +554,11 @@ func TestImportProgressLine(t *testing.T) {
 	db := sqlitetest.MustOpenDB(t)
 	im, _ := newTestImporter(t, db, fluxauth.ImportOptions{})
 	var progress bytes.Buffer
-	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	im.now = func() time.Time { return clock }
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var elapsed atomic.Int64 // the reader reads the clock while the writer moves it
+	im.now = func() time.Time { return start.Add(time.Duration(elapsed.Load())) }
 	im.progress = &progress
-	im.afterBatch = func() { clock = clock.Add(400 * time.Millisecond) } // a batch takes 0.4 s
+	im.afterBatch = func() { elapsed.Add(int64(400 * time.Millisecond)) } // a batch takes 0.4 s
 	if err := im.run(context.Background(), &lineSource{n: 5 * importBatch}); err != nil {
 		t.Fatal(err)
 	}

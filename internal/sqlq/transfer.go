@@ -97,7 +97,7 @@ func (t Tx) ImportUsers(ctx context.Context, batch []fluxauth.ImportedUser, opt 
 		pending[i] = i
 	}
 	for round := 0; round < importRounds && len(pending) > 0; round++ {
-		creates, updates, existing, err := t.classifyImport(ctx, batch, pending, res, opt)
+		creates, updates, existing, err := t.classifyImport(ctx, batch, pending, res, opt, round > 0)
 		if err != nil {
 			return nil, err
 		}
@@ -116,10 +116,11 @@ func (t Tx) ImportUsers(ctx context.Context, batch []fluxauth.ImportedUser, opt 
 	return res, nil
 }
 
-// classifyImport reads what the lines at idx find in the store and sets each one's result; it
+// classifyImport reads what the lines at idx find in the store and sets each one's result (again:
+// they come back from an earlier round, overtaken); it
 // returns the lines to create, those to update and the accounts that exist, by ID (held until the
 // transaction ends when opt.Update).
-func (t Tx) classifyImport(ctx context.Context, batch []fluxauth.ImportedUser, idx []int, res []fluxauth.ImportResult, opt fluxauth.ImportOptions) (creates, updates []int, byID map[string]*fluxauth.User, err error) {
+func (t Tx) classifyImport(ctx context.Context, batch []fluxauth.ImportedUser, idx []int, res []fluxauth.ImportResult, opt fluxauth.ImportOptions, again bool) (creates, updates []int, byID map[string]*fluxauth.User, err error) {
 	a := &args{d: t.d, seq: true}
 	ids := make([]string, len(idx))
 	keys := make([]string, len(idx))
@@ -157,38 +158,50 @@ func (t Tx) classifyImport(ctx context.Context, batch []fluxauth.ImportedUser, i
 		}); err != nil {
 		return nil, nil, nil, err
 	}
-	// The identities the lines name, and those of the accounts that exist, in one read.
+	// The identities of the accounts that exist, and who holds those the lines name. A new
+	// account's identities are looked up only when its line comes back for another round: on the
+	// first, their insert (ON CONFLICT DO NOTHING) finds a taken one, and the line returns. Reading
+	// them all first would cost a batch more than its writes: PostgreSQL plans a list of (provider,
+	// subject) pairs as a scan of the provider's whole index range, seconds a batch once identities
+	// number in the hundreds of thousands.
+	owner := map[[2]string]string{}
+	identities := map[string][]*fluxauth.Identity{}
+	keep := func(row Scanner) error {
+		id, err := scanIdentity(row)
+		if err != nil {
+			return err
+		}
+		if _, seen := owner[[2]string{id.Provider, id.Subject}]; !seen {
+			identities[id.UserID] = append(identities[id.UserID], id)
+		}
+		owner[[2]string{id.Provider, id.Subject}] = id.UserID
+		return nil
+	}
+	if len(byID) > 0 {
+		a = &args{d: t.d, seq: true}
+		var held []string
+		for id := range byID {
+			held = append(held, a.add(id))
+		}
+		if err := t.q.Query(ctx, `SELECT `+IdentityColumns+` FROM identities WHERE user_id IN (`+strings.Join(held, ", ")+`)`, a.list, keep); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	a = &args{d: t.d, seq: true}
 	var named []string
 	for _, i := range idx {
+		u := byID[batch[i].User.ID]
+		if u == nil && !again {
+			continue
+		}
 		for _, id := range batch[i].Identities {
-			named = append(named, "("+a.add(id.Provider)+", "+a.add(id.Subject)+")")
+			if u == nil || owner[[2]string{id.Provider, id.Subject}] != u.ID {
+				named = append(named, "("+a.add(id.Provider)+", "+a.add(id.Subject)+")")
+			}
 		}
 	}
-	var held []string
-	for id := range byID {
-		held = append(held, a.add(id))
-	}
-	owner := map[[2]string]string{}
-	identities := map[string][]*fluxauth.Identity{}
-	if len(named)+len(held) > 0 {
-		var where []string
-		if len(named) > 0 {
-			where = append(where, `(provider, subject) IN (`+strings.Join(named, ", ")+`)`)
-		}
-		if len(held) > 0 {
-			where = append(where, `user_id IN (`+strings.Join(held, ", ")+`)`)
-		}
-		if err := t.q.Query(ctx, `SELECT `+IdentityColumns+` FROM identities WHERE `+strings.Join(where, " OR "), a.list,
-			func(row Scanner) error {
-				id, err := scanIdentity(row)
-				if err != nil {
-					return err
-				}
-				owner[[2]string{id.Provider, id.Subject}] = id.UserID
-				identities[id.UserID] = append(identities[id.UserID], id)
-				return nil
-			}); err != nil {
+	if len(named) > 0 {
+		if err := t.q.Query(ctx, `SELECT `+IdentityColumns+` FROM identities WHERE (provider, subject) IN (`+strings.Join(named, ", ")+`)`, a.list, keep); err != nil {
 			return nil, nil, nil, err
 		}
 	}
