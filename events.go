@@ -53,6 +53,10 @@ const (
 	EventIdentityLinked = "identity_linked"
 	// EventIdentityUnlinked: the signed-in owner removed the account's identities of a provider.
 	EventIdentityUnlinked = "identity_unlinked"
+	// EventLegacyTokenExchanged: a token of the legacy server was exchanged for a session (once per
+	// token); metadata has the session and the legacy token's iat. Counted on the dashboard, so the
+	// team sees when the old tokens are gone.
+	EventLegacyTokenExchanged = "legacy_token_exchanged"
 )
 
 // SecurityEvent is one row of the audit log.

@@ -29,6 +29,19 @@ type RefreshToken struct {
 	// ReissuedAt is set when the token was handed out again because its parent was presented after
 	// the token had already been issued once (a lost response). Zero for a token issued only once.
 	ReissuedAt time.Time
+	// AuthTime is when the session's user last proved a credential (the access tokens' auth_time):
+	// the sign-in, or for a session exchanged from a legacy token, that token's iat. Every link of a
+	// session carries it on. Zero is read as SessionCreatedAt.
+	AuthTime time.Time
+}
+
+// AuthenticatedAt is the session's auth_time: AuthTime, or the session's start for a token stored
+// without one.
+func (t *RefreshToken) AuthenticatedAt() time.Time {
+	if t.AuthTime.IsZero() {
+		return t.SessionCreatedAt
+	}
+	return t.AuthTime
 }
 
 // Spent reports whether the token has been rotated.
@@ -38,12 +51,15 @@ func (t *RefreshToken) Spent() bool { return !t.SpentAt.IsZero() }
 func (t *RefreshToken) Revoked() bool { return !t.RevokedAt.IsZero() }
 
 // IDTokenUse records that a provider's ID token was accepted, so that it is never accepted again.
-// The same single-use record, under the provider "grace-client", marks a client the refresh rule
+// The same single-use record, under the provider "legacy", remembers an exchanged legacy token and
+// the session it opened; under the provider "grace-client", it marks a client the refresh rule
 // has already reported for a session (account's watchOtherClient), for every instance at once.
 type IDTokenUse struct {
-	Provider string // "google" or "apple" (or "grace-client"); keys are unique per provider
+	Provider string // "google" or "apple" (or "grace-client", "legacy"); keys are unique per provider
 	Key      string // what names the token: the hex SHA-256 of its jti, else of its signed content
 	UsedAt   time.Time
+	// SessionID is the session the use opened, where one is remembered (a legacy token's exchange).
+	SessionID string
 	// ExpiresAt is the token's exp: after it the token is refused as expired, so the record can go.
 	ExpiresAt time.Time
 }

@@ -74,6 +74,9 @@ type Tx interface {
 	// nothing is written, when one is. A use recorded by a transaction still running makes this wait
 	// for its end, so of concurrent transactions presenting one token exactly one gets true.
 	UseIDToken(ctx context.Context, u *IDTokenUse) (ok bool, err error)
+	// IDTokenUse returns the recorded use of (provider, key), ErrNotFound if there is none. After a
+	// UseIDToken that found a use recorded by a concurrent transaction, it reads the committed use.
+	IDTokenUse(ctx context.Context, provider, key string) (*IDTokenUse, error)
 	// InsertDeviceToken inserts t as it is.
 	InsertDeviceToken(ctx context.Context, t *DeviceToken) error
 	// ResetDeviceToken records a successful login through the device token id: its failure count

@@ -42,6 +42,9 @@ type Config struct {
 	// RequireVerifiedEmail refuses a password login with the right password (403
 	// email_not_verified) while the account's address is not proven.
 	RequireVerifiedEmail bool
+	// LegacyUntil ends the legacy token exchange (Service.Legacy): from then on it answers
+	// not_found, as when it is off.
+	LegacyUntil time.Time
 }
 
 // Notifier is told that a mail was queued in the outbox: the mail sender, which then sends it.
@@ -103,6 +106,9 @@ type Service struct {
 	// Limiter enforces Rules; nil disables rate limiting.
 	Limiter ratelimit.Limiter
 	Rules   ratelimit.Rules
+	// Legacy verifies the legacy server's tokens for their exchange (ExchangeLegacyToken); nil turns
+	// the exchange off.
+	Legacy *token.LegacyVerifier
 	// Mail is the outbox's sender; nil when no mail transport is configured, which disables the
 	// flows that need mail (mail_unavailable) and queues no verification mail at signup.
 	Mail Notifier
@@ -130,6 +136,8 @@ type Principal struct {
 	// ExpiresAt is when the access token the caller presented expires: a response that outlives the
 	// request (the admin event stream) ends there.
 	ExpiresAt time.Time
+	// AuthTime is the access token's auth_time: when the user last proved a credential.
+	AuthTime time.Time
 }
 
 // JWKS returns the public keys access tokens are verified with, as a JSON Web Key Set.

@@ -46,7 +46,7 @@ func (s *Service) Authenticate(ctx context.Context, authorization string, dev De
 		}
 		return nil, fluxauth.Errorf(fluxauth.ESessionRevoked, "The session has been ended; sign in again.")
 	}
-	return &Principal{UserID: c.UserID, SessionID: c.SessionID, Email: c.Email, UserType: c.UserType, ExpiresAt: c.ExpiresAt}, nil
+	return &Principal{UserID: c.UserID, SessionID: c.SessionID, Email: c.Email, UserType: c.UserType, ExpiresAt: c.ExpiresAt, AuthTime: c.AuthTime}, nil
 }
 
 // errForeignSession answers a token whose session is not its subject's with the message every

@@ -304,7 +304,7 @@ func (s *Service) successor(current *fluxauth.RefreshToken, dev Device, now time
 		DeviceName: current.DeviceName, DeviceFingerprint: current.DeviceFingerprint,
 		IPAddress: dev.IP, UserAgent: dev.UserAgent,
 		SessionCreatedAt: current.SessionCreatedAt, CreatedAt: now, LastUsedAt: now,
-		ExpiresAt: s.expiry(now, current.SessionCreatedAt),
+		ExpiresAt: s.expiry(now, current.SessionCreatedAt), AuthTime: current.AuthTime,
 	}
 	if next.DeviceFingerprint == "" {
 		next.DeviceFingerprint = dev.Fingerprint

@@ -43,22 +43,35 @@ func (s *Service) passwordSession(ctx context.Context, u *fluxauth.User, newHash
 	return res, err
 }
 
-// startSession writes a session's first refresh token, with its events, inside tx.
+// startSession writes a session's first refresh token, with its events, inside tx: a session of a
+// user who proved a credential just now.
 func (s *Service) startSession(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User, dev Device, now time.Time, event string, meta map[string]any) (*Result, error) {
+	first := firstToken{sessionID: s.newID(), authTime: now}
+	var err error
+	if first.raw, first.hash, err = s.Refreshes.New(s.Rand, first.sessionID); err != nil {
+		return nil, err
+	}
+	return s.openSession(ctx, tx, u, dev, now, first, event, meta)
+}
+
+// firstToken is the first refresh token of a session about to be opened.
+type firstToken struct {
+	sessionID, raw, hash string
+	authTime             time.Time // the session's auth_time
+}
+
+// openSession writes first, with the session's events, inside tx.
+func (s *Service) openSession(ctx context.Context, tx fluxauth.Tx, u *fluxauth.User, dev Device, now time.Time, first firstToken, event string, meta map[string]any) (*Result, error) {
 	active, err := tx.ActiveSessions(ctx, u.ID, now)
 	if err != nil {
 		return nil, err
 	}
-	sessionID := s.newID()
-	raw, hash, err := s.Refreshes.New(s.Rand, sessionID)
-	if err != nil {
-		return nil, err
-	}
+	sessionID, raw := first.sessionID, first.raw
 	rt := &fluxauth.RefreshToken{
-		ID: s.newID(), SessionID: sessionID, UserID: u.ID, TokenHash: hash,
+		ID: s.newID(), SessionID: sessionID, UserID: u.ID, TokenHash: first.hash,
 		DeviceName: dev.Name, DeviceFingerprint: dev.Fingerprint, IPAddress: dev.IP, UserAgent: dev.UserAgent,
 		SessionCreatedAt: now, CreatedAt: now, LastUsedAt: now,
-		ExpiresAt: s.expiry(now, now),
+		ExpiresAt: s.expiry(now, now), AuthTime: first.authTime,
 	}
 	if err := tx.InsertRefreshToken(ctx, rt); err != nil {
 		return nil, err
@@ -110,7 +123,7 @@ func (s *Service) expiry(now, sessionStart time.Time) time.Time {
 }
 
 func (s *Service) result(u *fluxauth.User, rt *fluxauth.RefreshToken, raw string) (*Result, error) {
-	access, _, err := s.Tokens.Sign(token.Claims{UserID: u.ID, SessionID: rt.SessionID, Email: u.Email, UserType: u.UserType})
+	access, _, err := s.Tokens.Sign(token.Claims{UserID: u.ID, SessionID: rt.SessionID, Email: u.Email, UserType: u.UserType, AuthTime: rt.AuthenticatedAt()})
 	if err != nil {
 		return nil, err
 	}

@@ -121,6 +121,29 @@ func (s *Server) refresh(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+type legacyExchangeRequest struct {
+	Token             string `json:"token" check:"secret,8192"`
+	DeviceName        string `json:"deviceName" check:"text,255"`
+	DeviceFingerprint string `json:"deviceFingerprint" check:"text,255"`
+}
+
+// exchangeLegacyToken turns a token of the legacy server into a session, during the cutover.
+func (s *Server) exchangeLegacyToken(w http.ResponseWriter, r *http.Request) error {
+	if !s.Accounts.LegacyEnabled(s.Accounts.Clock.Now()) {
+		return account.ErrLegacyOff // before the body is read, as for a path it does not serve
+	}
+	var req legacyExchangeRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	res, err := s.Accounts.ExchangeLegacyToken(r.Context(), req.Token, s.device(r, req.DeviceName, req.DeviceFingerprint))
+	if err != nil {
+		return err
+	}
+	writeAuth(w, r, http.StatusOK, res)
+	return nil
+}
+
 // authedFunc is a handler that needs a verified caller.
 type authedFunc func(w http.ResponseWriter, r *http.Request, p *account.Principal) error
 

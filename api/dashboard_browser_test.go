@@ -595,3 +595,26 @@ func TestDashboardStreamReconnectsWithTheRenewedTokenAtExpiry(t *testing.T) {
 	}
 	b.noProblems(t)
 }
+
+// The cutover's progress on the dashboard: the last hour's legacy token exchanges, counted in a
+// tile and charted per minute, so the team sees when the old tokens are gone.
+func TestDashboardCountsLegacyTokenExchanges(t *testing.T) {
+	b := newBrowser(t)
+	e := legacyEnv(t)
+	e.admin(t, "boss@example.com")
+	for _, id := range []string{"123", "124"} {
+		e.legacyUser(t, id, "legacy-"+id+"@example.com", fluxauth.UserTypeClient)
+		e.mustExchange(t, legacyToken(t, legacyJWTSecret, legacyClaims(id, e.Clock.Now().Add(-time.Hour), 7*24*time.Hour)))
+	}
+	admin := b.tab(t, 1280, 800)
+	b.signIn(t, admin, e.URL, "boss@example.com", "correct horse battery")
+	b.until(t, admin, "the exchanges to be counted", `document.getElementById('tile-legacy').textContent === '2'`)
+	label := eval[string](t, b, admin, `document.getElementById('chart-legacy').getAttribute('aria-label')`)
+	if !strings.HasPrefix(label, "Legacy token exchanges: 2 in the last hour") {
+		t.Errorf("the exchanges' chart says %q", label)
+	}
+	if n := eval[int](t, b, admin, `document.querySelectorAll('#chart-legacy canvas').length`); n == 0 {
+		t.Error("the exchanges' chart was not drawn")
+	}
+	b.noProblems(t)
+}

@@ -75,6 +75,7 @@ var routes = []Route{
 	{Method: "POST", Pattern: "/api/auth/refresh", Auth: Public, serve: (*Server).refresh},
 	{Method: "POST", Pattern: "/api/auth/google", Auth: Public, serve: (*Server).google},
 	{Method: "POST", Pattern: "/api/auth/apple", Auth: Public, serve: (*Server).apple},
+	{Method: "POST", Pattern: "/api/auth/legacy/exchange", Auth: Public, serve: (*Server).exchangeLegacyToken},
 	{Method: "POST", Pattern: "/api/auth/identities/{provider}", Auth: Bearer, authed: (*Server).linkIdentity},
 	{Method: "DELETE", Pattern: "/api/auth/identities/{provider}", Auth: Bearer, authed: (*Server).unlinkIdentity},
 	{Method: "GET", Pattern: "/api/auth/me", Auth: Bearer, authed: (*Server).me},

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fluxstudio/fluxauth/api"
+	"github.com/fluxstudio/fluxauth/internal/testenv"
 )
 
 // probed are the methods the "nothing else" half of the route test tries on every path.
@@ -100,7 +101,8 @@ func send(t *testing.T, method, base, path string, headers ...string) *response 
 // Auth names; on any other path or method the answer is 404 not_found, or 405 method_not_allowed
 // with exactly the table's methods in Allow.
 func TestEveryRouteInTheTableIsServedAndNothingElse(t *testing.T) {
-	e := newEnv(t, withInternalListener)
+	clock := testenv.NewClock(time.Now())
+	e := newEnv(t, withInternalListener, withClock(clock), withLegacy(clock)) // the legacy exchange is a route only while on
 	internal := e.App.InternalURL()
 
 	seen := map[string]bool{}

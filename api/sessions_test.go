@@ -25,6 +25,8 @@ type accessClaims struct {
 	Sub string `json:"sub"`
 	SID string `json:"sid"`
 	Exp int64  `json:"exp"`
+	// AuthTime is auth_time: when the session's user last proved a credential.
+	AuthTime int64 `json:"auth_time"`
 }
 
 // claimsOf reads an access token's claims without checking its signature.

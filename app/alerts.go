@@ -22,7 +22,7 @@ const alertFlushTimeout = 5 * time.Second
 // the HS256 secret, the alert webhook URL, the SMTP password, the Sentry DSN's key, and the
 // passwords in the database and Redis URLs.
 func newScrubber(cfg *config.Config) *alert.Scrubber {
-	secrets := []string{cfg.JWTSecret, cfg.AlertWebhookURL, cfg.SMTP.Password}
+	secrets := []string{cfg.JWTSecret, cfg.Legacy.Secret, cfg.AlertWebhookURL, cfg.SMTP.Password}
 	if u, err := url.Parse(cfg.SentryDSN); err == nil && u.User != nil {
 		pw, _ := u.User.Password() // a legacy DSN's secret key
 		secrets = append(secrets, u.User.Username(), pw)

@@ -259,10 +259,21 @@ func New(ctx context.Context, cfg *config.Config, deps Deps) (_ *App, err error)
 	if deps.WrapHasher != nil {
 		passwords = deps.WrapHasher(passwords)
 	}
+	accountCfg := cfg.Account
+	var legacy *token.LegacyVerifier
+	if cfg.Legacy.Enabled() {
+		if legacy, err = token.NewLegacyVerifier(token.LegacyConfig{
+			Secret: []byte(cfg.Legacy.Secret), UserClaim: cfg.Legacy.UserClaim, MaxAge: cfg.Legacy.MaxAge,
+		}); err != nil {
+			return nil, err
+		}
+		accountCfg.LegacyUntil = cfg.Legacy.Until
+		logger.Info("the legacy server's tokens are exchanged at POST /api/auth/legacy/exchange", "until", cfg.Legacy.Until.UTC().Format(time.RFC3339))
+	}
 	a.Accounts = &account.Service{
 		Store: db, Admin: db, Passwords: passwords, Tokens: issuer, Refreshes: keys.RefreshMinter(), Devices: keys.DeviceMinter(), Revocations: revocations,
 		Events: a.Recorder, Clock: clock, Rand: deps.Rand, Logger: logger,
-		Config: cfg.Account, Limiter: limiter, Rules: cfg.Rules,
+		Config: accountCfg, Limiter: limiter, Rules: cfg.Rules, Legacy: legacy,
 		Providers: map[string]*oidc.Verifier{
 			oidc.Google: oidc.NewVerifier(oidc.Google, oidc.Config{Issuer: cfg.GoogleIssuer, ClientIDs: cfg.GoogleClientIDs, HTTPClient: deps.HTTPClient, Clock: clock}),
 			oidc.Apple:  oidc.NewVerifier(oidc.Apple, oidc.Config{Issuer: cfg.AppleIssuer, ClientIDs: cfg.AppleClientIDs, HTTPClient: deps.HTTPClient, Clock: clock}),

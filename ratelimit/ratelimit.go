@@ -196,6 +196,8 @@ type Rules struct {
 	RefreshIP Limit
 	// IDTokenIP limits Google and Apple sign-ins from one client IP.
 	IDTokenIP Limit
+	// LegacyIP limits exchanges of the legacy server's tokens from one client IP.
+	LegacyIP Limit
 	// ForgotIP and ForgotEmail limit password-reset requests from one client IP, and for one
 	// address (in canonical form) from anywhere, whether or not an account has it.
 	ForgotIP    Limit

@@ -27,6 +27,18 @@ func useIDToken(tb testing.TB, s fluxauth.Store, u *fluxauth.IDTokenUse) bool {
 	return ok
 }
 
+// readUse reads the recorded use of (provider, key) in a transaction of its own.
+func readUse(tb testing.TB, s fluxauth.Store, provider, key string) *fluxauth.IDTokenUse {
+	tb.Helper()
+	var u *fluxauth.IDTokenUse
+	update(tb, s, func(tx fluxauth.Tx) error {
+		var err error
+		u, err = tx.IDTokenUse(context.Background(), provider, key)
+		return err
+	})
+	return u
+}
+
 var idTokenTests = []storageTest{
 	{"an ID token's use is recorded once per provider", func(t *testing.T, s fluxauth.Backend) {
 		u := newUse("google")
@@ -60,33 +72,63 @@ var idTokenTests = []storageTest{
 			t.Fatal("a use that was rolled back still counts")
 		}
 	}},
-	{"of thirty concurrent transactions using one ID token exactly one records it", func(t *testing.T, s fluxauth.Backend) {
+	{"a recorded use is read back with the session it opened; an unrecorded one is not found", func(t *testing.T, s fluxauth.Backend) {
+		withSession, plain := newUse("legacy"), newUse("google")
+		withSession.SessionID = newID()
+		for _, u := range []*fluxauth.IDTokenUse{withSession, plain} {
+			if !useIDToken(t, s, u) {
+				t.Fatal("first use of a token refused")
+			}
+			got := readUse(t, s, u.Provider, u.Key)
+			equal(t, "the recorded use", got, u)
+		}
+		update(t, s, func(tx fluxauth.Tx) error {
+			_, err := tx.IDTokenUse(context.Background(), "google", withSession.Key) // another provider's key
+			wantErr(t, "IDTokenUse of an unrecorded use", err, fluxauth.ErrNotFound)
+			return nil
+		})
+	}},
+	{"of thirty concurrent transactions using one ID token exactly one records it, and the others read its use", func(t *testing.T, s fluxauth.Backend) {
 		const n = 30
-		u := newUse("google")
+		key := newUse("legacy").Key
 		var wg sync.WaitGroup
+		uses := make([]*fluxauth.IDTokenUse, n)
 		oks := make([]bool, n)
+		read := make([]*fluxauth.IDTokenUse, n)
 		errs := make([]error, n)
 		for i := range n {
+			uses[i] = &fluxauth.IDTokenUse{Provider: "legacy", Key: key, UsedAt: at(time.Duration(i) * time.Second), ExpiresAt: at(time.Hour), SessionID: newID()}
 			wg.Go(func() {
 				errs[i] = s.Update(context.Background(), func(tx fluxauth.Tx) error {
 					var err error
-					oks[i], err = tx.UseIDToken(context.Background(), u)
+					if oks[i], err = tx.UseIDToken(context.Background(), uses[i]); err != nil || oks[i] {
+						return err
+					}
+					read[i], err = tx.IDTokenUse(context.Background(), "legacy", key)
 					return err
 				})
 			})
 		}
 		wg.Wait()
-		won := 0
+		winner := -1
 		for i := range n {
 			if errs[i] != nil {
 				t.Fatalf("Update %d: %v", i, errs[i])
 			}
 			if oks[i] {
-				won++
+				if winner >= 0 {
+					t.Fatalf("uses %d and %d of one token were both recorded", winner, i)
+				}
+				winner = i
 			}
 		}
-		if won != 1 {
-			t.Fatalf("%d of %d concurrent uses of one token were recorded, want 1", won, n)
+		if winner < 0 {
+			t.Fatalf("none of %d concurrent uses of one token was recorded", n)
+		}
+		for i := range n {
+			if i != winner {
+				equal(t, fmt.Sprintf("the use transaction %d read", i), read[i], uses[winner])
+			}
 		}
 	}},
 	{"uses of ID tokens expired before the cutoff are counted and deleted at most limit at a time", func(t *testing.T, s fluxauth.Backend) {

@@ -23,7 +23,7 @@ type Migrating interface {
 
 // migrations are the migrations every dialect has, oldest first: its SQL files, and the Go
 // migrations of internal/migrate (named after their file there).
-var migrations = []string{"001_create_refresh_tokens.sql", "002_create_security_events.sql", "003_create_users.sql", "004_create_identities.sql", "005_refresh_token_reissue.sql", "006_users_email_ascii_case.sql", "007_create_id_token_uses.sql", "008_users_email_key.go", "010_create_device_tokens.sql", "011_create_mail_outbox.sql", "012_create_link_tokens.sql", "013_security_events_seq.sql", "015_refresh_tokens_hot_spend.sql", "016_link_tokens_attempts.sql", "017_user_ids_text.sql"}
+var migrations = []string{"001_create_refresh_tokens.sql", "002_create_security_events.sql", "003_create_users.sql", "004_create_identities.sql", "005_refresh_token_reissue.sql", "006_users_email_ascii_case.sql", "007_create_id_token_uses.sql", "008_users_email_key.go", "010_create_device_tokens.sql", "011_create_mail_outbox.sql", "012_create_link_tokens.sql", "013_security_events_seq.sql", "015_refresh_tokens_hot_spend.sql", "016_link_tokens_attempts.sql", "017_user_ids_text.sql", "018_legacy_exchange.sql"}
 
 // versionOf is the version a migration's name starts with.
 func versionOf(name string) int64 {

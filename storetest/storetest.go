@@ -203,6 +203,7 @@ func newToken(userID string, created time.Time) *fluxauth.RefreshToken {
 		CreatedAt:         created,
 		LastUsedAt:        created,
 		ExpiresAt:         created.Add(30 * 24 * time.Hour),
+		AuthTime:          created.Add(-time.Hour),
 	}
 }
 

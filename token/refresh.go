@@ -82,10 +82,7 @@ func (m *RefreshMinter) New(r io.Reader, sessionID string) (raw, hash string, er
 // Successor returns the token that presented rotates into, in session sessionID, and its hash. The
 // same presented token always gives the same successor.
 func (m *RefreshMinter) Successor(presented, sessionID string) (raw, hash string, err error) {
-	mac := hmac.New(sha256.New, m.secret)
-	mac.Write([]byte("fluxauth refresh successor\x00"))
-	mac.Write([]byte(presented))
-	return m.encode(sessionID, mac.Sum(nil))
+	return m.encode(sessionID, hmacSHA256(m.secret, "fluxauth refresh successor\x00", presented))
 }
 
 // SessionID returns the session a current-format token names, after checking its tag in constant
@@ -127,10 +124,16 @@ func (m *RefreshMinter) encode(sessionID string, body []byte) (raw, hash string,
 }
 
 func (m *RefreshMinter) tag(prefix []byte) []byte {
-	mac := hmac.New(sha256.New, m.secret)
-	mac.Write([]byte("fluxauth refresh tag\x00"))
-	mac.Write(prefix)
-	return mac.Sum(nil)[:refreshTagBytes]
+	return hmacSHA256(m.secret, "fluxauth refresh tag\x00", string(prefix))[:refreshTagBytes]
+}
+
+// hmacSHA256 is HMAC-SHA256 under key of a label (which keeps each derivation's inputs apart) and
+// the data.
+func hmacSHA256(key []byte, label, data string) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(label))
+	mac.Write([]byte(data))
+	return mac.Sum(nil)
 }
 
 // HashRefreshToken returns the hex SHA-256 of token, the form refresh tokens are stored and looked up

@@ -64,6 +64,9 @@ type Claims struct {
 	ID        string // jti
 	IssuedAt  time.Time
 	ExpiresAt time.Time
+	// AuthTime is auth_time (OpenID Connect Core §2): when the user last proved a credential. Zero:
+	// no claim (a token minted before it was carried).
+	AuthTime time.Time
 }
 
 // Config configures an Issuer. Exactly one of Keys (ES256) and HMACSecret (legacy HS256) is set.
@@ -219,9 +222,10 @@ func (i *Issuer) Alg() string {
 // jwtClaims is the wire form of Claims.
 type jwtClaims struct {
 	jwt.RegisteredClaims
-	SessionID string `json:"sid"`
-	Email     string `json:"email,omitempty"`
-	UserType  string `json:"userType,omitempty"`
+	SessionID string           `json:"sid"`
+	Email     string           `json:"email,omitempty"`
+	UserType  string           `json:"userType,omitempty"`
+	AuthTime  *jwt.NumericDate `json:"auth_time,omitempty"`
 }
 
 // Validate is called by the parser after the registered claims pass: a token without a user or a
@@ -249,6 +253,11 @@ func (i *Issuer) Sign(c Claims) (string, Claims, error) {
 	c.ID = hex.EncodeToString(id[:])
 	c.IssuedAt = now
 	c.ExpiresAt = now.Add(i.ttl)
+	var authTime *jwt.NumericDate
+	if !c.AuthTime.IsZero() {
+		c.AuthTime = c.AuthTime.UTC().Truncate(time.Second)
+		authTime = jwt.NewNumericDate(c.AuthTime)
+	}
 	jc := jwtClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    i.issuer,
@@ -261,6 +270,7 @@ func (i *Issuer) Sign(c Claims) (string, Claims, error) {
 		SessionID: c.SessionID,
 		Email:     c.Email,
 		UserType:  c.UserType,
+		AuthTime:  authTime,
 	}
 	var (
 		s   string
@@ -309,6 +319,9 @@ func (i *Issuer) Verify(s string) (*Claims, error) {
 	}
 	if jc.IssuedAt != nil {
 		c.IssuedAt = jc.IssuedAt.Time.UTC()
+	}
+	if jc.AuthTime != nil {
+		c.AuthTime = jc.AuthTime.Time.UTC()
 	}
 	i.cache.put(s, *c, c.ExpiresAt.Add(i.leeway), now)
 	return c, nil

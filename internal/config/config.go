@@ -8,6 +8,7 @@
 package config
 
 import (
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +55,9 @@ type Config struct {
 	// CORSOrigins are the browser origins whose pages may call the API.
 	CORSOrigins []string
 
+	// Legacy is the exchange of the legacy server's tokens; off while its Secret is empty.
+	Legacy LegacySettings
+
 	GoogleClientIDs []string
 	AppleClientIDs  []string
 	GoogleIssuer    string
@@ -88,6 +92,17 @@ type Config struct {
 
 	debugAddr string // FLUXAUTH_DEBUG_ADDR, the deprecated alias of InternalAddr
 }
+
+// LegacySettings are the FLUXAUTH_LEGACY_JWT_* variables.
+type LegacySettings struct {
+	Secret    string
+	UserClaim string
+	Until     time.Time
+	MaxAge    time.Duration
+}
+
+// Enabled reports whether the exchange is configured.
+func (l LegacySettings) Enabled() bool { return l.Secret != "" }
 
 // Setting is one configuration variable.
 type Setting struct {
@@ -198,6 +213,30 @@ var settings = []Setting{
 		c.SigningKeys = v
 		return nil
 	}},
+	{Env: "FLUXAUTH_LEGACY_JWT_SECRET", Help: "the legacy server's JWT_SECRET: its HS256 tokens may be exchanged for sessions at POST /api/auth/legacy/exchange until FLUXAUTH_LEGACY_JWT_UNTIL; empty: the exchange is off. Never FLUXAUTH_JWT_SECRET", parse: func(c *Config, v string) error {
+		c.Legacy.Secret = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_LEGACY_JWT_USER_CLAIM", Default: "id", Help: "the legacy tokens' claim holding the user ID (a string, or an integer compared as its decimal text)", parse: func(c *Config, v string) error {
+		if v == "" || strings.ContainsAny(v, " \t\r\n") {
+			return fmt.Errorf("must be a claim name such as id or userId")
+		}
+		c.Legacy.UserClaim = v
+		return nil
+	}},
+	{Env: "FLUXAUTH_LEGACY_JWT_UNTIL", Help: "when the legacy token exchange ends (RFC 3339, e.g. 2027-03-01T00:00:00Z): required with FLUXAUTH_LEGACY_JWT_SECRET; from then on the route answers 404", parse: func(c *Config, v string) error {
+		if v == "" {
+			c.Legacy.Until = time.Time{}
+			return nil
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return fmt.Errorf("must be an RFC 3339 time such as 2027-03-01T00:00:00Z")
+		}
+		c.Legacy.Until = t
+		return nil
+	}},
+	{Env: "FLUXAUTH_LEGACY_JWT_MAX_AGE", Default: "720h", Help: "how old, by iat, a legacy token without exp may be to be exchanged (720h = 30 days)", parse: durationIn(func(c *Config) *time.Duration { return &c.Legacy.MaxAge }, time.Minute, 87600*time.Hour)},
 	{Env: "FLUXAUTH_SIGNUP_USER_TYPES", Default: "client,designer", Help: "the user types a client may choose at signup (never admin)", parse: func(c *Config, v string) error {
 		c.Account.SignupUserTypes = nil
 		for _, t := range strings.Split(v, ",") {
@@ -245,6 +284,7 @@ var settings = []Setting{
 	{Env: "FLUXAUTH_RATE_REFRESH_SESSION", Default: "60/1m", Help: "refreshes per session", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshSession })},
 	{Env: "FLUXAUTH_RATE_REFRESH_IP", Default: "300/1m", Help: "refreshes per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.RefreshIP })},
 	{Env: "FLUXAUTH_RATE_IDTOKEN_IP", Default: "20/1m", Help: "Google/Apple sign-ins per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.IDTokenIP })},
+	{Env: "FLUXAUTH_RATE_LEGACY_IP", Default: "20/1m", Help: "exchanges of the legacy server's tokens per client IP", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.LegacyIP })},
 	// NIST SP 800-63B allows up to 100 consecutive failed logins; the lockout is stricter because the
 	// per-IP limits already throttle the slow path.
 	{Env: "FLUXAUTH_LOCKOUT", Default: "1/15m:10", Help: "password-login attempts per account (per canonical address when no account has it), whatever the client IP; a correct password clears the count, except through a device token. The default: 10 failures in quick succession lock the account for 15 minutes, then one try every 15 minutes", parse: limit(func(c *Config) *ratelimit.Limit { return &c.Rules.Lockout })},
@@ -486,7 +526,7 @@ func Default() *Config {
 
 // redactValue keeps secrets out of error messages.
 func redactValue(env, v string) string {
-	if env == "FLUXAUTH_JWT_SECRET" || env == "FLUXAUTH_ALERT_WEBHOOK_URL" { // a webhook URL holds its token
+	if env == "FLUXAUTH_JWT_SECRET" || env == "FLUXAUTH_LEGACY_JWT_SECRET" || env == "FLUXAUTH_ALERT_WEBHOOK_URL" { // a webhook URL holds its token
 		return "[redacted]"
 	}
 	if u, err := url.Parse(v); err == nil && u.User != nil {
@@ -551,6 +591,16 @@ func (c *Config) crossCheck() []string {
 	}
 	if c.Account.RequireVerifiedEmail && c.DatabaseURL != "" && !c.SMTP.Enabled() {
 		p = append(p, "FLUXAUTH_REQUIRE_VERIFIED_EMAIL: needs mail (FLUXAUTH_SMTP_URL), or password users could never verify their address and sign in")
+	}
+	if c.Legacy.Enabled() {
+		if c.Legacy.Until.IsZero() {
+			p = append(p, "FLUXAUTH_LEGACY_JWT_UNTIL: required when FLUXAUTH_LEGACY_JWT_SECRET is set, so the legacy tokens stop being exchanged (an RFC 3339 time, after the old tokens' lifetime)")
+		}
+		if subtle.ConstantTimeCompare([]byte(c.Legacy.Secret), []byte(c.JWTSecret)) == 1 {
+			p = append(p, "FLUXAUTH_LEGACY_JWT_SECRET: must not equal FLUXAUTH_JWT_SECRET: every service holding that secret could then mint tokens to exchange for anyone's session")
+		}
+	} else if !c.Legacy.Until.IsZero() {
+		p = append(p, "FLUXAUTH_LEGACY_JWT_UNTIL: set without FLUXAUTH_LEGACY_JWT_SECRET, which turns the exchange on; set both, or neither")
 	}
 	if c.Password.Memory != 0 {
 		if err := c.Password.Validate(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluxstudio/fluxauth/password"
 )
@@ -222,5 +223,46 @@ func TestConfigDoesNotDependOnTheHTTPPackage(t *testing.T) {
 		if dep == "github.com/fluxstudio/fluxauth/api" {
 			t.Fatalf("internal/config depends on %s", dep)
 		}
+	}
+}
+
+// The legacy token exchange needs its end, must not share fluxauth's own HS256 secret, and never
+// echoes the legacy secret.
+func TestTheLegacyExchangeSettingsAreChecked(t *testing.T) {
+	const legacy = "the-legacy-apps-jwt-secret"
+	c, err := Load(given("FLUXAUTH_LEGACY_JWT_SECRET", legacy, "FLUXAUTH_LEGACY_JWT_UNTIL", "2027-03-01T00:00:00Z",
+		"FLUXAUTH_LEGACY_JWT_USER_CLAIM", "userId", "FLUXAUTH_LEGACY_JWT_MAX_AGE", "168h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LegacySettings{Secret: legacy, UserClaim: "userId", Until: time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC), MaxAge: 168 * time.Hour}
+	if !c.Legacy.Enabled() || c.Legacy.Secret != want.Secret || c.Legacy.UserClaim != want.UserClaim || !c.Legacy.Until.Equal(want.Until) || c.Legacy.MaxAge != want.MaxAge {
+		t.Fatalf("loaded %+v, want %+v", c.Legacy, want)
+	}
+	if d := Default().Legacy; d.Enabled() || d.UserClaim != "id" || d.MaxAge != 30*24*time.Hour || !d.Until.IsZero() {
+		t.Fatalf("by default: %+v, want off, claim id, max age 30 days", d)
+	}
+	for _, tc := range []struct {
+		name  string
+		env   []string
+		names string
+	}{
+		{"a secret without its end", []string{"FLUXAUTH_LEGACY_JWT_SECRET", legacy}, "FLUXAUTH_LEGACY_JWT_UNTIL"},
+		{"an end without a secret", []string{"FLUXAUTH_LEGACY_JWT_UNTIL", "2027-03-01T00:00:00Z"}, "FLUXAUTH_LEGACY_JWT_UNTIL"},
+		{"an end that is no RFC 3339 time", []string{"FLUXAUTH_LEGACY_JWT_SECRET", legacy, "FLUXAUTH_LEGACY_JWT_UNTIL", "2027-03-01"}, "FLUXAUTH_LEGACY_JWT_UNTIL"},
+		{"fluxauth's own HS256 secret", []string{"FLUXAUTH_JWT_ALG", "HS256", "FLUXAUTH_JWT_SECRET", legacy + "-and-32-bytes-long",
+			"FLUXAUTH_LEGACY_JWT_SECRET", legacy + "-and-32-bytes-long", "FLUXAUTH_LEGACY_JWT_UNTIL", "2027-03-01T00:00:00Z"}, "FLUXAUTH_LEGACY_JWT_SECRET"},
+		{"an empty claim", []string{"FLUXAUTH_LEGACY_JWT_USER_CLAIM", " "}, "FLUXAUTH_LEGACY_JWT_USER_CLAIM"},
+		{"a max age of days", []string{"FLUXAUTH_LEGACY_JWT_MAX_AGE", "30d"}, "FLUXAUTH_LEGACY_JWT_MAX_AGE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(given(tc.env...))
+			if err == nil || !strings.Contains(err.Error(), tc.names) {
+				t.Fatalf("Load = %v, want an error naming %s", err, tc.names)
+			}
+			if strings.Contains(err.Error(), legacy) {
+				t.Fatalf("the error echoes the legacy secret: %v", err)
+			}
+		})
 	}
 }

@@ -13,10 +13,22 @@ import (
 // SQLite write transactions run one at a time, so none can be in flight. Either way, of concurrent
 // sign-ins with one token exactly one gets true.
 func (t Tx) UseIDToken(ctx context.Context, u *fluxauth.IDTokenUse) (bool, error) {
-	n, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO id_token_uses (provider, token_key, used_at, expires_at)
-		VALUES ($1, $2, $3, $4) ON CONFLICT (provider, token_key) DO NOTHING`),
-		u.Provider, u.Key, t.d.Time(u.UsedAt), t.d.Time(u.ExpiresAt))
+	n, err := t.q.Exec(ctx, t.d.rebind(`INSERT INTO id_token_uses (provider, token_key, used_at, expires_at, session_id)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (provider, token_key) DO NOTHING`),
+		u.Provider, u.Key, t.d.Time(u.UsedAt), t.d.Time(u.ExpiresAt), nullString(u.SessionID))
 	return n == 1, err
+}
+
+// IDTokenUse returns the recorded use of (provider, key), or fluxauth.ErrNotFound. Read after a
+// UseIDToken that found the use recorded, it sees the use a concurrent transaction committed.
+func (t Tx) IDTokenUse(ctx context.Context, provider, key string) (*fluxauth.IDTokenUse, error) {
+	u := fluxauth.IDTokenUse{Provider: provider, Key: key}
+	err := t.q.QueryRow(ctx, t.d.rebind(`SELECT used_at, expires_at, session_id FROM id_token_uses
+		WHERE provider = $1 AND token_key = $2`), provider, key).Scan(scanTime(&u.UsedAt), scanTime(&u.ExpiresAt), scanText(&u.SessionID))
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
 }
 
 // DeleteIDTokenUsesBefore deletes, in one short statement, up to limit uses of ID tokens that

@@ -14,7 +14,7 @@ import (
 // writes them.
 const TokenColumns = `id, session_id, parent_id, user_id, token_hash,
 	device_name, device_fingerprint, ip_address, user_agent,
-	session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, revoked_reason, reissued_at`
+	session_created_at, created_at, last_used_at, expires_at, spent_at, revoked_at, revoked_reason, reissued_at, auth_time`
 
 // TokenUserColumns are the columns of the token's user, aliased u, that ScanTokenUser reads after
 // the token's; a LEFT JOIN leaves them NULL when the account is gone.
@@ -35,7 +35,7 @@ func scanToken(row Scanner, extra ...any) (*fluxauth.RefreshToken, error) {
 	dest := append([]any{scanText(&t.ID), scanText(&t.SessionID), scanText(&t.ParentID), &t.UserID, &t.TokenHash,
 		scanText(&t.DeviceName), scanText(&t.DeviceFingerprint), scanText(&t.IPAddress), scanText(&t.UserAgent),
 		scanTime(&t.SessionCreatedAt), scanTime(&t.CreatedAt), scanTime(&t.LastUsedAt), scanTime(&t.ExpiresAt),
-		scanTime(&t.SpentAt), scanTime(&t.RevokedAt), scanText(&t.RevokeReason), scanTime(&t.ReissuedAt)}, extra...)
+		scanTime(&t.SpentAt), scanTime(&t.RevokedAt), scanText(&t.RevokeReason), scanTime(&t.ReissuedAt), scanTime(&t.AuthTime)}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -61,7 +61,8 @@ func TokenValues(d Dialect, rt *fluxauth.RefreshToken, before ...any) (string, [
 	values := []string{a.add(rt.ID), a.add(rt.SessionID), a.add(nullString(rt.ParentID)), a.add(rt.UserID), a.add(rt.TokenHash),
 		a.add(nullString(rt.DeviceName)), a.add(nullString(rt.DeviceFingerprint)), a.add(nullString(rt.IPAddress)), a.add(nullString(rt.UserAgent)),
 		a.add(d.Time(rt.SessionCreatedAt)), a.add(d.Time(rt.CreatedAt)), a.add(d.Time(rt.LastUsedAt)), a.add(d.Time(rt.ExpiresAt)),
-		a.add(d.nullTime(rt.SpentAt)), a.add(d.nullTime(rt.RevokedAt)), a.add(nullString(rt.RevokeReason)), a.add(d.nullTime(rt.ReissuedAt))}
+		a.add(d.nullTime(rt.SpentAt)), a.add(d.nullTime(rt.RevokedAt)), a.add(nullString(rt.RevokeReason)), a.add(d.nullTime(rt.ReissuedAt)),
+		a.add(d.nullTime(rt.AuthTime))}
 	return strings.Join(values, ", "), a.list
 }
 

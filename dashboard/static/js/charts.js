@@ -10,7 +10,7 @@ const PALETTE = ['#60a5fa', '#f87171', '#fbbf24', '#34d399', '#c084fc', '#f472b6
 const TYPE_COLOURS = {
   failed_login: '#f87171', login_success: '#34d399', rate_limit_exceeded: '#fbbf24', signup: '#60a5fa',
   token_revoked: '#c084fc', suspicious_token_usage: '#fb923c', session_hijack_attempt: '#f472b6',
-  device_fingerprint_mismatch: '#22d3ee', multiple_device_login: '#a3e635',
+  device_fingerprint_mismatch: '#22d3ee', multiple_device_login: '#a3e635', legacy_token_exchanged: '#e2e8f0',
 };
 const colourOf = (type, i) => TYPE_COLOURS[type] || PALETTE[i % PALETTE.length];
 
@@ -94,6 +94,7 @@ export async function refresh() {
   $('tile-failed').textContent = single('chart-failed', 'Failed logins', 'failed_login', ts, xs);
   $('tile-ratelimited').textContent = single('chart-ratelimited', 'Rate-limit refusals', 'rate_limit_exceeded', ts, xs);
   $('tile-logins').textContent = single('chart-logins', 'Successful logins', 'login_success', ts, xs);
+  $('tile-legacy').textContent = single('chart-legacy', 'Legacy token exchanges', 'legacy_token_exchanged', ts, xs);
 
   const active = Number(ts.activeSessions) || 0;
   $('tile-sessions').textContent = active;
