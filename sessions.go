@@ -33,11 +33,6 @@ type RefreshToken struct {
 	// the sign-in, or for a session exchanged from a legacy token, that token's iat. Every link of a
 	// session carries it on. Zero is read as SessionCreatedAt.
 	AuthTime time.Time
-	// AAL and AMR are the session's assurance level (AAL1, AAL2) and authentication methods (RFC
-	// 8176: "pwd", "otp", "fed", …), the access tokens' aal and amr: set at sign-in and by a
-	// reauthentication, carried on by every link. Empty AAL reads as AAL1.
-	AAL string
-	AMR []string
 }
 
 // AuthenticatedAt is the session's auth_time: AuthTime, or the session's start for a token stored
