@@ -67,6 +67,11 @@ type Claims struct {
 	// AuthTime is auth_time (OpenID Connect Core §2): when the user last proved a credential. Zero:
 	// no claim (a token minted before it was carried).
 	AuthTime time.Time
+	// AAL is the session's authentication assurance level, fluxauth.AAL1 or AAL2 (aal); "" for a
+	// token minted before it was carried, read as aal1.
+	AAL string
+	// AMR lists how the user authenticated, as RFC 8176 method names (amr): "pwd", "otp", "fed", ….
+	AMR []string
 }
 
 // Config configures an Issuer. Exactly one of Keys (ES256) and HMACSecret (legacy HS256) is set.
@@ -226,6 +231,8 @@ type jwtClaims struct {
 	Email     string           `json:"email,omitempty"`
 	UserType  string           `json:"userType,omitempty"`
 	AuthTime  *jwt.NumericDate `json:"auth_time,omitempty"`
+	AAL       string           `json:"aal,omitempty"`
+	AMR       []string         `json:"amr,omitempty"`
 }
 
 // Validate is called by the parser after the registered claims pass: a token without a user or a
@@ -271,6 +278,8 @@ func (i *Issuer) Sign(c Claims) (string, Claims, error) {
 		Email:     c.Email,
 		UserType:  c.UserType,
 		AuthTime:  authTime,
+		AAL:       c.AAL,
+		AMR:       c.AMR,
 	}
 	var (
 		s   string
@@ -316,6 +325,8 @@ func (i *Issuer) Verify(s string) (*Claims, error) {
 		UserType:  jc.UserType,
 		ID:        jc.ID,
 		ExpiresAt: jc.ExpiresAt.Time.UTC(),
+		AAL:       jc.AAL,
+		AMR:       jc.AMR,
 	}
 	if jc.IssuedAt != nil {
 		c.IssuedAt = jc.IssuedAt.Time.UTC()

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +31,10 @@ func TestSignedTokenRoundTripsEveryClaim(t *testing.T) {
 	want.ID = signed.ID
 	want.IssuedAt = epoch
 	want.ExpiresAt = epoch.Add(DefaultTTL)
-	if signed != want {
+	if !reflect.DeepEqual(signed, want) {
 		t.Fatalf("Sign returned %+v; want %+v", signed, want)
 	}
-	if got := mustVerify(t, iss, tok); *got != want {
+	if got := mustVerify(t, iss, tok); !reflect.DeepEqual(*got, want) {
 		t.Fatalf("Verify returned %+v; want %+v", *got, want)
 	}
 
@@ -348,7 +350,7 @@ func TestLegacyHS256ModeRoundTripsWithTheSharedSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := mustVerify(t, iss, tok); *got != signed {
+	if got := mustVerify(t, iss, tok); !reflect.DeepEqual(*got, signed) {
 		t.Fatalf("Verify returned %+v; want %+v", *got, signed)
 	}
 	header := decodeSegment(t, tok, 0)
@@ -463,5 +465,24 @@ func TestVerifyErrorsAreSafeForClients(t *testing.T) {
 	}
 	if !errors.Is(err, jwt.ErrTokenMalformed) {
 		t.Fatalf("cause %v is not kept", err)
+	}
+}
+
+func TestAALAndAMRRoundTrip(t *testing.T) {
+	clock := newClock()
+	iss := mustIssuer(t, Config{Keys: mustKeySet(t, clock), Clock: clock})
+	c := testClaims()
+	c.AAL, c.AMR = fluxauth.AAL2, []string{"pwd", "otp"}
+	tok, _, err := iss.Sign(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := decodeSegment(t, tok, 1)
+	if payload["aal"] != "aal2" || fmt.Sprint(payload["amr"]) != "[pwd otp]" {
+		t.Fatalf("payload aal %v amr %v", payload["aal"], payload["amr"])
+	}
+	got := mustVerify(t, iss, tok)
+	if got.AAL != fluxauth.AAL2 || !reflect.DeepEqual(got.AMR, []string{"pwd", "otp"}) {
+		t.Fatalf("verified aal %q amr %v", got.AAL, got.AMR)
 	}
 }
