@@ -50,7 +50,28 @@ const (
 	// ELastSignInMethod: unlinking would leave the account no way to sign in (no password, no
 	// other identity).
 	ELastSignInMethod = "last_sign_in_method"
+	// EMFARequired: the first factor was right and the account has a second one; the error's MFA
+	// says how to complete the sign-in (POST /api/auth/mfa/verify).
+	EMFARequired = "mfa_required"
+	// EInvalidMFACode: the TOTP or recovery code is wrong, or its time step was used already.
+	EInvalidMFACode = "invalid_mfa_code"
+	// EInvalidMFAToken: the MFA token is unknown, expired, used, exhausted, or from another device.
+	EInvalidMFAToken = "invalid_mfa_token"
+	// EReauthenticationRequired: a sensitive action needs a credential proven recently
+	// (POST /api/auth/reauthenticate).
+	EReauthenticationRequired = "reauthentication_required"
+	// EAAL2Required: the action needs a session that passed the second factor.
+	EAAL2Required = "aal2_required"
+	// EMFANotEnabled: the account has no second factor (for what needs one).
+	EMFANotEnabled = "mfa_not_enabled"
 )
+
+// MFAPending is the second step a mfa_required answer asks for.
+type MFAPending struct {
+	Token     string   // the MFA token, for POST /api/auth/mfa/verify
+	Methods   []string // "totp", "recovery_code"
+	ExpiresIn int      // seconds
+}
 
 // Error is an error a client may see: a stable code and a message safe to show. Anything else that
 // reaches the HTTP layer is treated as internal and its text is never sent.
@@ -59,6 +80,8 @@ type Error struct {
 	Message string
 	// Fields holds per-field problems for validation_failed, keyed by the JSON field name.
 	Fields map[string]string
+	// MFA is set on mfa_required: the pending second step.
+	MFA *MFAPending
 	// Err is the underlying cause, for logs only.
 	Err error
 }

@@ -57,6 +57,18 @@ const (
 	// token); metadata has the session and the legacy token's iat. Counted on the dashboard, so the
 	// team sees when the old tokens are gone.
 	EventLegacyTokenExchanged = "legacy_token_exchanged"
+	// EventMFAEnrolled: a second factor was confirmed (metadata: factorId, type).
+	EventMFAEnrolled = "mfa_enrolled"
+	// EventMFARemoved: a second factor was removed (metadata: factorId, type, by).
+	EventMFARemoved = "mfa_removed"
+	// EventMFAChallengeFailed (warning): a wrong TOTP or recovery code at a sign-in's second step
+	// or a reauthentication; the failed-login alert counts it.
+	EventMFAChallengeFailed = "mfa_challenge_failed"
+	// EventRecoveryCodeUsed (warning): a recovery code stood in for the authenticator (metadata:
+	// recoveryCodesLeft); the owner is mailed a notice.
+	EventRecoveryCodeUsed = "recovery_code_used"
+	// EventRecoveryCodesRegenerated: the owner replaced their recovery codes.
+	EventRecoveryCodesRegenerated = "recovery_codes_regenerated"
 )
 
 // SecurityEvent is one row of the audit log.

@@ -13,6 +13,9 @@ const (
 	// Apple sign-in was linked to the account. They are notices: they carry no link token.
 	MailIdentityLinkedGoogle = "identity_linked_google"
 	MailIdentityLinkedApple  = "identity_linked_apple"
+	// MailRecoveryCodeUsed tells the owner that one of their recovery codes was just used to sign
+	// in, with how many are left: a notice.
+	MailRecoveryCodeUsed = "recovery_code_used"
 )
 
 // MailIdentityLinked is the notice kind for a link of provider ("google", "apple"), or "" for
@@ -29,7 +32,7 @@ func MailIdentityLinked(provider string) string {
 
 // MailIsNotice reports whether mails of kind only tell the owner something, carrying no link.
 func MailIsNotice(kind string) bool {
-	return kind == MailIdentityLinkedGoogle || kind == MailIdentityLinkedApple
+	return kind == MailIdentityLinkedGoogle || kind == MailIdentityLinkedApple || kind == MailRecoveryCodeUsed
 }
 
 // OutboxMail is one mail waiting to be sent, or the record of one sent or given up. It says what the

@@ -42,10 +42,24 @@ var statusOf = map[string]int{
 	fluxauth.EProviderUnavailable:      http.StatusServiceUnavailable,
 	fluxauth.EServiceUnavailable:       http.StatusServiceUnavailable,
 	fluxauth.EMailUnavailable:          http.StatusServiceUnavailable,
+	fluxauth.EMFARequired:              http.StatusUnauthorized,
+	fluxauth.EInvalidMFACode:           http.StatusUnauthorized,
+	fluxauth.EInvalidMFAToken:          http.StatusUnauthorized,
+	fluxauth.EReauthenticationRequired: http.StatusForbidden,
+	fluxauth.EAAL2Required:             http.StatusForbidden,
+	fluxauth.EMFANotEnabled:            http.StatusConflict,
 }
 
 type errorBody struct {
 	Error errorDetail `json:"error"`
+	// MFA is the pending second step of a mfa_required answer.
+	MFA *mfaPending `json:"mfa,omitempty"`
+}
+
+type mfaPending struct {
+	Token     string   `json:"token"`
+	Methods   []string `json:"methods"`
+	ExpiresIn int      `json:"expiresIn"`
 }
 
 type errorDetail struct {
@@ -89,7 +103,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // sendError writes the standard error body, with the RateLimit headers of the request's tightest limit.
 func (s *Server) sendError(w http.ResponseWriter, r *http.Request, fe *fluxauth.Error, status int) {
 	setRateLimitHeaders(w.Header(), limitsOf(r))
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
+	body := errorBody{Error: errorDetail{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}}
+	if fe.MFA != nil {
+		body.MFA = &mfaPending{Token: fe.MFA.Token, Methods: fe.MFA.Methods, ExpiresIn: fe.MFA.ExpiresIn}
+	}
+	writeJSON(w, status, body)
 }
 
 // routeOf is the pattern of the route r matched ("POST /api/auth/login"), or "unmatched": reports

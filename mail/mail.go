@@ -41,11 +41,12 @@ var subjects = map[string]string{
 	fluxauth.MailVerifyEmail:          "Confirm your FluxStudio email address",
 	fluxauth.MailIdentityLinkedGoogle: "A Google sign-in was linked to your FluxStudio account",
 	fluxauth.MailIdentityLinkedApple:  "An Apple sign-in was linked to your FluxStudio account",
+	fluxauth.MailRecoveryCodeUsed:     "A recovery code was used to sign in to your FluxStudio account",
 }
 
 // templateOf names the template of each kind: both link notices share one.
 func templateOf(kind string) string {
-	if fluxauth.MailIsNotice(kind) {
+	if providerOf(kind) != "" {
 		return "identity_linked"
 	}
 	return kind

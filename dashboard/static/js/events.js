@@ -7,7 +7,8 @@ import { el, time, userHref, ipHref } from './dom.js';
 export const EVENT_TYPES = [
   'failed_login', 'login_success', 'signup', 'rate_limit_exceeded', 'token_revoked',
   'suspicious_token_usage', 'session_hijack_attempt', 'device_fingerprint_mismatch',
-  'multiple_device_login', 'legacy_token_exchanged',
+  'multiple_device_login', 'legacy_token_exchanged', 'mfa_enrolled', 'mfa_removed',
+  'mfa_challenge_failed', 'recovery_code_used', 'recovery_codes_regenerated',
 ];
 
 export const typeLabel = (t) => {
