@@ -402,55 +402,57 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 		"empty file":     func(*testing.T) any { return "" },
 		"truncated JSON": func(*testing.T) any { return `{"version":1,"keys":[{"kid":` },
 		"version 2": func(t *testing.T) any {
-			return keyFile{Version: 2, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t)}}
+			return keyFile{Version: 2, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{good(t)}}
 		},
-		"no keys": func(*testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret} },
+		"no keys": func(*testing.T) any {
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys()}
+		},
 		"short refresh secret": func(t *testing.T) any {
-			return keyFile{Version: 1, RefreshSecret: "c2hvcnQ", Keys: []keyFileEntry{good(t)}}
+			return keyFile{Version: 1, RefreshSecret: "c2hvcnQ", EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{good(t)}}
 		},
 		"no current key": func(t *testing.T) any {
 			e := good(t)
 			e.Current = false
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"two current keys": func(t *testing.T) any {
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t), good(t)}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{good(t), good(t)}}
 		},
 		"duplicate kid": func(t *testing.T) any {
 			e := good(t)
 			f := e
 			f.Current = false
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e, f}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e, f}}
 		},
 		"alg RS256": func(t *testing.T) any {
 			e := good(t)
 			e.Alg = "RS256"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"empty kid": func(t *testing.T) any {
 			e := good(t)
 			e.KID = ""
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"not PEM": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = "secret"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"P-384 key": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = p384(t)
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"current and retired": func(t *testing.T) any {
 			e := good(t)
 			e.RetiredAt = epoch
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"corrupt PKCS#8": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("corrupt der")}))
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 	}
 	for name, build := range cases {
@@ -487,6 +489,12 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 
 // testRefreshSecret is a valid refresh secret for hand-built key files.
 var testRefreshSecret = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{9}, RefreshSecretBytes))
+
+// testEncryptionKeys returns a valid list of encryption keys for hand-built key files: one current key.
+func testEncryptionKeys() []encryptionKeyEntry {
+	return []encryptionKeyEntry{{KID: "test-encryption-key", Current: true, CreatedAt: epoch,
+		Key: base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, encryptionKeyBytes))}}
+}
 
 // writeSecretlessKeyFile writes a key file as versions before refresh secrets wrote them.
 func writeSecretlessKeyFile(tb testing.TB, path string) keyFileEntry {
