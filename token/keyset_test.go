@@ -449,6 +449,49 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 			e.RetiredAt = epoch
 			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
+		"encryption key not base64url": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Key = "not base64url!"
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"encryption key of 16 bytes": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, 16))
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"encryption key of 33 bytes": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, 33))
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"duplicate encryption kid": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			other := enc[0]
+			other.Current = false
+			other.Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, encryptionKeyBytes))
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: append(enc, other), Keys: []keyFileEntry{good(t)}}
+		},
+		"two current encryption keys": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			other := enc[0]
+			other.KID = "another"
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: append(enc, other), Keys: []keyFileEntry{good(t)}}
+		},
+		"no current encryption key": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Current = false
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"empty encryption kid": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].KID = ""
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"encryption kid with a dot": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].KID = "a.b"
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
 		"corrupt PKCS#8": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("corrupt der")}))
@@ -572,6 +615,11 @@ func assertNoKeyMaterial(tb testing.TB, out string, data []byte) {
 			if len(line) > 16 && !strings.HasPrefix(line, "-----") && strings.Contains(out, line) {
 				tb.Fatalf("output contains private key PEM: %s", out)
 			}
+		}
+	}
+	for _, e := range kf.EncryptionKeys {
+		if len(e.Key) > 16 && strings.Contains(out, e.Key) {
+			tb.Fatalf("output contains an encryption key: %s", out)
 		}
 	}
 }
