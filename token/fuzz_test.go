@@ -46,7 +46,8 @@ func fuzzKeySet(tb testing.TB) *KeySet {
 		Version: keyFileVersion,
 		Keys: []keyFileEntry{{KID: kid, Alg: AlgES256, Current: true, CreatedAt: epoch,
 			PrivateKey: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))}},
-		RefreshSecret: base64.RawURLEncoding.EncodeToString(make([]byte, RefreshSecretBytes)),
+		RefreshSecret:  base64.RawURLEncoding.EncodeToString(make([]byte, RefreshSecretBytes)),
+		EncryptionKeys: testEncryptionKeys(),
 	})
 	if err != nil {
 		tb.Fatal(err)

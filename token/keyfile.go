@@ -37,17 +37,25 @@ const maxKeyFileSize = 1 << 20
 //	     "privateKey": "-----BEGIN PRIVATE KEY-----\n…PKCS#8…\n-----END PRIVATE KEY-----\n"},
 //	    {"kid": "…", "alg": "ES256", "createdAt": "…", "retiredAt": "…", "privateKey": "…"}
 //	  ],
-//	  "refreshSecret": "…base64url of 32 random bytes…"
+//	  "refreshSecret": "…base64url of 32 random bytes…",
+//	  "encryptionKeys": [
+//	    {"kid": "…", "current": true, "createdAt": "…", "key": "…base64url of 32 random bytes…"},
+//	    {"kid": "…", "createdAt": "…", "key": "…"}
+//	  ]
 //	}
 //
 // Exactly one key is current (it signs); the others only verify until they are pruned. The refresh
 // secret derives and authenticates refresh tokens (see RefreshMinter); it is made once and never
-// rotated, since changing it would end every session. Files written before it existed gain one the
-// first time LoadOrCreateKeyFile or RotateKeyFile opens them.
+// rotated, since changing it would end every session. The encryption keys seal secrets kept at rest
+// (see Sealer): exactly one is current and seals; a rotation adds a new current one and keeps every
+// other, never pruned, because a sealed secret names its key and must keep opening. Files written
+// before the refresh secret or the encryption keys existed gain them the first time
+// LoadOrCreateKeyFile or RotateKeyFile opens them.
 type keyFile struct {
-	Version       int            `json:"version"`
-	Keys          []keyFileEntry `json:"keys"`
-	RefreshSecret string         `json:"refreshSecret,omitempty"`
+	Version        int                  `json:"version"`
+	Keys           []keyFileEntry       `json:"keys"`
+	RefreshSecret  string               `json:"refreshSecret,omitempty"`
+	EncryptionKeys []encryptionKeyEntry `json:"encryptionKeys,omitempty"`
 }
 
 type keyFileEntry struct {
@@ -67,6 +75,22 @@ func (e keyFileEntry) GoString() string { return e.String() }
 // LogValue matters here more than String: slog's JSON handler would otherwise marshal the entry with
 // its json tags, private key included.
 func (e keyFileEntry) LogValue() slog.Value { return slog.StringValue(e.String()) }
+
+// encryptionKeyEntry is one AES-256 key of the file, for sealing secrets at rest.
+type encryptionKeyEntry struct {
+	KID       string    `json:"kid"`
+	Current   bool      `json:"current,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	Key       string    `json:"key"` // base64url (unpadded) of encryptionKeyBytes bytes
+}
+
+func (e encryptionKeyEntry) String() string {
+	return fmt.Sprintf("encryptionKeyEntry{kid: %q, current: %t, key: %s}", e.KID, e.Current, redacted)
+}
+func (e encryptionKeyEntry) GoString() string { return e.String() }
+
+// LogValue keeps slog's JSON handler from marshalling the entry, key included, by its json tags.
+func (e encryptionKeyEntry) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
 // LoadKeyFile reads the key file at path. It never creates one: production points every instance at
 // a file made beforehand, and an instance that silently made its own keys would issue tokens the
@@ -94,7 +118,7 @@ func LoadOrCreateKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySe
 		clock = fluxauth.SystemClock{}
 	}
 	ks, err := LoadKeyFile(path, clock)
-	if errors.Is(err, errNoRefreshSecret) {
+	if errors.As(err, new(missingSecretsError)) {
 		return upgradeKeyFile(path, clock, r)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
@@ -116,27 +140,48 @@ func LoadOrCreateKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySe
 	return loadAfterCreate(path, clock, err != nil)
 }
 
-// upgradeKeyFile adds a refresh secret to a key file written before secrets existed. The lock that
-// rotations take makes the first process to get there write the one secret every other process reads.
+// upgradeKeyFile adds a refresh secret and an encryption key to a key file written before they
+// existed. The lock that rotations take makes the first process to get there write the one secret
+// and key every other process reads.
 func upgradeKeyFile(path string, clock fluxauth.Clock, r io.Reader) (*KeySet, error) {
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
-		return nil, fmt.Errorf("token: lock key file to add its refresh secret: %w", err)
+		return nil, fmt.Errorf("token: lock key file to add its missing secrets: %w", err)
 	}
 	defer unlock()
 	kf, err := readKeyFileRaw(path)
 	if err != nil {
 		return nil, err
 	}
-	if kf.RefreshSecret == "" {
-		if kf.RefreshSecret, err = newRefreshSecret(r); err != nil {
-			return nil, err
-		}
+	added, err := addMissingSecrets(kf, clock.Now(), r)
+	if err != nil {
+		return nil, err
+	}
+	if added {
 		if err := writeKeyFile(path, kf); err != nil {
 			return nil, err
 		}
 	}
 	return LoadKeyFile(path, clock)
+}
+
+// addMissingSecrets gives kf the refresh secret and the current encryption key that files written
+// by older versions lack, and reports whether it added anything.
+func addMissingSecrets(kf *keyFile, now time.Time, r io.Reader) (added bool, err error) {
+	if kf.RefreshSecret == "" {
+		if kf.RefreshSecret, err = newRefreshSecret(r); err != nil {
+			return false, err
+		}
+		added = true
+	}
+	if len(kf.EncryptionKeys) == 0 {
+		e, err := newEncryptionKeyEntry(now, r)
+		if err != nil {
+			return false, err
+		}
+		kf.EncryptionKeys, added = []encryptionKeyEntry{e}, true
+	}
+	return added, nil
 }
 
 // writeKeyFile validates kf and swaps it in atomically.
@@ -170,6 +215,9 @@ func loadAfterCreate(path string, clock fluxauth.Clock, lost bool) (*KeySet, err
 // while a token it signed can still be accepted. A missing file is created first. Concurrent
 // rotations of one file are serialised by a lock on path+".lock", so none loses another's key.
 // Running services see the new key after their next Reload.
+//
+// Each rotation also adds a new encryption key and makes it current; the previous ones are kept
+// (never pruned, whatever retention says) so that every secret sealed under them still opens.
 func RotateKeyFile(path string, clock fluxauth.Clock, r io.Reader, retention time.Duration) (*KeySet, error) {
 	if clock == nil {
 		clock = fluxauth.SystemClock{}
@@ -200,6 +248,16 @@ func RotateKeyFile(path string, clock fluxauth.Clock, r io.Reader, retention tim
 	if err != nil {
 		return nil, err
 	}
+	encEntry, err := newEncryptionKeyEntry(now, r)
+	if err != nil {
+		return nil, err
+	}
+	encKeys := []encryptionKeyEntry{encEntry}
+	for _, k := range kf.EncryptionKeys {
+		k.Current = false
+		encKeys = append(encKeys, k)
+	}
+	kf.EncryptionKeys = encKeys
 	keys := []keyFileEntry{entry}
 	for _, k := range kf.Keys {
 		if k.Current || k.RetiredAt.IsZero() {
@@ -217,31 +275,64 @@ func RotateKeyFile(path string, clock fluxauth.Clock, r io.Reader, retention tim
 	return LoadKeyFile(path, clock)
 }
 
-var (
-	errIncompleteKeyFile = errors.New("key file is empty or incomplete")
-	errNoRefreshSecret   = errors.New("has no refreshSecret (run \"fluxauth keys rotate\" to add one)")
-)
+var errIncompleteKeyFile = errors.New("key file is empty or incomplete")
 
-// newKeyFile returns the contents of a new key file: one current key and a refresh secret.
+// missingSecretsError is parseKeyFile's verdict on a file that is valid but lacks what versions
+// before the refresh secret or the encryption keys did not write: LoadOrCreateKeyFile and
+// RotateKeyFile add what is missing, LoadKeyFile refuses the file naming the command that does.
+type missingSecretsError struct {
+	fields []string // the missing members, in file order
+}
+
+func (e missingSecretsError) Error() string {
+	them := "one"
+	if len(e.fields) > 1 {
+		them = "them"
+	}
+	return fmt.Sprintf("has no %s (run \"fluxauth keys rotate\" to add %s)", strings.Join(e.fields, " and no "), them)
+}
+
+// newKeyFile returns the contents of a new key file: one current key, a refresh secret and one
+// current encryption key.
 func newKeyFile(now time.Time, r io.Reader) (*keyFile, error) {
 	entry, err := newKeyEntry(now, r)
 	if err != nil {
 		return nil, err
 	}
-	secret, err := newRefreshSecret(r)
-	if err != nil {
+	kf := &keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}}
+	if _, err := addMissingSecrets(kf, now, r); err != nil {
 		return nil, err
 	}
-	return &keyFile{Version: keyFileVersion, Keys: []keyFileEntry{entry}, RefreshSecret: secret}, nil
+	return kf, nil
 }
 
 func newRefreshSecret(r io.Reader) (string, error) {
+	return randomBase64(r, RefreshSecretBytes, "the refresh secret")
+}
+
+// encryptionKIDBytes is how many random bytes name an encryption key (16 base64url characters).
+const encryptionKIDBytes = 12
+
+func newEncryptionKeyEntry(now time.Time, r io.Reader) (encryptionKeyEntry, error) {
+	kid, err := randomBase64(r, encryptionKIDBytes, "an encryption key's kid")
+	if err != nil {
+		return encryptionKeyEntry{}, err
+	}
+	key, err := randomBase64(r, encryptionKeyBytes, "an encryption key")
+	if err != nil {
+		return encryptionKeyEntry{}, err
+	}
+	return encryptionKeyEntry{KID: kid, Current: true, CreatedAt: now.UTC(), Key: key}, nil
+}
+
+// randomBase64 returns n bytes of r (nil means crypto/rand) in unpadded base64url.
+func randomBase64(r io.Reader, n int, what string) (string, error) {
 	if r == nil {
 		r = rand.Reader
 	}
-	b := make([]byte, RefreshSecretBytes)
+	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return "", fmt.Errorf("token: read randomness for the refresh secret: %w", err)
+		return "", fmt.Errorf("token: read randomness for %s: %w", what, err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
@@ -373,15 +464,84 @@ func parseKeyFile(kf *keyFile) (*keyState, error) {
 	if st.jwks, err = json.Marshal(jwks); err != nil {
 		return nil, fmt.Errorf("encode JWKS: %w", err)
 	}
-	// Checked last, so that a file missing only its secret is one LoadOrCreateKeyFile may upgrade.
-	if kf.RefreshSecret == "" {
-		return nil, errNoRefreshSecret
+	if kf.RefreshSecret != "" {
+		st.refresh, err = base64.RawURLEncoding.DecodeString(kf.RefreshSecret)
+		if err != nil || len(st.refresh) != RefreshSecretBytes {
+			return nil, fmt.Errorf("refreshSecret is not %d bytes of base64url", RefreshSecretBytes)
+		}
 	}
-	st.refresh, err = base64.RawURLEncoding.DecodeString(kf.RefreshSecret)
-	if err != nil || len(st.refresh) != RefreshSecretBytes {
-		return nil, fmt.Errorf("refreshSecret is not %d bytes of base64url", RefreshSecretBytes)
+	if err := parseEncryptionKeys(kf.EncryptionKeys, st); err != nil {
+		return nil, err
+	}
+	// Checked last, so that a file missing only what older versions did not write is one
+	// LoadOrCreateKeyFile may upgrade.
+	var missing missingSecretsError
+	if kf.RefreshSecret == "" {
+		missing.fields = append(missing.fields, "refreshSecret")
+	}
+	if len(kf.EncryptionKeys) == 0 {
+		missing.fields = append(missing.fields, "encryptionKeys")
+	}
+	if len(missing.fields) > 0 {
+		return nil, missing
 	}
 	return st, nil
+}
+
+// parseEncryptionKeys validates the encryption keys into st: each kid well formed and unique, each
+// key encryptionKeyBytes of base64url, exactly one current. An empty list is left for parseKeyFile to
+// report as missing. Errors name keys by position and kid only.
+func parseEncryptionKeys(entries []encryptionKeyEntry, st *keyState) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	st.encByKID = make(map[string]*encryptionKey, len(entries))
+	var others []*encryptionKey
+	for i, e := range entries {
+		if !validEncryptionKID(e.KID) {
+			return fmt.Errorf("encryption key %d: kid %q is not 1 to 64 base64url characters", i, e.KID)
+		}
+		if _, dup := st.encByKID[e.KID]; dup {
+			return fmt.Errorf("encryption key %d: kid %q appears twice", i, e.KID)
+		}
+		key, err := base64.RawURLEncoding.Strict().DecodeString(e.Key)
+		if err != nil || len(key) != encryptionKeyBytes {
+			return fmt.Errorf("encryption key %d (kid %q): key is not %d bytes of base64url", i, e.KID, encryptionKeyBytes)
+		}
+		k := &encryptionKey{kid: e.KID, key: key, createdAt: e.CreatedAt}
+		st.encByKID[k.kid] = k
+		if e.Current {
+			if st.encCurrent != nil {
+				return fmt.Errorf("encryption keys %q and %q are both current", st.encCurrent.kid, k.kid)
+			}
+			st.encCurrent = k
+		} else {
+			others = append(others, k)
+		}
+	}
+	if st.encCurrent == nil {
+		return errors.New("no encryption key is marked current")
+	}
+	slices.SortStableFunc(others, func(a, b *encryptionKey) int { return b.createdAt.Compare(a.createdAt) })
+	st.encKIDs = []string{st.encCurrent.kid}
+	for _, k := range others {
+		st.encKIDs = append(st.encKIDs, k.kid)
+	}
+	return nil
+}
+
+// validEncryptionKID reports whether kid may name an encryption key: it is written into every sealed
+// secret between dots, so it is kept to the base64url alphabet.
+func validEncryptionKID(kid string) bool {
+	if kid == "" || len(kid) > 64 {
+		return false
+	}
+	for _, c := range []byte(kid) {
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func parseEntry(e keyFileEntry) (*signingKey, error) {

@@ -51,10 +51,15 @@ type keyState struct {
 	jwks    []byte
 	digest  [sha256.Size]byte // of the file contents, so Reload can tell whether anything changed
 	refresh []byte            // the refresh-token secret
+
+	encCurrent *encryptionKey            // seals
+	encByKID   map[string]*encryptionKey // open
+	encKIDs    []string                  // current first, then newest first
 }
 
 // KeySet holds the ES256 signing keys: the current one, which signs, and retired ones that still
-// verify tokens issued before a rotation. A KeySet loaded from a file is shared by every instance
+// verify tokens issued before a rotation. It also holds the refresh secret and the encryption keys
+// that seal secrets at rest (Sealer). A KeySet loaded from a file is shared by every instance
 // that points at the file; Reload (and, rate-limited, a token with an unknown kid) picks up a rotation
 // made by another process. The zero KeySet is not usable; build one with LoadKeyFile,
 // LoadOrCreateKeyFile, RotateKeyFile or GenerateKeySet.
@@ -63,8 +68,9 @@ type KeySet struct {
 	clock fluxauth.Clock
 	state atomic.Pointer[keyState]
 
-	reloadMu        sync.Mutex
-	lastKIDReloadAt time.Time // guarded by reloadMu
+	reloadMu            sync.Mutex
+	lastKIDReloadAt     time.Time // guarded by reloadMu; for an unknown signing kid
+	lastSealKIDReloadAt time.Time // guarded by reloadMu; for an unknown encryption kid (Sealer.Open)
 }
 
 // GenerateKeySet returns a set holding one new key that lives only in memory, for tests and for
@@ -146,10 +152,24 @@ func (ks *KeySet) DeviceMinter() *DeviceMinter {
 	return m
 }
 
+// EncryptionKIDs returns the kids of every encryption key in the set, the current one first.
+func (ks *KeySet) EncryptionKIDs() []string { return slices.Clone(ks.state.Load().encKIDs) }
+
+// Sealer returns the sealer of secrets at rest under the set's encryption keys. It reads the set on
+// every call, so it seals with the current key and opens with the keys of the latest Reload.
+func (ks *KeySet) Sealer() *Sealer { return &Sealer{ks: ks} }
+
 // verificationKey returns the key with kid, reloading a file-backed set at most once per
 // UnknownKIDReloadInterval when the kid is unknown.
 func (ks *KeySet) verificationKey(kid string) (*signingKey, error) {
-	if k := ks.state.Load().byKID[kid]; k != nil {
+	return lookupOrReload(ks, &ks.lastKIDReloadAt, func(st *keyState) *signingKey { return st.byKID[kid] })
+}
+
+// lookupOrReload returns what lookup finds in the set. When it finds nothing (nil) in a file-backed
+// set, the file is read again, at most once per UnknownKIDReloadInterval as timed by *last (guarded
+// by reloadMu), and lookup tried once more; still nothing is errUnknownKID.
+func lookupOrReload[K any](ks *KeySet, last *time.Time, lookup func(*keyState) *K) (*K, error) {
+	if k := lookup(ks.state.Load()); k != nil {
 		return k, nil
 	}
 	if ks.path == "" {
@@ -158,18 +178,18 @@ func (ks *KeySet) verificationKey(kid string) (*signingKey, error) {
 	ks.reloadMu.Lock()
 	defer ks.reloadMu.Unlock()
 	// A request that waited for the lock may find the key loaded by the one before it.
-	if k := ks.state.Load().byKID[kid]; k != nil {
+	if k := lookup(ks.state.Load()); k != nil {
 		return k, nil
 	}
 	now := ks.clock.Now()
-	if !ks.lastKIDReloadAt.IsZero() && now.Sub(ks.lastKIDReloadAt) < UnknownKIDReloadInterval {
+	if !last.IsZero() && now.Sub(*last) < UnknownKIDReloadInterval {
 		return nil, errUnknownKID
 	}
-	ks.lastKIDReloadAt = now
+	*last = now
 	if _, err := ks.reloadLocked(); err != nil {
 		return nil, fmt.Errorf("%w (key file reload failed: %v)", errUnknownKID, err)
 	}
-	if k := ks.state.Load().byKID[kid]; k != nil {
+	if k := lookup(ks.state.Load()); k != nil {
 		return k, nil
 	}
 	return nil, errUnknownKID

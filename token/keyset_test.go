@@ -402,55 +402,100 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 		"empty file":     func(*testing.T) any { return "" },
 		"truncated JSON": func(*testing.T) any { return `{"version":1,"keys":[{"kid":` },
 		"version 2": func(t *testing.T) any {
-			return keyFile{Version: 2, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t)}}
+			return keyFile{Version: 2, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{good(t)}}
 		},
-		"no keys": func(*testing.T) any { return keyFile{Version: 1, RefreshSecret: testRefreshSecret} },
+		"no keys": func(*testing.T) any {
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys()}
+		},
 		"short refresh secret": func(t *testing.T) any {
-			return keyFile{Version: 1, RefreshSecret: "c2hvcnQ", Keys: []keyFileEntry{good(t)}}
+			return keyFile{Version: 1, RefreshSecret: "c2hvcnQ", EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{good(t)}}
 		},
 		"no current key": func(t *testing.T) any {
 			e := good(t)
 			e.Current = false
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"two current keys": func(t *testing.T) any {
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{good(t), good(t)}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{good(t), good(t)}}
 		},
 		"duplicate kid": func(t *testing.T) any {
 			e := good(t)
 			f := e
 			f.Current = false
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e, f}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e, f}}
 		},
 		"alg RS256": func(t *testing.T) any {
 			e := good(t)
 			e.Alg = "RS256"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"empty kid": func(t *testing.T) any {
 			e := good(t)
 			e.KID = ""
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"not PEM": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = "secret"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"P-384 key": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = p384(t)
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 		"current and retired": func(t *testing.T) any {
 			e := good(t)
 			e.RetiredAt = epoch
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
+		},
+		"encryption key not base64url": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Key = "not base64url!"
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"encryption key of 16 bytes": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, 16))
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"encryption key of 33 bytes": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, 33))
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"duplicate encryption kid": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			other := enc[0]
+			other.Current = false
+			other.Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, encryptionKeyBytes))
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: append(enc, other), Keys: []keyFileEntry{good(t)}}
+		},
+		"two current encryption keys": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			other := enc[0]
+			other.KID = "another"
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: append(enc, other), Keys: []keyFileEntry{good(t)}}
+		},
+		"no current encryption key": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].Current = false
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"empty encryption kid": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].KID = ""
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
+		},
+		"encryption kid with a dot": func(t *testing.T) any {
+			enc := testEncryptionKeys()
+			enc[0].KID = "a.b"
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
 		},
 		"corrupt PKCS#8": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("corrupt der")}))
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, Keys: []keyFileEntry{e}}
+			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
 	}
 	for name, build := range cases {
@@ -487,6 +532,12 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 
 // testRefreshSecret is a valid refresh secret for hand-built key files.
 var testRefreshSecret = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{9}, RefreshSecretBytes))
+
+// testEncryptionKeys returns a valid list of encryption keys for hand-built key files: one current key.
+func testEncryptionKeys() []encryptionKeyEntry {
+	return []encryptionKeyEntry{{KID: "test-encryption-key", Current: true, CreatedAt: epoch,
+		Key: base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, encryptionKeyBytes))}}
+}
 
 // writeSecretlessKeyFile writes a key file as versions before refresh secrets wrote them.
 func writeSecretlessKeyFile(tb testing.TB, path string) keyFileEntry {
@@ -564,6 +615,11 @@ func assertNoKeyMaterial(tb testing.TB, out string, data []byte) {
 			if len(line) > 16 && !strings.HasPrefix(line, "-----") && strings.Contains(out, line) {
 				tb.Fatalf("output contains private key PEM: %s", out)
 			}
+		}
+	}
+	for _, e := range kf.EncryptionKeys {
+		if len(e.Key) > 16 && strings.Contains(out, e.Key) {
+			tb.Fatalf("output contains an encryption key: %s", out)
 		}
 	}
 }

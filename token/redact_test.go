@@ -48,17 +48,22 @@ func TestPrivateKeysAndSecretsNeverAppearInOutput(t *testing.T) {
 	forms := secretForms(t, ks, testSecret)
 	entry := readKeyFileForTest(t, path).Keys[0]
 	forms = append(forms, strings.Split(entry.PrivateKey, "\n")[1])
+	forms = append(forms, encryptionKeyForms(ks)...)
+	encEntry := readKeyFileForTest(t, path).EncryptionKeys[0]
 
 	values := map[string]any{
-		"KeySet":         ks,
-		"Issuer (ES256)": esIssuer,
-		"Issuer (HS256)": hsIssuer,
-		"Issuer value":   *hsIssuer, // fmt cannot reach String here; the secret sits in a closure
-		"Config (ES256)": esCfg,
-		"Config (HS256)": hsCfg,
-		"*Config":        &hsCfg,
-		"key file entry": entry,
-		"signing key":    ks.current(),
+		"KeySet":               ks,
+		"Issuer (ES256)":       esIssuer,
+		"Issuer (HS256)":       hsIssuer,
+		"Issuer value":         *hsIssuer, // fmt cannot reach String here; the secret sits in a closure
+		"Config (ES256)":       esCfg,
+		"Config (HS256)":       hsCfg,
+		"*Config":              &hsCfg,
+		"key file entry":       entry,
+		"encryption key entry": encEntry,
+		"encryption key":       ks.state.Load().encCurrent,
+		"Sealer":               ks.Sealer(),
+		"signing key":          ks.current(),
 		"struct holding all": struct {
 			K *KeySet
 			I *Issuer
@@ -72,8 +77,8 @@ func TestPrivateKeysAndSecretsNeverAppearInOutput(t *testing.T) {
 				fmt.Fprintf(&buf, verb+"\n", v)
 			}
 			fmt.Fprintln(&buf, v)
-			if b, err := json.Marshal(v); err == nil && name != "key file entry" {
-				buf.Write(b) // the entry is the file format: marshalling it is how keys are saved
+			if b, err := json.Marshal(v); err == nil && !strings.HasPrefix(name, "key file entry") && !strings.HasPrefix(name, "encryption key ") {
+				buf.Write(b) // the entries are the file format: marshalling them is how keys are saved
 			}
 			slog.New(slog.NewJSONHandler(&buf, nil)).Info("value", "v", v)
 			slog.New(slog.NewTextHandler(&buf, nil)).Info("value", "v", v)

@@ -38,5 +38,7 @@ func cmdKeys(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	fmt.Fprintf(stdout, "new signing key %s is current; keys in use: %v\n", ks.CurrentKID(), ks.KIDs())
+	fmt.Fprintf(stdout, "new encryption key %s is current; encryption keys (all kept): %v\n",
+		ks.EncryptionKIDs()[0], ks.EncryptionKIDs())
 	return nil
 }

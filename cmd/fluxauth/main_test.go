@@ -536,6 +536,9 @@ func TestKeysRotateKeepsARetiredKeyForTheAccessTTLPlusLeeway(t *testing.T) {
 	if retired == "" {
 		t.Fatalf("no retired key after a rotation: %s", data)
 	}
+	if enc, _ := kf["encryptionKeys"].([]any); len(enc) != 2 {
+		t.Fatalf("%d encryption keys after a creation and a rotation; want 2", len(enc))
+	}
 	if data, err = json.Marshal(kf); err != nil || os.WriteFile(keys, data, 0o600) != nil {
 		t.Fatalf("write key file: %v", err)
 	}
@@ -547,6 +550,12 @@ func TestKeysRotateKeepsARetiredKeyForTheAccessTTLPlusLeeway(t *testing.T) {
 	out, err = runCLI(t, t.TempDir(), env, "keys", "rotate")
 	if err != nil || strings.Contains(out, retired) {
 		t.Fatalf("with the default 15m TTL the key retired 20 minutes ago was kept: %v %s", err, out)
+	}
+	if data, err = os.ReadFile(keys); err != nil || json.Unmarshal(data, &kf) != nil {
+		t.Fatalf("read key file: %v", err)
+	}
+	if enc, _ := kf["encryptionKeys"].([]any); len(enc) != 4 || !strings.Contains(out, "new encryption key") {
+		t.Fatalf("%d encryption keys after three rotations; want 4, none pruned: %s", len(enc), out)
 	}
 }
 
