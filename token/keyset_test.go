@@ -449,49 +449,41 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 			e.RetiredAt = epoch
 			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: testEncryptionKeys(), Keys: []keyFileEntry{e}}
 		},
-		"encryption key not base64url": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+		"encryption key not base64url": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			enc[0].Key = "not base64url!"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
-		},
-		"encryption key of 16 bytes": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return enc
+		}),
+		"encryption key of 16 bytes": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			enc[0].Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, 16))
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
-		},
-		"encryption key of 33 bytes": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return enc
+		}),
+		"encryption key of 33 bytes": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			enc[0].Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, 33))
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
-		},
-		"duplicate encryption kid": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return enc
+		}),
+		"duplicate encryption kid": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			other := enc[0]
 			other.Current = false
 			other.Key = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{7}, encryptionKeyBytes))
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: append(enc, other), Keys: []keyFileEntry{good(t)}}
-		},
-		"two current encryption keys": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return append(enc, other)
+		}),
+		"two current encryption keys": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			other := enc[0]
 			other.KID = "another"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: append(enc, other), Keys: []keyFileEntry{good(t)}}
-		},
-		"no current encryption key": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return append(enc, other)
+		}),
+		"no current encryption key": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			enc[0].Current = false
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
-		},
-		"empty encryption kid": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return enc
+		}),
+		"empty encryption kid": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			enc[0].KID = ""
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
-		},
-		"encryption kid with a dot": func(t *testing.T) any {
-			enc := testEncryptionKeys()
+			return enc
+		}),
+		"encryption kid with a dot": withEncryptionKeys(func(enc []encryptionKeyEntry) []encryptionKeyEntry {
 			enc[0].KID = "a.b"
-			return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: enc, Keys: []keyFileEntry{good(t)}}
-		},
+			return enc
+		}),
 		"corrupt PKCS#8": func(t *testing.T) any {
 			e := good(t)
 			e.PrivateKey = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("corrupt der")}))
@@ -533,34 +525,23 @@ func TestLoadKeyFileRejectsInvalidFiles(t *testing.T) {
 // testRefreshSecret is a valid refresh secret for hand-built key files.
 var testRefreshSecret = base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{9}, RefreshSecretBytes))
 
-// testEncryptionKeys returns a valid list of encryption keys for hand-built key files: one current key.
-func testEncryptionKeys() []encryptionKeyEntry {
-	return []encryptionKeyEntry{{KID: "test-encryption-key", Current: true, CreatedAt: epoch,
-		Key: base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, encryptionKeyBytes))}}
+// withEncryptionKeys builds a case of TestLoadKeyFileRejectsInvalidFiles: a valid file but for its
+// encryption keys, testEncryptionKeys changed by mutate.
+func withEncryptionKeys(mutate func([]encryptionKeyEntry) []encryptionKeyEntry) func(*testing.T) any {
+	return func(t *testing.T) any {
+		e, err := newKeyEntry(epoch, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keyFile{Version: 1, RefreshSecret: testRefreshSecret, EncryptionKeys: mutate(testEncryptionKeys()),
+			Keys: []keyFileEntry{e}}
+	}
 }
 
-// writeSecretlessKeyFile writes a key file as versions before refresh secrets wrote them.
-func writeSecretlessKeyFile(tb testing.TB, path string) keyFileEntry {
-	tb.Helper()
-	e, err := newKeyEntry(epoch, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	data, _ := json.Marshal(keyFile{Version: 1, Keys: []keyFileEntry{e}})
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return e
-}
-
-func TestAKeyFileWithoutARefreshSecretGainsOneOnceAndKeepsItsKeys(t *testing.T) {
-	path := keyFilePath(t)
-	e := writeSecretlessKeyFile(t, path)
-	if _, err := LoadKeyFile(path, nil); err == nil || !strings.Contains(err.Error(), "keys rotate") {
-		t.Fatalf("LoadKeyFile of a secretless file: %v; want an error naming the fix", err)
-	}
-	const n = 8
-	minted := make([]string, n)
+// concurrentLoads runs n LoadOrCreateKeyFile of path at once and returns what see makes of each set.
+func concurrentLoads(t *testing.T, path string, n int, see func(*KeySet) string) []string {
+	t.Helper()
+	seen := make([]string, n)
 	var wg sync.WaitGroup
 	for g := range n {
 		wg.Add(1)
@@ -571,13 +552,54 @@ func TestAKeyFileWithoutARefreshSecretGainsOneOnceAndKeepsItsKeys(t *testing.T) 
 				t.Errorf("LoadOrCreateKeyFile: %v", err)
 				return
 			}
-			if ks.CurrentKID() != e.KID {
-				t.Errorf("the upgrade replaced the signing key")
-			}
-			minted[g], _, _ = ks.RefreshMinter().Successor("same token", testSession)
+			seen[g] = see(ks)
 		}()
 	}
 	wg.Wait()
+	return seen
+}
+
+// testEncryptionKeys returns a valid list of encryption keys for hand-built key files: one current key.
+func testEncryptionKeys() []encryptionKeyEntry {
+	return []encryptionKeyEntry{{KID: "test-encryption-key", Current: true, CreatedAt: epoch,
+		Key: base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{8}, encryptionKeyBytes))}}
+}
+
+// writeSecretlessKeyFile writes a key file as versions before refresh secrets wrote them.
+func writeSecretlessKeyFile(tb testing.TB, path string) keyFileEntry {
+	tb.Helper()
+	return writeOldKeyFile(tb, path, "").Keys[0]
+}
+
+// writeOldKeyFile writes a key file as versions before encryption keys wrote it: one signing key and
+// refreshSecret (none when empty, as versions before refresh secrets wrote it).
+func writeOldKeyFile(tb testing.TB, path, refreshSecret string) keyFile {
+	tb.Helper()
+	e, err := newKeyEntry(epoch, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	kf := keyFile{Version: 1, Keys: []keyFileEntry{e}, RefreshSecret: refreshSecret}
+	data, _ := json.Marshal(kf)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return kf
+}
+
+func TestAKeyFileWithoutARefreshSecretGainsOneOnceAndKeepsItsKeys(t *testing.T) {
+	path := keyFilePath(t)
+	e := writeSecretlessKeyFile(t, path)
+	if _, err := LoadKeyFile(path, nil); err == nil || !strings.Contains(err.Error(), "keys rotate") {
+		t.Fatalf("LoadKeyFile of a secretless file: %v; want an error naming the fix", err)
+	}
+	minted := concurrentLoads(t, path, 8, func(ks *KeySet) string {
+		if ks.CurrentKID() != e.KID {
+			t.Errorf("the upgrade replaced the signing key")
+		}
+		s, _, _ := ks.RefreshMinter().Successor("same token", testSession)
+		return s
+	})
 	for _, m := range minted[1:] {
 		if m != minted[0] {
 			t.Fatal("concurrent upgrades ended with different refresh secrets")

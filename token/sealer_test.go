@@ -6,10 +6,8 @@ import (
 	"crypto/cipher"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -284,25 +282,9 @@ func TestAnInMemorySetDoesNotReloadForAnUnknownEncryptionKID(t *testing.T) {
 	wantSealedInvalid(t, b, err)
 }
 
-// writeFileWithoutEncryptionKeys writes a key file as the versions before encryption keys wrote it:
-// a signing key and a refresh secret.
-func writeFileWithoutEncryptionKeys(tb testing.TB, path string) keyFile {
-	tb.Helper()
-	e, err := newKeyEntry(epoch, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	kf := keyFile{Version: 1, Keys: []keyFileEntry{e}, RefreshSecret: testRefreshSecret}
-	data, _ := json.Marshal(kf)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	return kf
-}
-
 func TestAKeyFileWithoutEncryptionKeysGainsOneOnceAndKeepsItsKeysAndSecret(t *testing.T) {
 	path := keyFilePath(t)
-	before := writeFileWithoutEncryptionKeys(t, path)
+	before := writeOldKeyFile(t, path, testRefreshSecret)
 	_, err := LoadKeyFile(path, nil)
 	if err == nil || !strings.Contains(err.Error(), `run "fluxauth keys rotate"`) || !strings.Contains(err.Error(), "encryptionKeys") {
 		t.Fatalf("LoadKeyFile of a file without encryption keys: %v; want an error naming encryptionKeys and the fix", err)
@@ -311,22 +293,7 @@ func TestAKeyFileWithoutEncryptionKeysGainsOneOnceAndKeepsItsKeysAndSecret(t *te
 		t.Fatalf("the error names the refresh secret the file has: %v", err)
 	}
 
-	const n = 8
-	kids := make([]string, n)
-	var wg sync.WaitGroup
-	for g := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ks, err := LoadOrCreateKeyFile(path, nil, nil)
-			if err != nil {
-				t.Errorf("LoadOrCreateKeyFile: %v", err)
-				return
-			}
-			kids[g] = strings.Join(ks.EncryptionKIDs(), ",")
-		}()
-	}
-	wg.Wait()
+	kids := concurrentLoads(t, path, 8, func(ks *KeySet) string { return strings.Join(ks.EncryptionKIDs(), ",") })
 	after := readKeyFileForTest(t, path)
 	if len(after.EncryptionKeys) != 1 || !after.EncryptionKeys[0].Current {
 		t.Fatalf("encryption keys after the upgrade: %v; want one current", after.EncryptionKeys)
@@ -352,7 +319,7 @@ func TestAKeyFileWithoutEncryptionKeysGainsOneOnceAndKeepsItsKeysAndSecret(t *te
 
 func TestRotatingAFileWithoutEncryptionKeysAddsOneCurrentKey(t *testing.T) {
 	path := keyFilePath(t)
-	before := writeFileWithoutEncryptionKeys(t, path)
+	before := writeOldKeyFile(t, path, testRefreshSecret)
 	ks := mustRotate(t, path, newClock(), time.Hour)
 	if len(ks.EncryptionKIDs()) != 1 {
 		t.Fatalf("encryption kids %v; want the one the rotation added", ks.EncryptionKIDs())
